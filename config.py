@@ -1,0 +1,61 @@
+"""Configuration classes: the only place that reads the environment."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    INSTANCE_DIR = Path(os.environ.get("PORTAL_INSTANCE_DIR", BASE_DIR / "instance"))
+    DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'portal.db'}")
+    STORAGE_DIR = Path(os.environ.get("STORAGE_DIR", INSTANCE_DIR / "storage"))
+    # A whole CT study fits; anything larger is refused with 413 before it reaches the disk.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_UPLOAD_BYTES", 2 * 1024**3))
+    # Werkzeug keeps small form parts in memory; anything bigger is spooled to a temp file.
+    MAX_FORM_MEMORY_SIZE = 1024 * 1024
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None  # tied to the session instead, so long uploads don't expire
+    DEMO_DATA_ALLOWED = True
+    PRODUCTION = False
+    PAGE_SIZE = 25
+    # Business days a review may take, by priority.
+    TURNAROUND_DAYS = {"routine": 5, "urgent": 2}
+    INSTITUTION = {
+        "name": "Northbridge Cancer Centre",
+        "address_lines": ["Second Opinion Service", "1 Harbour Road", "Northbridge NB1 2CC"],
+        "phone": "+44 20 0000 0000",
+        "logo": "img/letterhead-logo.svg",
+    }
+
+
+class DevelopmentConfig(Config):
+    pass
+
+
+class TestConfig(Config):
+    TESTING = True
+    WTF_CSRF_ENABLED = False
+    SECRET_KEY = "test-secret"
+    # Cheap argon2 parameters: the hashing code path is the same, only slower in production.
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 1024
+
+
+class ProductionConfig(Config):
+    PRODUCTION = True
+    DEMO_DATA_ALLOWED = False
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
+
+
+def config_from_env():
+    name = os.environ.get("PORTAL_CONFIG", "development")
+    return {"development": DevelopmentConfig, "production": ProductionConfig, "test": TestConfig}[name]

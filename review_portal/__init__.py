@@ -1,0 +1,192 @@
+"""The second-opinion review portal: application factory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, jsonify, render_template, request
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import HTTPException
+
+from review_portal import db as database
+from review_portal import storage as storage_mod
+from review_portal.errors import ConcurrentEdit, DomainError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+
+def create_app(config=None, **overrides) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(ROOT / "instance"),
+    )
+    if config is None:
+        from config import config_from_env
+
+        config = config_from_env()
+    app.config.from_object(config)
+    app.config.update(overrides)
+    _check_config(app)
+
+    from review_portal.auth import passwords
+
+    passwords.configure(app.config.get("ARGON2_TIME_COST"), app.config.get("ARGON2_MEMORY_COST"))
+
+    Path(app.config["STORAGE_DIR"]).mkdir(parents=True, exist_ok=True)
+    if str(app.config["DATABASE_URL"]).startswith("sqlite:///"):
+        Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    database.init_app(app)
+    database.import_models()
+    app.extensions["storage"] = storage_mod.LocalStorage(Path(app.config["STORAGE_DIR"]))
+
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        from review_portal.auth.models import User
+
+        try:
+            return database.session.get(User, int(user_id))
+        except (TypeError, ValueError):
+            return None
+
+    _register_blueprints(app)
+    _register_request_boundary(app)
+    _register_error_handlers(app)
+    _register_template_helpers(app)
+
+    from review_portal import cli
+
+    cli.register(app)
+    return app
+
+
+def _check_config(app: Flask) -> None:
+    if app.config.get("PRODUCTION"):
+        if not app.config.get("SECRET_KEY") or app.config["SECRET_KEY"] == "dev-only-not-secret":
+            raise RuntimeError("Production needs a SECRET_KEY.")
+        if app.debug:
+            raise RuntimeError("Production refuses to run with debug on.")
+
+
+def _register_blueprints(app: Flask) -> None:
+    from review_portal.assignment.routes import bp as assignment_bp
+    from review_portal.auth.routes import bp as auth_bp
+    from review_portal.cases.routes import bp as cases_bp
+    from review_portal.health import bp as health_bp
+    from review_portal.imaging.routes import bp as imaging_bp
+    from review_portal.letters.routes import bp as letters_bp
+    from review_portal.opinions.routes import bp as opinions_bp
+
+    for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, opinions_bp, letters_bp, health_bp):
+        app.register_blueprint(bp)
+
+
+def _discard_unit_of_work(app: Flask) -> None:
+    database.session.rollback()
+    store = app.extensions["storage"]
+    for key in storage_mod.end_journal():
+        # A blob created in a failed request belongs to nothing: remove it so no half-written case remains.
+        store.delete(key)
+
+
+def _register_request_boundary(app: Flask) -> None:
+    from review_portal.security import require_login, set_security_headers
+
+    @app.before_request
+    def _begin():
+        storage_mod.begin_journal()
+
+    app.before_request(require_login)
+
+    @app.after_request
+    def _commit_or_rollback(response):
+        if response.status_code >= 400:
+            _discard_unit_of_work(app)
+        else:
+            try:
+                database.session.commit()
+                storage_mod.end_journal()
+            except StaleDataError:
+                _discard_unit_of_work(app)
+                response = _error_response(ConcurrentEdit("Someone else changed this record at the same moment. Reload and try again."))
+        return set_security_headers(response)
+
+    @app.teardown_request
+    def _teardown(exc):
+        if exc is not None:
+            _discard_unit_of_work(app)
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json" or request.headers.get("X-Requested-With") == "fetch"
+
+
+def _error_response(error: DomainError | HTTPException):
+    if isinstance(error, DomainError):
+        code, title, message = error.status_code, _TITLES.get(error.status_code, "Error"), error.message
+    else:
+        code, title, message = error.code or 500, error.name, error.description
+    if _wants_json():
+        return jsonify(error=message, status=code), code
+    return render_template("errors/error.html", code=code, title=title, message=message), code
+
+
+_TITLES = {400: "Please check your input", 403: "Not allowed", 404: "Not found", 409: "Not possible right now"}
+
+
+def _register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(DomainError, _error_response)
+
+    @app.errorhandler(StaleDataError)
+    def _stale(_error):
+        return _error_response(ConcurrentEdit("Someone else changed this record at the same moment. Reload and try again."))
+
+    @app.errorhandler(CSRFError)
+    def _csrf(error):
+        return _error_response(DomainError("Your form expired or came from elsewhere. Reload the page and try again."))
+
+    @app.errorhandler(413)
+    def _too_large(error):
+        limit_mb = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        error.description = f"The upload is larger than the {limit_mb} MB limit. Nothing was saved; send fewer files at once."
+        return _error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http(error):
+        return _error_response(error)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error):
+        app.logger.exception("Unhandled error")
+        message = "Something went wrong on our side. Nothing was saved. The error has been logged."
+        if _wants_json():
+            return jsonify(error=message, status=500), 500
+        return render_template("errors/error.html", code=500, title="Unexpected error", message=message), 500
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from review_portal.cases import permissions
+
+    from review_portal.clock import utcnow
+
+    @app.context_processor
+    def _helpers():
+        return {"perm": permissions, "now_utc": utcnow()}
+
+    @app.template_filter("dt")
+    def _format_datetime(value):
+        return value.strftime("%d %b %Y %H:%M UTC") if value else ""
+
+    @app.template_filter("d")
+    def _format_date(value):
+        return value.strftime("%d %b %Y") if value else ""

@@ -1,0 +1,50 @@
+from flask_wtf import FlaskForm
+from wtforms import DateField, FieldList, Form, FormField, MultipleFileField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from review_portal.cases.models import CANCER_SITES, HISTORY_KINDS, PRIORITIES, REVIEW_TYPES, SEXES
+
+MAX_HISTORY_ENTRIES = 30
+
+
+def _choices(mapping, prompt):
+    return [("", prompt)] + list(mapping.items())
+
+
+class HistoryEntryForm(Form):
+    occurred_on = DateField("Date", validators=[Optional()])
+    kind = SelectField("Kind", choices=_choices(HISTORY_KINDS, "Kind…"), validators=[Optional()])
+    text = TextAreaField("What happened", validators=[Optional(), Length(max=4000)])
+
+
+class ReferralForm(FlaskForm):
+    patient_name = StringField("Patient name", validators=[DataRequired(), Length(max=200)])
+    patient_dob = DateField("Date of birth", validators=[DataRequired(message="Enter the date of birth.")])
+    patient_sex = SelectField("Sex", choices=_choices(SEXES, "Choose…"), validators=[DataRequired(message="Choose the patient's sex.")])
+    patient_mrn = StringField("Referring MRN", validators=[DataRequired(), Length(max=64)])
+    review_type = SelectField("Review type", choices=_choices(REVIEW_TYPES, "Choose…"), validators=[DataRequired(message="Choose a review type.")])
+    cancer_site = SelectField("Cancer site", choices=_choices(CANCER_SITES, "Choose…"), validators=[DataRequired(message="Choose a cancer site.")])
+    priority = SelectField("Priority", choices=list(PRIORITIES.items()), default="routine", validators=[DataRequired()])
+    question = TextAreaField("Question for the reviewer", validators=[DataRequired(), Length(max=4000)])
+    diagnosis_in_question = TextAreaField("Diagnosis in question", validators=[DataRequired(), Length(max=4000)])
+    plan_in_question = TextAreaField("Treatment plan in question", validators=[DataRequired(), Length(max=4000)])
+    history = FieldList(FormField(HistoryEntryForm), min_entries=3, max_entries=MAX_HISTORY_ENTRIES)
+    documents = MultipleFileField("Reports (PDF)")
+    scans = MultipleFileField("Scans (DICOM files or a .zip of a study)")
+
+    def validate(self, extra_validators=None):
+        ok = super().validate(extra_validators)
+        for entry in self.history.entries:
+            filled = [entry.form.occurred_on.data, entry.form.kind.data, (entry.form.text.data or "").strip()]
+            if any(filled) and not all(filled):
+                entry.form.text.errors = list(entry.form.text.errors) + ["Give the date, kind and text of each history entry."]
+                ok = False
+        return ok
+
+
+class ConfirmForm(FlaskForm):
+    """A button that changes state: carries only the CSRF token."""
+
+
+class WithdrawForm(FlaskForm):
+    reason = StringField("Reason", validators=[DataRequired(message="Say why the case is withdrawn."), Length(max=500)])

@@ -1,0 +1,141 @@
+"""Referrals (cases): the patient, the question, the history and the documents sent."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from review_portal.db import Base, UTCDateTime
+
+REVIEW_TYPES = {"oncology_opinion": "Oncology opinion", "radiology_read": "Radiology read"}
+
+CANCER_SITES = {
+    "breast": "Breast",
+    "thoracic": "Thoracic",
+    "gi": "Gastrointestinal",
+    "gu": "Genitourinary",
+    "gynecologic": "Gynecologic",
+    "head_neck": "Head and neck",
+    "neuro": "Neuro-oncology",
+    "hematologic": "Hematologic",
+    "skin": "Melanoma and skin",
+    "sarcoma": "Sarcoma",
+    "pediatric": "Pediatric",
+}
+
+PRIORITIES = {"routine": "Routine", "urgent": "Urgent"}
+
+SEXES = {"female": "Female", "male": "Male", "other": "Other", "unknown": "Unknown"}
+
+HISTORY_KINDS = {
+    "diagnosis": "Diagnosis",
+    "pathology": "Pathology",
+    "imaging": "Imaging",
+    "surgery": "Surgery",
+    "systemic_therapy": "Systemic therapy",
+    "radiotherapy": "Radiotherapy",
+    "other": "Other",
+}
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    review_type: Mapped[str] = mapped_column(String(24))
+    cancer_site: Mapped[str] = mapped_column(String(24))
+    priority: Mapped[str] = mapped_column(String(12))
+    referring_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+    patient_name: Mapped[str] = mapped_column(String(200))
+    patient_dob: Mapped[date] = mapped_column(Date)
+    patient_sex: Mapped[str] = mapped_column(String(12))
+    patient_mrn: Mapped[str] = mapped_column(String(64))
+
+    question: Mapped[str] = mapped_column(Text)
+    diagnosis_in_question: Mapped[str] = mapped_column(Text)
+    plan_in_question: Mapped[str] = mapped_column(Text)
+
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped on every change so two coordinators acting at once cannot both win.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    referring = relationship("User", foreign_keys=[referring_id])
+    history: Mapped[list[HistoryEntry]] = relationship(
+        back_populates="case", order_by="HistoryEntry.occurred_on", cascade="all, delete-orphan"
+    )
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="case", order_by="Document.id", cascade="all, delete-orphan"
+    )
+
+    assignments = relationship("Assignment", order_by="Assignment.id", viewonly=True)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def active_assignment(self):
+        return next((a for a in self.assignments if a.active), None)
+
+    @property
+    def reviewer(self):
+        assignment = self.active_assignment
+        return assignment.reviewer if assignment else None
+
+    @property
+    def status_label(self) -> str:
+        from review_portal.cases.lifecycle import STATUS_LABELS, CaseStatus
+
+        return STATUS_LABELS[CaseStatus(self.status)]
+
+    @property
+    def review_type_label(self) -> str:
+        return REVIEW_TYPES.get(self.review_type, self.review_type)
+
+    @property
+    def cancer_site_label(self) -> str:
+        return CANCER_SITES.get(self.cancer_site, self.cancer_site)
+
+    @property
+    def priority_label(self) -> str:
+        return PRIORITIES.get(self.priority, self.priority)
+
+    @property
+    def patient_sex_label(self) -> str:
+        return SEXES.get(self.patient_sex, self.patient_sex)
+
+
+class HistoryEntry(Base):
+    __tablename__ = "history_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    occurred_on: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(24))
+    text: Mapped[str] = mapped_column(Text)
+
+    case: Mapped[Case] = relationship(back_populates="history")
+
+    @property
+    def kind_label(self) -> str:
+        return HISTORY_KINDS.get(self.kind, self.kind)
+
+
+class Document(Base):
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    case: Mapped[Case] = relationship(back_populates="documents")

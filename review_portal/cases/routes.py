@@ -1,0 +1,154 @@
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+from werkzeug.datastructures import FileStorage
+
+from review_portal.audit.services import events_for_case, record
+from review_portal.cases import services
+from review_portal.cases.forms import ConfirmForm, ReferralForm, WithdrawForm
+from review_portal.cases.lifecycle import STATUS_LABELS
+from review_portal.cases.models import Document
+from review_portal.cases.permissions import can_submit_referral, can_view_audit
+from review_portal.errors import InvalidInput, NotFound
+from review_portal.imaging.services import series_of_case
+from review_portal.letters.services import letters_for_case
+from review_portal.opinions.services import opinion_for_case
+from review_portal.web import actor, db, page_arg, storage
+
+bp = Blueprint("cases", __name__)
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("cases.list_cases"))
+
+
+@bp.get("/cases")
+def list_cases():
+    status = request.args.get("status") or None
+    if status and status not in STATUS_LABELS:
+        status = None
+    page = page_arg()
+    per_page = current_app.config["PAGE_SIZE"]
+    rows, total = services.page_of_cases(db(), current_user, status=status, page=page, per_page=per_page)
+    return render_template("cases/list.html", cases=rows, total=total, page=page, per_page=per_page,
+                           status=status, statuses=STATUS_LABELS)
+
+
+def _spool(files: list[FileStorage], workdir: Path, prefix: str) -> list[services.UploadedFile]:
+    spooled = []
+    for n, f in enumerate(files):
+        if not f or not f.filename:
+            continue
+        path = workdir / f"{prefix}{n}"
+        f.save(path)
+        spooled.append(services.UploadedFile(filename=f.filename, path=path))
+    return spooled
+
+
+def _referral_from(form: ReferralForm) -> services.Referral:
+    history = [
+        services.HistoryItem(e.form.occurred_on.data, e.form.kind.data, e.form.text.data)
+        for e in form.history.entries
+        if e.form.occurred_on.data and e.form.kind.data and (e.form.text.data or "").strip()
+    ]
+    return services.Referral(
+        patient_name=form.patient_name.data, patient_dob=form.patient_dob.data, patient_sex=form.patient_sex.data,
+        patient_mrn=form.patient_mrn.data, question=form.question.data,
+        diagnosis_in_question=form.diagnosis_in_question.data, plan_in_question=form.plan_in_question.data,
+        review_type=form.review_type.data, cancer_site=form.cancer_site.data, priority=form.priority.data,
+        history=history,
+    )
+
+
+def _is_fetch() -> bool:
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+@bp.route("/referrals/new", methods=["GET", "POST"])
+def new_referral():
+    if not can_submit_referral(current_user):
+        abort(403)
+    form = ReferralForm()
+    if request.method == "POST" and not form.validate():
+        message = "Please correct the highlighted fields."
+        if _is_fetch():
+            return jsonify(error=message, fields=_flatten_errors(form)), 400
+        flash(message, "error")
+        return render_template("cases/new.html", form=form), 400
+    if request.method == "GET":
+        return render_template("cases/new.html", form=form)
+
+    store = storage()
+    workdir = store.workdir()
+    try:
+        documents = _spool(request.files.getlist(form.documents.name), workdir, "doc")
+        scans = _spool(request.files.getlist(form.scans.name), workdir, "scan")
+        case, report = services.submit_referral(
+            db(), store, _referral_from(form), documents=documents, scans=scans,
+            turnaround_days=current_app.config["TURNAROUND_DAYS"], **actor(),
+        )
+    finally:
+        store.remove_workdir(workdir)
+    flash(f"Referral {case.reference} submitted. Scans: {report.summary}", "success")
+    for name, reason in report.rejected[:20]:
+        flash(f"Skipped {name}: {reason}", "warning")
+    if case.status == "submitted":
+        flash("No matching reviewer is available right now; a coordinator will assign the case.", "info")
+    target = url_for("cases.show_case", case_id=case.id)
+    if _is_fetch():
+        return jsonify(redirect=target)
+    return redirect(target)
+
+
+def _flatten_errors(form) -> dict[str, list[str]]:
+    flat = {}
+    for field in form:
+        if field.errors:
+            if isinstance(field.errors, dict):
+                continue
+            errs = field.errors
+            if field.type == "FieldList":
+                for entry in field.entries:
+                    for sub in entry.form:
+                        if sub.errors:
+                            flat[sub.id] = list(sub.errors)
+                continue
+            flat[field.id] = list(errs)
+    return flat
+
+
+@bp.get("/cases/<int:case_id>")
+def show_case(case_id: int):
+    case = services.get_case_for(db(), current_user, case_id)
+    ctx = actor()
+    record(db(), action="case.viewed", case=case, object_type="case", object_id=case.id, **ctx)
+    return render_template(
+        "cases/detail.html", case=case, series=series_of_case(db(), case.id),
+        opinion=opinion_for_case(db(), case.id), letters=letters_for_case(db(), case.id),
+        audit=events_for_case(db(), case.id) if can_view_audit(current_user, case) else None,
+        confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(),
+    )
+
+
+@bp.get("/cases/<int:case_id>/documents/<int:document_id>")
+def download_document(case_id: int, document_id: int):
+    case = services.get_case_for(db(), current_user, case_id)
+    doc = db().get(Document, document_id)
+    if doc is None or doc.case_id != case.id:
+        raise NotFound("No such document.")
+    record(db(), action="document.downloaded", case=case, object_type="document", object_id=doc.id, **actor())
+    return send_file(storage().path(doc.sha256), mimetype="application/pdf", as_attachment=True,
+                     download_name=doc.filename, max_age=0)
+
+
+@bp.post("/cases/<int:case_id>/withdraw")
+def withdraw_case(case_id: int):
+    case = services.get_case_for(db(), current_user, case_id)
+    form = WithdrawForm()
+    if not form.validate():
+        raise InvalidInput("Say why the case is withdrawn.")
+    services.withdraw_case(db(), case, reason=form.reason.data, **actor())
+    flash(f"Case {case.reference} withdrawn.", "info")
+    return redirect(url_for("cases.show_case", case_id=case.id))

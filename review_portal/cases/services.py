@@ -1,0 +1,197 @@
+"""Referral intake and the case's own state changes (withdrawal). Services flush, never commit."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from review_portal.assignment.models import Assignment
+from review_portal.audit.services import record
+from review_portal.auth.models import Role, User
+from review_portal.cases.lifecycle import CaseStatus, transition
+from review_portal.cases.models import CANCER_SITES, HISTORY_KINDS, PRIORITIES, REVIEW_TYPES, SEXES, Case, Document, HistoryEntry
+from review_portal.clock import add_business_days
+from review_portal.cases.permissions import can_view_case, is_staff
+from review_portal.errors import InvalidInput, NotFound, PermissionDenied
+from review_portal.storage import LocalStorage
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    occurred_on: date
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Referral:
+    patient_name: str
+    patient_dob: date
+    patient_sex: str
+    patient_mrn: str
+    question: str
+    diagnosis_in_question: str
+    plan_in_question: str
+    review_type: str
+    cancer_site: str
+    priority: str
+    history: list[HistoryItem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file the browser sent, already spooled to disk. `filename` is for messages only."""
+
+    filename: str
+    path: Path
+
+
+def validate_referral(referral: Referral, now: datetime) -> None:
+    problems = []
+    if referral.review_type not in REVIEW_TYPES:
+        problems.append("Choose a review type.")
+    if referral.cancer_site not in CANCER_SITES:
+        problems.append("Choose a cancer site.")
+    if referral.priority not in PRIORITIES:
+        problems.append("Choose a priority.")
+    if referral.patient_sex not in SEXES:
+        problems.append("Choose the patient's sex.")
+    if referral.patient_dob > now.date():
+        problems.append("The date of birth is in the future.")
+    for item in referral.history:
+        if item.kind not in HISTORY_KINDS:
+            problems.append(f"Unknown history entry kind {item.kind!r}.")
+    for name in ("patient_name", "patient_mrn", "question", "diagnosis_in_question", "plan_in_question"):
+        if not getattr(referral, name).strip():
+            problems.append(f"{name.replace('_', ' ').capitalize()} is required.")
+    if problems:
+        raise InvalidInput(" ".join(problems))
+
+
+def is_pdf(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(1024).lstrip().startswith(b"%PDF-")
+
+
+def submit_referral(
+    db: Session,
+    storage: LocalStorage,
+    referral: Referral,
+    *,
+    documents: list[UploadedFile],
+    scans: list[UploadedFile],
+    by: User,
+    ip: str,
+    now: datetime,
+    turnaround_days: dict[str, int],
+):
+    """Create the case with its history, documents and scans, then route it to a reviewer.
+
+    Returns (case, ingest_report). Wrong document types refuse the whole referral before anything
+    is written; unreadable scan files are skipped and listed in the report, the rest kept.
+    """
+    from review_portal.assignment.services import route_case
+    from review_portal.imaging.services import ingest_scans
+
+    if by.role != Role.REFERRING:
+        raise InvalidInput("Only referring physicians submit referrals.")
+    validate_referral(referral, now)
+    not_pdf = [d.filename for d in documents if not is_pdf(d.path)]
+    if not_pdf:
+        raise InvalidInput("Reports must be PDF files; these are not: " + ", ".join(not_pdf) + ".")
+
+    case = Case(
+        reference=f"pending-{now.timestamp()}-{by.id}",
+        status=CaseStatus.SUBMITTED.value,
+        review_type=referral.review_type,
+        cancer_site=referral.cancer_site,
+        priority=referral.priority,
+        referring_id=by.id,
+        patient_name=referral.patient_name.strip(),
+        patient_dob=referral.patient_dob,
+        patient_sex=referral.patient_sex,
+        patient_mrn=referral.patient_mrn.strip(),
+        question=referral.question.strip(),
+        diagnosis_in_question=referral.diagnosis_in_question.strip(),
+        plan_in_question=referral.plan_in_question.strip(),
+        submitted_at=now,
+        due_at=add_business_days(now, turnaround_days[referral.priority]),
+        updated_at=now,
+    )
+    db.add(case)
+    db.flush()
+    case.reference = f"SO-{now.year}-{case.id:05d}"
+    for item in referral.history:
+        case.history.append(HistoryEntry(occurred_on=item.occurred_on, kind=item.kind, text=item.text.strip()))
+    for doc in documents:
+        add_document(db, storage, case, doc, by=by, now=now)
+    record(db, action="case.submitted", by=by, ip=ip, now=now, case=case, object_type="case", object_id=case.id,
+           detail=f"documents={len(documents)}; scan files={len(scans)}")
+    report = ingest_scans(db, storage, case, scans, by=by, ip=ip, now=now)
+    route_case(db, case, by=by, ip=ip, now=now)
+    db.flush()
+    return case, report
+
+
+def add_document(db: Session, storage: LocalStorage, case: Case, upload: UploadedFile, *, by: User, now: datetime) -> Document:
+    key, _ = storage.put_file(upload.path)
+    doc = Document(
+        filename=Path(upload.filename).name[:255] or "report.pdf",
+        content_type="application/pdf",
+        size=upload.path.stat().st_size,
+        sha256=key,
+        uploaded_at=now,
+        uploaded_by_id=by.id,
+    )
+    case.documents.append(doc)
+    return doc
+
+
+def withdraw_case(db: Session, case: Case, *, reason: str, by: User, ip: str, now: datetime) -> None:
+    if not (is_staff(by) or case.referring_id == by.id):
+        raise PermissionDenied("Only the referring physician or a coordinator can withdraw a case.")
+    transition(case, CaseStatus.WITHDRAWN, now)
+    for assignment in case.assignments:
+        if assignment.active:
+            assignment.active = False
+            assignment.ended_at = now
+    record(db, action="case.withdrawn", by=by, ip=ip, now=now, case=case, detail=reason[:500])
+
+
+def get_case_for(db: Session, user: User, case_id: int) -> Case:
+    """Load a case the user may see, or raise NotFound (never reveal that it exists)."""
+    case = db.get(Case, case_id)
+    if case is None or not can_view_case(user, case):
+        raise NotFound("No such case.")
+    return case
+
+
+def cases_visible_to(user: User, *, status: str | None = None) -> Select:
+    """The list query for a user's home page: own referrals, own worklist, or everything."""
+    query = select(Case)
+    if user.role == Role.REFERRING:
+        query = query.where(Case.referring_id == user.id)
+    elif user.role == Role.REVIEWER:
+        query = query.join(Assignment, Assignment.case_id == Case.id).where(
+            Assignment.reviewer_id == user.id, Assignment.active.is_(True)
+        )
+    elif user.role not in (Role.COORDINATOR, Role.ADMIN):
+        query = query.where(False)
+    if status:
+        query = query.where(Case.status == status)
+    return query
+
+
+def page_of_cases(db: Session, user: User, *, status: str | None, page: int, per_page: int):
+    query = cases_visible_to(user, status=status)
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    # Open work first, then by deadline: what a reviewer or coordinator must do next is at the top.
+    open_first = (Case.status.in_(["submitted", "assigned", "in_review"])).desc()
+    urgent_first = (Case.priority == "urgent").desc()
+    rows = db.scalars(
+        query.order_by(open_first, urgent_first, Case.due_at, Case.id).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return rows, total

@@ -1,0 +1,82 @@
+"""Engine, session and declarative base.
+
+One scoped session per thread; the request boundary (see create_app) commits once,
+or rolls back when anything failed. Services only flush.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC, always hands back timezone-aware datetimes (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use review_portal.clock.utcnow()")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+session = scoped_session(sessionmaker(expire_on_commit=False))
+
+
+def make_engine(url: str):
+    kwargs = {}
+    if url.startswith("sqlite"):
+        # The live-server browser tests and the dev server use threads.
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+    return engine
+
+
+def init_app(app) -> None:
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["db_engine"] = engine
+    session.configure(bind=engine)
+
+    @app.teardown_appcontext
+    def _remove_session(exc):
+        session.remove()
+
+
+def import_models() -> None:
+    """Import every domain's models so Base.metadata knows all tables."""
+    from review_portal.audit import models as _audit  # noqa: F401
+    from review_portal.auth import models as _auth  # noqa: F401
+    from review_portal.cases import models as _cases  # noqa: F401
+    from review_portal.assignment import models as _assignment  # noqa: F401
+    from review_portal.imaging import models as _imaging  # noqa: F401
+    from review_portal.opinions import models as _opinions  # noqa: F401
+    from review_portal.letters import models as _letters  # noqa: F401
+
+
+def create_all(engine) -> None:
+    import_models()
+    Base.metadata.create_all(engine)

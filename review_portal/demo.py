@@ -1,0 +1,188 @@
+"""Synthetic demo data: institutions, one account per role (and more), cases in every state.
+
+Scans are pydicom's bundled public test files, plus a synthetic CT series built from one of
+them (new UIDs and positions per slice), so no download and no real patient data are needed.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+from sqlalchemy import select
+
+from review_portal.auth.models import Institution, Role, User
+from review_portal.auth.services import create_user
+from review_portal.cases.services import HistoryItem, Referral, UploadedFile, submit_referral
+from review_portal.clock import utcnow
+
+DEMO_PASSWORD = "demo-password-2026"
+
+
+class DemoRefused(Exception):
+    pass
+
+
+def synthetic_ct_series(dest: Path, slices: int = 24, source: str = "CT_small.dcm") -> list[Path]:
+    """Copies of a real CT slice forming one series: shared study/series/frame UIDs, new positions."""
+    template = dcmread(get_testdata_file(source, download=False))
+    study_uid, series_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
+    rng = np.random.default_rng(7)
+    base = template.pixel_array.astype(np.int32)
+    paths = []
+    for n in range(slices):
+        ds = dcmread(get_testdata_file(source, download=False))
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.InstanceNumber = n + 1
+        z = -100.0 + n * 5.0
+        ds.ImagePositionPatient = [-158.135803, -179.035797, z]
+        ds.SliceLocation = z
+        ds.SeriesDescription = "Chest CT, synthetic series"
+        ds.StudyDescription = "CT chest with contrast"
+        ds.SeriesNumber = 2
+        ds.PatientName = "DEMO^SYNTHETIC"
+        ds.PatientID = "DEMO-0001"
+        # Vary the pixels so every slice is distinct (no flattering of caches or compression).
+        noise = rng.integers(-20, 21, size=base.shape)
+        shift = int(40 * np.sin(n / 4))
+        pixels = np.clip(base + noise + shift, 0, 4095 if ds.PixelRepresentation == 0 else 32767).astype(template.pixel_array.dtype)
+        ds.PixelData = pixels.tobytes()
+        path = dest / f"ct_{n:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def _pdf_report(dest: Path, title: str, body: str) -> Path:
+    from weasyprint import HTML
+
+    path = dest / f"{title.lower().replace(' ', '_')}.pdf"
+    from markupsafe import escape
+
+    HTML(string=f"<h1>{escape(title)}</h1><p>{escape(body)}</p><p><em>Synthetic demonstration document.</em></p>").write_pdf(path)
+    return path
+
+
+def seed(app, db) -> bool:
+    if not app.config.get("DEMO_DATA_ALLOWED") or app.config.get("PRODUCTION"):
+        raise DemoRefused("Demo data is refused on a production configuration.")
+    if db.scalar(select(User).limit(1)) is not None:
+        return False
+    now = utcnow()
+    storage = app.extensions["storage"]
+
+    northbridge = Institution(name="Northbridge Cancer Centre", address="1 Harbour Road\nNorthbridge NB1 2CC")
+    riverside = Institution(name="Riverside General Hospital", address="Oncology Department\n40 River Street\nRiverside RV3 9AA")
+    lakeside = Institution(name="Lakeside Oncology Clinic", address="12 Lake View\nLakeside LK5 1BB")
+    db.add_all([northbridge, riverside, lakeside])
+    db.flush()
+
+    def user(email, name, role, inst, **kw):
+        return create_user(db, email=email, name=name, password=DEMO_PASSWORD, role=role, now=now, institution=inst, **kw)
+
+    roe = user("referrer@demo.example", "Dr Jane Roe", Role.REFERRING, riverside, credentials="MD")
+    khan = user("khan@demo.example", "Dr Imran Khan", Role.REFERRING, lakeside, credentials="MD")
+    user("reviewer@demo.example", "Dr Ada Stone", Role.REVIEWER, northbridge, credentials="MD, PhD",
+                 specialty="medical_oncology", sites=["breast", "thoracic", "gi"])
+    user("radiologist@demo.example", "Dr Tomas Okafor", Role.REVIEWER, northbridge, credentials="MD, FRCR",
+         specialty="radiology", sites=["breast", "thoracic", "gi", "gu", "gynecologic", "head_neck", "neuro", "sarcoma"])
+    user("lindqvist@demo.example", "Dr Maria Lindqvist", Role.REVIEWER, northbridge, credentials="MD",
+         specialty="radiation_oncology", sites=["head_neck", "neuro", "breast"])
+    # Same institution as Dr Roe: must never be routed Dr Roe's cases.
+    user("riverside.onc@demo.example", "Dr Paul Brandt", Role.REVIEWER, riverside, credentials="MD",
+         specialty="medical_oncology", sites=["breast", "thoracic", "gi"])
+    user("coordinator@demo.example", "Sam Carter", Role.COORDINATOR, northbridge)
+    user("admin@demo.example", "Alex Admin", Role.ADMIN, northbridge)
+    db.flush()
+
+    work = Path(tempfile.mkdtemp())
+    try:
+        ct = [UploadedFile(p.name, p) for p in synthetic_ct_series(work)]
+        mr = [UploadedFile("MR_small.dcm", Path(get_testdata_file("MR_small.dcm", download=False)))]
+        path_report = _pdf_report(work, "Pathology report", "Core biopsy, left breast: invasive carcinoma, NST, grade 2. ER positive, HER2 equivocal (IHC 2+).")
+        ct_report = _pdf_report(work, "CT report", "CT chest: 14 mm spiculated nodule, right upper lobe. No mediastinal adenopathy.")
+        ctx = {"ip": "127.0.0.1", "turnaround_days": app.config["TURNAROUND_DAYS"]}
+
+        def referral(name, dob, sex, mrn, site, review_type="oncology_opinion", priority="routine", **text):
+            return Referral(
+                patient_name=name, patient_dob=dob, patient_sex=sex, patient_mrn=mrn,
+                question=text.get("question", "Do you agree with the diagnosis and the proposed plan?"),
+                diagnosis_in_question=text.get("diagnosis", "See history."),
+                plan_in_question=text.get("plan", "See history."),
+                review_type=review_type, cancer_site=site, priority=priority,
+                history=text.get("history", []),
+            )
+
+        lung = referral(
+            "Alice Demo", date(1958, 4, 2), "female", "RGH-100231", "thoracic", priority="urgent",
+            question="Is this stage IA adenocarcinoma, and is lobectomy alone adequate?",
+            diagnosis="Right upper lobe adenocarcinoma, cT1bN0M0 (stage IA2).",
+            plan="Right upper lobectomy with mediastinal lymph node dissection; no adjuvant therapy.",
+            history=[HistoryItem(date(2026, 9, 14), "imaging", "CT chest: 14 mm spiculated RUL nodule."),
+                     HistoryItem(date(2026, 10, 2), "pathology", "CT-guided biopsy: adenocarcinoma, acinar predominant."),
+                     HistoryItem(date(2026, 10, 20), "diagnosis", "MDT: stage IA2, surgical candidate.")],
+        )
+        submit_referral(db, storage, lung, documents=[UploadedFile("CT report.pdf", ct_report)],
+                                         scans=ct + mr, by=roe, now=now - timedelta(days=2), **ctx)
+
+        breast = referral(
+            "Beatrice Sample", date(1971, 11, 23), "female", "RGH-100877", "breast",
+            question="HER2 equivocal: should she receive anti-HER2 therapy?",
+            diagnosis="Invasive breast carcinoma NST, grade 2, ER+, HER2 2+ (equivocal), cT2N0.",
+            plan="Neoadjuvant chemotherapy without anti-HER2 therapy, then surgery.",
+            history=[HistoryItem(date(2026, 10, 5), "pathology", "Core biopsy: IDC grade 2, ER 90%, PR 40%, HER2 IHC 2+.")],
+        )
+        case_signed, _ = submit_referral(db, storage, breast, documents=[UploadedFile("Pathology report.pdf", path_report)],
+                                         scans=[mr[0]], by=roe, now=now - timedelta(days=6), **ctx)
+
+        from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
+        from review_portal.letters.services import acknowledge_letter
+
+        reviewer = case_signed.reviewer
+        save_draft(db, case_signed, OpinionDraft(
+            diagnosis_concordance="refined", plan_concordance="modify",
+            reviewer_diagnosis="Invasive carcinoma NST, grade 2, ER+/PR+; HER2 status needs ISH before a plan is fixed.",
+            recommended_plan="Reflex HER2 ISH. If amplified: neoadjuvant chemotherapy with trastuzumab and pertuzumab. If not: proceed as planned.",
+            rationale="IHC 2+ is equivocal by ASCO/CAP guidance and must be resolved by ISH; the choice of systemic therapy depends on it.",
+            further_tests="HER2 in situ hybridisation on the core biopsy.",
+        ), based_on_version=None, by=reviewer, ip="127.0.0.1", now=now - timedelta(days=3))
+        sign_and_issue_letter(db, storage, case_signed, password=DEMO_PASSWORD, attested=True,
+                              institution=app.config["INSTITUTION"], by=reviewer, ip="127.0.0.1", now=now - timedelta(days=2))
+
+        closed_case, _ = submit_referral(db, storage, referral(
+            "Carl Example", date(1949, 2, 17), "male", "RGH-099120", "gi",
+            question="Is neoadjuvant chemoradiotherapy indicated?",
+            diagnosis="Rectal adenocarcinoma, cT3N1M0.", plan="Short-course radiotherapy then surgery.",
+            history=[HistoryItem(date(2026, 8, 30), "diagnosis", "Colonoscopy and biopsy: adenocarcinoma at 8 cm.")]),
+            documents=[], scans=[ct[0]], by=roe, now=now - timedelta(days=20), **ctx)
+        save_draft(db, closed_case, OpinionDraft(
+            diagnosis_concordance="confirmed", plan_concordance="agree",
+            reviewer_diagnosis="Rectal adenocarcinoma, cT3N1M0.", recommended_plan="Proceed with the proposed plan.",
+            rationale="Staging and plan are consistent with current guidance."),
+            based_on_version=None, by=closed_case.reviewer, ip="127.0.0.1", now=now - timedelta(days=17))
+        sign_and_issue_letter(db, storage, closed_case, password=DEMO_PASSWORD, attested=True,
+                              institution=app.config["INSTITUTION"], by=closed_case.reviewer, ip="127.0.0.1",
+                              now=now - timedelta(days=16))
+        acknowledge_letter(db, closed_case, by=roe, ip="127.0.0.1", now=now - timedelta(days=15))
+
+        # Radiology read for the other referrer, and a case nobody covers (lands in the coordinator's triage).
+        submit_referral(db, storage, referral(
+            "Dora Placeholder", date(1966, 6, 9), "female", "LOC-5521", "neuro", review_type="radiology_read",
+            question="Is this progression or pseudo-progression?", diagnosis="Glioblastoma, post chemoradiation.",
+            plan="Switch to second-line therapy.",
+            history=[HistoryItem(date(2026, 11, 1), "imaging", "MR brain: new enhancement at the resection margin.")]),
+            documents=[], scans=mr, by=khan, now=now - timedelta(days=1), **ctx)
+        submit_referral(db, storage, referral(
+            "Evan Testcase", date(2015, 3, 3), "male", "LOC-7730", "pediatric",
+            question="Second opinion on risk stratification.", diagnosis="Medulloblastoma, standard risk.",
+            plan="Craniospinal irradiation and chemotherapy."), documents=[], scans=[], by=khan, now=now, **ctx)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return True

@@ -1,0 +1,9 @@
+"""Liveness endpoint for load balancers; carries no data."""
+from flask import Blueprint, jsonify
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")

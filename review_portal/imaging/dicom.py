@@ -1,0 +1,871 @@
+"""DICOM intake and preview for the second-opinion portal.
+
+This module owns everything the portal needs to know about uploaded imaging
+files, and nothing else (no Flask, no database, no storage layout):
+
+* ``inspect_dicom`` decides whether a file is a usable DICOM image, extracts
+  the identifiers and descriptive metadata the portal indexes, and otherwise
+  raises ``DicomRejected`` with a reason a clinician can act on.
+* ``sort_key`` orders the instances of a series the way they are stacked in
+  the patient.
+* ``expand_zip`` unpacks an uploaded archive without letting it write outside
+  its destination or exhaust the disk (``UploadRejected`` otherwise).
+* ``render_frame`` / ``make_thumbnail`` turn one frame into an 8-bit PNG or
+  JPEG preview with modality rescale, windowing and colour handling.
+  These previews are for orientation in the browser, not for diagnosis.
+
+All parsing and pixel decoding is delegated to pydicom and its installed
+decoding plugins (pylibjpeg, pylibjpeg-libjpeg/openjpeg/rle, Pillow).
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import math
+import posixpath
+import re
+import stat
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.pixels import (
+    apply_color_lut,
+    apply_modality_lut,
+    apply_voi,
+    apply_voi_lut,
+    get_decoder,
+    pixel_array,
+)
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    MediaStorageDirectoryStorage,
+)
+
+__all__ = [
+    "CT_PRESETS",
+    "DicomRejected",
+    "InstanceInfo",
+    "UploadRejected",
+    "expand_zip",
+    "inspect_dicom",
+    "make_thumbnail",
+    "render_frame",
+    "sort_key",
+]
+
+CT_PRESETS: dict[str, tuple[float, float]] = {
+    "soft_tissue": (40.0, 400.0),
+    "lung": (-600.0, 1500.0),
+    "bone": (400.0, 1800.0),
+    "brain": (40.0, 80.0),
+    "liver": (60.0, 160.0),
+    "mediastinum": (50.0, 350.0),
+}
+
+# Elements larger than this are left on disk while parsing, so inspecting a
+# multi-gigabyte study never pulls its pixel data into memory.
+_DEFER_SIZE = 256 * 1024
+
+# Rows and Columns are 16-bit, so a hostile header can ask for a 4-gigapixel
+# frame; rendering works in float64, so cap samples per frame well below what
+# would exhaust a web worker (largest real single frames, e.g. mammography,
+# are ~20 Mpx).
+_MAX_FRAME_SAMPLES = 64 * 1024 * 1024
+
+# When pydicom's file-based frame reader fails we retry on a fully parsed
+# dataset (it tolerates mislabelled VRs and deflated files); that loads the
+# whole file, which we only allow for files of reasonable size.
+_MAX_FULL_READ_BYTES = 512 * 1024 * 1024
+
+# The Rust-based decoders (pylibjpeg-rle, ...) surface corrupt input as a pyo3
+# PanicException, which derives from BaseException and would sail past
+# "except Exception"; decoding therefore catches everything except these.
+_NEVER_SWALLOW = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float, Double Float
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_REQUIRED_UIDS = (
+    ("SOPInstanceUID", "SOP Instance UID"),
+    ("SeriesInstanceUID", "Series Instance UID"),
+    ("StudyInstanceUID", "Study Instance UID"),
+)
+_MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+# Colour spaces the decoders hand back as RGB (pydicom converts YBR_FULL and
+# YBR_FULL_422; the JPEG 2000 codec undoes YBR_ICT/YBR_RCT itself).
+_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
+
+
+class DicomRejected(Exception):
+    """A single file cannot be accepted or shown; ``reason`` is for a clinician."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UploadRejected(Exception):
+    """A whole uploaded archive is refused; ``reason`` is for a clinician."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    modality: str
+    study_date: datetime.date | None
+    study_description: str
+    series_description: str
+    series_number: int | None
+    instance_number: int | None
+    slice_position: float | None
+    number_of_frames: int
+    rows: int
+    columns: int
+    photometric_interpretation: str
+    window_center: float | None
+    window_width: float | None
+    transfer_syntax_uid: str
+
+
+# --------------------------------------------------------------------------
+# Reading and validation
+# --------------------------------------------------------------------------
+
+
+@contextmanager
+def _damaged_file_guard() -> Iterator[None]:
+    # pydicom converts element values lazily, so a corrupt element (unknown
+    # VR, garbage number) only raises when first touched, from anywhere.
+    # Callers are promised DicomRejected, never a stray parser exception.
+    try:
+        yield
+    except DicomRejected:
+        raise
+    except Exception as exc:
+        raise DicomRejected("the file is damaged and could not be read as DICOM") from exc
+
+
+@dataclass
+class _Loaded:
+    """Header-level facts shared by inspection and rendering."""
+
+    path: Path
+    ds: Dataset
+    transfer_syntax: UID
+    has_file_meta_syntax: bool
+    frames: int
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number) or number != int(number):
+        return None
+    return int(number)
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _first(value: Any) -> Any:
+    # Multi-valued elements (e.g. several window presets) come back as a
+    # MultiValue; the portal only ever uses the first entry.
+    if isinstance(value, (list, tuple, MultiValue)):
+        return value[0] if len(value) else None
+    return value
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    try:
+        value = ds.get(keyword, "")
+    except Exception:
+        return ""
+    if value is None:
+        return ""
+    return str(value).strip().strip("\x00")
+
+
+def _parse_date(value: Any) -> datetime.date | None:
+    if isinstance(value, datetime.date):
+        return value
+    text = str(value or "").strip()
+    if not text:
+        return None
+    # Old ACR-NEMA style dates use dots (YYYY.MM.DD) and still turn up.
+    text = text.replace(".", "")
+    try:
+        return datetime.datetime.strptime(text[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def _frame_count(ds: Dataset) -> int:
+    count = _as_int(ds.get("NumberOfFrames"))
+    return count if count and count > 0 else 1
+
+
+def _expected_native_bytes(ds: Dataset, frames: int) -> int:
+    # Same arithmetic as pydicom.pixels.utils.get_expected_length, but with
+    # our own tolerant frame count so a malformed NumberOfFrames cannot raise.
+    samples = int(ds.Rows) * int(ds.Columns) * int(ds.SamplesPerPixel) * frames
+    bits = int(ds.BitsAllocated)
+    if bits == 1:
+        length = samples // 8 + (samples % 8 > 0)
+    else:
+        length = samples * (bits // 8)
+    if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
+        length = length // 3 * 2
+    return length
+
+
+def _read_dataset(path: Path) -> Dataset:
+    try:
+        return dcmread(path, defer_size=_DEFER_SIZE)
+    except InvalidDicomError:
+        pass  # no DICM preamble: maybe a bare dataset, tried below
+    except OSError as exc:
+        raise DicomRejected("the file could not be read from storage") from exc
+    except Exception as exc:
+        raise DicomRejected("the file is damaged and could not be read as DICOM") from exc
+
+    # Files written without the 128-byte preamble (old equipment, some PACS
+    # exports) are still legitimate, but force=True will happily "parse" any
+    # bytes, so only accept the result if it carries DICOM identifiers.
+    try:
+        ds = dcmread(path, force=True, defer_size=_DEFER_SIZE)
+        looks_dicom = any(
+            _text(ds, kw) for kw in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+        )
+    except Exception as exc:
+        raise DicomRejected("not a DICOM file") from exc
+    if not looks_dicom:
+        raise DicomRejected("not a DICOM file")
+    return ds
+
+
+def _transfer_syntax(ds: Dataset) -> tuple[UID, bool]:
+    meta = getattr(ds, "file_meta", None)
+    declared = meta.get("TransferSyntaxUID") if meta is not None else None
+    if declared:
+        return UID(str(declared)), True
+    # No file meta: pydicom guessed the encoding while reading, so name the
+    # matching uncompressed syntax for the decoders.
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if little is False:
+        return ExplicitVRBigEndian, False
+    if implicit is False:
+        return ExplicitVRLittleEndian, False
+    return ImplicitVRLittleEndian, False
+
+
+def _check_not_truncated(ds: Dataset, file_size: int) -> None:
+    # pydicom reads short values at EOF without complaint and only warns, so
+    # compare every top-level element's declared extent with the file size.
+    for tag in list(ds.keys()):
+        elem = ds.get_item(tag, keep_deferred=True)
+        if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED_LENGTH:
+            continue
+        if elem.value_tell is not None and elem.value_tell + elem.length > file_size:
+            raise DicomRejected("the file is truncated (incomplete upload or copy)")
+
+
+def _load(path: Path) -> _Loaded:
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise DicomRejected("the file could not be found") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise DicomRejected("not a regular file")
+    if st.st_size == 0:
+        raise DicomRejected("the file is empty")
+
+    ds = _read_dataset(path)
+    ts, has_meta_syntax = _transfer_syntax(ds)
+    if not ts.is_transfer_syntax:
+        raise DicomRejected(f"unknown transfer syntax {str(ts)!r}")
+
+    # In deflated files element offsets refer to the inflated stream, so they
+    # cannot be compared with the size on disk.
+    if not ts.is_deflated:
+        _check_not_truncated(ds, st.st_size)
+
+    meta = getattr(ds, "file_meta", None)
+    if (meta is not None and meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage) or (
+        "DirectoryRecordSequence" in ds
+    ):
+        raise DicomRejected("no image data (this is a DICOMDIR index file, not an image)")
+
+    for keyword, label in _REQUIRED_UIDS:
+        value = _text(ds, keyword)
+        if not value:
+            raise DicomRejected(f"missing {label}")
+        # Spotted here rather than downstream: UIDs end up in URLs and file
+        # names, so anything but the DICOM UID alphabet is refused outright.
+        if len(value) > 64 or not _UID_RE.match(value):
+            raise DicomRejected(f"malformed {label}")
+
+    if not any(tag in ds for tag in _PIXEL_TAGS):
+        if "Rows" in ds and "Columns" in ds:
+            raise DicomRejected("no image data (the image header is present, so the file may be truncated)")
+        kind = ""
+        sop_class = _text(ds, "SOPClassUID")
+        if sop_class:
+            name = UID(sop_class).name
+            if name and name != sop_class:
+                kind = f" (object type: {name})"
+        raise DicomRejected(f"no image data{kind}")
+
+    for keyword, label in (
+        ("Rows", "Rows"),
+        ("Columns", "Columns"),
+        ("BitsAllocated", "Bits Allocated"),
+        ("SamplesPerPixel", "Samples per Pixel"),
+        ("PhotometricInterpretation", "Photometric Interpretation"),
+    ):
+        if ds.get(keyword) in (None, ""):
+            raise DicomRejected(f"image header incomplete: missing {label}")
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        samples, bits = int(ds.SamplesPerPixel), int(ds.BitsAllocated)
+    except (TypeError, ValueError) as exc:
+        raise DicomRejected("image header incomplete: invalid image dimensions") from exc
+    if rows <= 0 or columns <= 0 or samples not in (1, 3) or bits not in (1, 8, 16, 32, 64):
+        raise DicomRejected("image header incomplete: invalid image dimensions")
+    if rows * columns * samples > _MAX_FRAME_SAMPLES:
+        raise DicomRejected(f"the image is too large to display ({columns} x {rows})")
+
+    frames = _frame_count(ds)
+
+    if ts.is_encapsulated:
+        try:
+            decoder = get_decoder(ts)
+        except NotImplementedError as exc:
+            raise DicomRejected(f"unsupported image compression ({ts.name})") from exc
+        if not decoder.is_available:
+            raise DicomRejected(f"no decoder installed for this image compression ({ts.name})")
+    else:
+        pixel_tag = next(tag for tag in _PIXEL_TAGS if tag in ds)
+        elem = ds.get_item(pixel_tag, keep_deferred=True)
+        if isinstance(elem, RawDataElement):
+            actual = elem.length if elem.value is None else len(elem.value)
+        else:
+            actual = len(elem.value or b"")
+        # Undefined length is not allowed for native pixel data and is what a
+        # compressed stream mislabelled as uncompressed looks like.
+        if actual == _UNDEFINED_LENGTH or actual < _expected_native_bytes(ds, frames):
+            raise DicomRejected("pixel data size does not match the header")
+
+    return _Loaded(path=path, ds=ds, transfer_syntax=ts, has_file_meta_syntax=has_meta_syntax, frames=frames)
+
+
+def _decode_frame(loaded: _Loaded, index: int) -> np.ndarray:
+    """Decode one frame (RGB for colour), reading as little of the file as pydicom allows."""
+    if not 0 <= index < loaded.frames:
+        raise DicomRejected(
+            f"frame {index} does not exist (the image has {loaded.frames} frame{'s' if loaded.frames != 1 else ''})"
+        )
+    ts = loaded.transfer_syntax
+    kwargs: dict[str, Any] = {}
+    if not loaded.has_file_meta_syntax:
+        kwargs["transfer_syntax_uid"] = ts
+
+    first_error: BaseException | None = None
+    if not ts.is_deflated:  # the file-based reader cannot inflate
+        try:
+            return pixel_array(loaded.path, index=index, **kwargs)
+        except _NEVER_SWALLOW:
+            raise
+        except BaseException as exc:  # see _NEVER_SWALLOW
+            first_error = exc
+
+    # The file-based reader trusts the declared encoding literally; the full
+    # parser copes with e.g. implicit-VR data labelled explicit. Costs memory.
+    reason = f"the image data could not be decoded ({ts.name})"
+    if loaded.path.stat().st_size > _MAX_FULL_READ_BYTES:
+        raise DicomRejected(reason) from first_error
+    try:
+        full = dcmread(loaded.path, force=True)
+        if not loaded.has_file_meta_syntax:
+            full.file_meta.TransferSyntaxUID = ts
+        return pixel_array(full, index=index)
+    except _NEVER_SWALLOW:
+        raise
+    except BaseException as exc:
+        raise DicomRejected(reason) from (first_error or exc)
+
+
+# --------------------------------------------------------------------------
+# Per-frame attributes
+# --------------------------------------------------------------------------
+
+_VIEW_KEYWORDS = (
+    "PhotometricInterpretation",
+    "SamplesPerPixel",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "RescaleType",
+    "ModalityLUTSequence",
+    "WindowCenter",
+    "WindowWidth",
+    "VOILUTFunction",
+    "VOILUTSequence",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+)
+
+
+def _frame_view(ds: Dataset, index: int) -> Dataset:
+    """Image attributes that apply to one frame, including enhanced multi-frame macros.
+
+    Enhanced CT/MR/PET keep rescale, window and geometry inside functional
+    group sequences instead of at top level; without them presets would be
+    applied to raw stored values instead of Hounsfield units.
+    """
+    view = Dataset()
+    for keyword in _VIEW_KEYWORDS:
+        if keyword in ds:
+            view[keyword] = ds[keyword]
+    groups: list[Dataset] = []
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared:
+        groups.append(shared[0])
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame and index < len(per_frame):
+        groups.append(per_frame[index])  # per-frame values override shared ones
+    for group in groups:
+        for macro in (
+            "PixelValueTransformationSequence",
+            "FrameVOILUTSequence",
+            "PlanePositionSequence",
+            "PlaneOrientationSequence",
+        ):
+            items = group.get(macro)
+            if items:
+                for elem in items[0]:
+                    view[elem.tag] = elem
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID"):
+        view.file_meta = meta  # LUTs stored as OW need the byte order
+    else:
+        implicit, little = getattr(ds, "original_encoding", (None, None))
+        view.set_original_encoding(implicit, little)
+    return view
+
+
+def _slice_position(view: Dataset) -> float | None:
+    position = view.get("ImagePositionPatient")
+    orientation = view.get("ImageOrientationPatient")
+    if not position or not orientation:
+        return None
+    try:
+        pos = np.array([float(v) for v in position], dtype=float)
+        ori = np.array([float(v) for v in orientation], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if pos.shape != (3,) or ori.shape != (6,):
+        return None
+    normal = np.cross(ori[:3], ori[3:])
+    value = float(np.dot(pos, normal))
+    return value if math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------
+# Public: inspection and ordering
+# --------------------------------------------------------------------------
+
+
+def inspect_dicom(path: Path) -> InstanceInfo:
+    """Validate an uploaded file as a displayable DICOM image and describe it.
+
+    Raises DicomRejected (with ``.reason``) for anything the portal could not
+    store and show later. Compressed images get one frame test-decoded so a
+    corrupt or unsupported stream is refused at upload, not at review time.
+    """
+    with _damaged_file_guard():
+        return _inspect(Path(path))
+
+
+def _inspect(path: Path) -> InstanceInfo:
+    loaded = _load(path)
+    ds = loaded.ds
+    if loaded.transfer_syntax.is_encapsulated or loaded.transfer_syntax.is_deflated:
+        _decode_frame(loaded, 0)
+
+    view = _frame_view(ds, 0)
+    return InstanceInfo(
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        series_instance_uid=_text(ds, "SeriesInstanceUID"),
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        modality=_text(ds, "Modality"),
+        study_date=_parse_date(ds.get("StudyDate")),
+        study_description=_text(ds, "StudyDescription"),
+        series_description=_text(ds, "SeriesDescription"),
+        series_number=_as_int(ds.get("SeriesNumber")),
+        instance_number=_as_int(ds.get("InstanceNumber")),
+        slice_position=_slice_position(view),
+        number_of_frames=loaded.frames,
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        photometric_interpretation=_text(ds, "PhotometricInterpretation"),
+        window_center=_as_float(_first(view.get("WindowCenter"))),
+        window_width=_as_float(_first(view.get("WindowWidth"))),
+        transfer_syntax_uid=str(loaded.transfer_syntax),
+    )
+
+
+def sort_key(info: InstanceInfo) -> tuple:
+    """Stacking order within a series.
+
+    Instances with a spatial position sort by it (ascending along the slice
+    normal) and come before those without; Instance Number breaks ties (e.g.
+    several phases at one position) and is the order when position is absent,
+    because scanners renumber instances in reconstruction order, not anatomy.
+    """
+    has_position = info.slice_position is not None
+    has_number = info.instance_number is not None
+    return (
+        0 if has_position else 1,
+        info.slice_position if has_position else 0.0,
+        0 if has_number else 1,
+        info.instance_number if has_number else 0,
+        info.sop_instance_uid,
+    )
+
+
+# --------------------------------------------------------------------------
+# Public: archive extraction
+# --------------------------------------------------------------------------
+
+_CHUNK = 1024 * 1024
+
+# Below this size a high compression ratio is harmless (think of a blank 512 x
+# 512 slice, which deflates ~1000:1); the ratio test exists to catch bombs,
+# and any bomb's output is far larger than this.
+_RATIO_MIN_BYTES = 1024 * 1024
+
+
+def _safe_member_name(name: str) -> str | None:
+    """Normalised relative path for an entry, or None when it is to be skipped."""
+    if "\x00" in name:
+        raise UploadRejected("the archive contains an invalid file name")
+    # Windows tools sometimes write backslashes; treat them as separators so
+    # "..\\evil" is recognised as traversal on every platform.
+    cleaned = name.replace("\\", "/")
+    if cleaned.startswith("/") or re.match(r"^[A-Za-z]:", cleaned):
+        raise UploadRejected(f"the archive contains an absolute path ({name!r})")
+    normalised = posixpath.normpath(cleaned)
+    if normalised == ".." or normalised.startswith("../"):
+        raise UploadRejected(f"the archive contains a path that escapes its folder ({name!r})")
+    if normalised in ("", "."):
+        return None
+    parts = normalised.split("/")
+    if parts[0] == "__MACOSX" or any(part.startswith(".") for part in parts):
+        return None
+    return normalised
+
+
+def expand_zip(
+    zip_path: Path,
+    dest_dir: Path,
+    *,
+    max_entries: int = 20000,
+    max_total_bytes: int = 4 * 1024**3,
+    max_ratio: int = 200,
+) -> list[tuple[str, Path]]:
+    """Extract a user-supplied zip into ``dest_dir`` safely.
+
+    The whole archive is vetted before anything is written, so a refused
+    upload leaves nothing behind; if extraction still fails midway (lying
+    headers, corrupt data) the files written so far are removed.
+    Returns (name inside archive, extracted path) for each regular file kept.
+    """
+    dest_dir = Path(dest_dir)
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise UploadRejected("not a valid .zip archive") from exc
+
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > max_entries:
+            raise UploadRejected(f"the archive has too many entries ({len(infos)}; limit {max_entries})")
+
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        root = dest_dir.resolve()
+        plan: list[tuple[zipfile.ZipInfo, Path]] = []
+        seen: set[str] = set()
+        declared_total = 0
+        for info in infos:
+            # Vet every name first, even ones we skip, so a hostile entry
+            # can't hide behind a directory flag or a __MACOSX prefix.
+            relative = _safe_member_name(info.filename)
+            target = (root / relative).resolve() if relative else None
+            if target is not None and target != root and root not in target.parents:
+                raise UploadRejected(f"the archive contains a path that escapes its folder ({info.filename!r})")
+
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise UploadRejected(f"the archive contains a symbolic link ({info.filename!r})")
+            if info.is_dir() or relative is None or target is None:
+                continue
+            if info.flag_bits & 0x1:
+                raise UploadRejected("password-protected archives are not supported")
+            if relative in seen:
+                # Duplicate names are a known trick for smuggling content
+                # past whoever looked at the first copy.
+                raise UploadRejected(f"the archive contains the same file twice ({info.filename!r})")
+            seen.add(relative)
+
+            declared_total += info.file_size
+            if declared_total > max_total_bytes:
+                raise UploadRejected("the archive expands to more data than the upload limit allows")
+            if info.file_size >= _RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
+                raise UploadRejected(f"the archive looks like a zip bomb ({info.filename!r} compresses suspiciously well)")
+            plan.append((info, target))
+
+        written_paths: list[Path] = []
+        extracted: list[tuple[str, Path]] = []
+        total_written = 0
+        try:
+            for info, target in plan:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                entry_written = 0
+                # "xb": never overwrite or follow something already at target.
+                with archive.open(info) as source, open(target, "xb") as sink:
+                    written_paths.append(target)
+                    while True:
+                        chunk = source.read(_CHUNK)
+                        if not chunk:
+                            break
+                        entry_written += len(chunk)
+                        total_written += len(chunk)
+                        # Headers are attacker-controlled; count real bytes.
+                        if entry_written > info.file_size:
+                            raise UploadRejected(
+                                f"the archive is corrupt ({info.filename!r} is larger than its header says)"
+                            )
+                        if total_written > max_total_bytes:
+                            raise UploadRejected("the archive expands to more data than the upload limit allows")
+                        sink.write(chunk)
+                extracted.append((info.filename, target))
+        except UploadRejected:
+            _remove_all(written_paths)
+            raise
+        except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, ValueError) as exc:
+            # RuntimeError/NotImplementedError: encryption or a compression
+            # method (deflate64, ...) zipfile cannot read.
+            _remove_all(written_paths)
+            raise UploadRejected("the archive is corrupt or uses an unsupported format") from exc
+        except OSError as exc:
+            _remove_all(written_paths)
+            raise UploadRejected("the archive could not be extracted (conflicting or invalid file names)") from exc
+        except BaseException:
+            _remove_all(written_paths)
+            raise
+    return extracted
+
+
+def _remove_all(paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------
+# Public: rendering
+# --------------------------------------------------------------------------
+
+
+def _scale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    if not high > low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scaled = (values.astype(np.float64) - low) * (255.0 / (high - low))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _file_voi(values: np.ndarray, view: Dataset) -> np.ndarray | None:
+    """Apply the file's own VOI LUT or window; None if it has none usable."""
+    lut_items = view.get("VOILUTSequence")
+    has_lut = bool(lut_items) and lut_items[0].get("LUTDescriptor") and lut_items[0].get("LUTData") is not None
+    has_window = view.get("WindowCenter") not in (None, "") and view.get("WindowWidth") not in (None, "")
+    try:
+        if has_lut:
+            # LUTs index integer values; the output range is whatever the LUT
+            # itself spans (often 12 bits inside a 16-bit descriptor).
+            descriptor = lut_items[0].LUTDescriptor
+            entries = int(descriptor[0]) or 65536
+            first_mapped = int(descriptor[1])
+            table = apply_voi(np.arange(first_mapped, first_mapped + entries, dtype=np.int64), view)
+            out = apply_voi(np.rint(values).astype(np.int64), view)
+            return _scale_to_uint8(out, float(table.min()), float(table.max()))
+        if has_window:
+            # pydicom maps the window onto the stored-value range, which
+            # depends on bit depth and rescale; probing with +-inf yields
+            # exactly that range for LINEAR, LINEAR_EXACT and SIGMOID.
+            with np.errstate(over="ignore", invalid="ignore"):
+                low, high = apply_voi_lut(np.array([-np.inf, np.inf]), view, prefer_lut=False)
+            out = apply_voi_lut(values.astype(np.float64), view, prefer_lut=False)
+            if not (math.isfinite(low) and math.isfinite(high)):
+                return None
+            return _scale_to_uint8(out, float(low), float(high))
+    except Exception:
+        # Nonsense windows (width 0, unknown function) shouldn't block the
+        # preview: fall back to the frame's own range.
+        return None
+    return None
+
+
+def _monochrome_to_uint8(
+    frame: np.ndarray, view: Dataset, center: float | None, width: float | None
+) -> np.ndarray:
+    values = np.asarray(apply_modality_lut(frame, view))
+    if center is not None and width is not None:
+        low = center - width / 2.0
+        out = _scale_to_uint8(values, low, low + width)
+    else:
+        out = _file_voi(values, view)
+        if out is None:
+            finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+            if finite.size:
+                out = _scale_to_uint8(values, float(finite.min()), float(finite.max()))
+            else:
+                out = np.zeros(values.shape, dtype=np.uint8)
+    if view.get("PhotometricInterpretation") == "MONOCHROME1":
+        out = 255 - out  # MONOCHROME1 means low values are displayed white
+    return out
+
+
+def _colour_to_uint8(frame: np.ndarray, ds: Dataset) -> np.ndarray:
+    if frame.dtype == np.uint8:
+        return frame
+    bits = _as_int(ds.get("BitsStored")) or frame.dtype.itemsize * 8
+    return _scale_to_uint8(frame, 0.0, float(2**bits - 1))
+
+
+def _palette_to_uint8(frame: np.ndarray, ds: Dataset) -> np.ndarray:
+    rgb = apply_color_lut(frame, ds)
+    descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
+    bits = int(descriptor[2]) if descriptor else rgb.dtype.itemsize * 8
+    if rgb.ndim == 3 and rgb.shape[-1] == 4:
+        rgb = rgb[..., :3]  # alpha palette: not meaningful in a preview
+    return rgb if bits == 8 and rgb.dtype == np.uint8 else _scale_to_uint8(rgb, 0.0, float(2**bits - 1))
+
+
+def render_frame(
+    path: Path,
+    frame: int = 0,
+    *,
+    center: float | None = None,
+    width: float | None = None,
+    fmt: str = "png",
+    max_size: int | None = None,
+) -> bytes:
+    """Render one frame as PNG/JPEG bytes for the browser viewer.
+
+    Monochrome: modality rescale, then the requested window (both ``center``
+    and ``width`` given), else the file's VOI LUT/window, else the frame's
+    min/max; MONOCHROME1 is inverted last. Colour images are shown as decoded
+    (YBR converted to RGB) and ignore windowing.
+    """
+    fmt_key = fmt.lower()
+    if fmt_key not in ("png", "jpeg", "jpg"):
+        raise ValueError(f"unsupported output format {fmt!r}")
+    if (center is None) != (width is None):
+        raise ValueError("center and width must be given together")
+    if width is not None and not width > 0:
+        raise ValueError("window width must be positive")
+    if max_size is not None and max_size < 1:
+        raise ValueError("max_size must be positive")
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
+        raise DicomRejected(f"invalid frame number {frame!r}")
+    with _damaged_file_guard():
+        return _render(_load(Path(path)), int(frame), center, width, fmt_key, max_size)
+
+
+def make_thumbnail(path: Path, size: int = 128) -> bytes:
+    """PNG of the middle frame (file's own window), fitted inside size x size."""
+    if size < 1:
+        raise ValueError("size must be positive")
+    with _damaged_file_guard():
+        loaded = _load(Path(path))
+        return _render(loaded, loaded.frames // 2, None, None, "png", size)
+
+
+def _render(
+    loaded: _Loaded,
+    frame: int,
+    center: float | None,
+    width: float | None,
+    fmt_key: str,
+    max_size: int | None,
+) -> bytes:
+    ds = loaded.ds
+    pixels = _decode_frame(loaded, frame)
+    photometric = _text(ds, "PhotometricInterpretation")
+
+    try:
+        if photometric == "PALETTE COLOR":
+            rgb = _palette_to_uint8(pixels, ds)
+        elif pixels.ndim == 2:
+            # Unknown single-sample interpretations are shown as greyscale.
+            grey = _monochrome_to_uint8(pixels, _frame_view(ds, frame), center, width)
+        elif photometric in _COLOUR and pixels.ndim == 3 and pixels.shape[-1] == 3:
+            rgb = _colour_to_uint8(pixels, ds)
+        else:
+            raise DicomRejected(f"unsupported colour format {photometric!r}")
+        array = grey if pixels.ndim == 2 and photometric != "PALETTE COLOR" else rgb
+        image = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
+    except DicomRejected:
+        raise
+    except Exception as exc:
+        raise DicomRejected("the image could not be converted for display") from exc
+
+    if max_size is not None:
+        image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+
+    buffer = io.BytesIO()
+    if fmt_key == "png":
+        image.save(buffer, format="PNG")
+    else:
+        image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()

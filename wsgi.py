@@ -1,0 +1,3 @@
+from review_portal import create_app
+
+app = create_app()
