@@ -316,7 +316,8 @@ def _load(path: Path) -> _Loaded:
     ds = _read_dataset(path)
     ts, has_meta_syntax = _transfer_syntax(ds)
     if not ts.is_transfer_syntax:
-        raise DicomRejected(f"unknown transfer syntax {str(ts)!r}")
+        # Don't echo the value: in damaged headers it is binary garbage.
+        raise DicomRejected("the file header names an unknown encoding (transfer syntax)")
 
     # In deflated files element offsets refer to the inflated stream, so they
     # cannot be compared with the size on disk.
@@ -333,8 +334,9 @@ def _load(path: Path) -> _Loaded:
         value = _text(ds, keyword)
         if not value:
             raise DicomRejected(f"missing {label}")
-        # Spotted here rather than downstream: UIDs end up in URLs and file
-        # names, so anything but the DICOM UID alphabet is refused outright.
+        # UIDs become URL segments and file names elsewhere in the portal, so
+        # anything outside the DICOM UID alphabet (PS3.5 9.1: digits and
+        # dots, at most 64 characters) is refused rather than escaped later.
         if len(value) > 64 or not _UID_RE.match(value):
             raise DicomRejected(f"malformed {label}")
 
@@ -395,9 +397,8 @@ def _load(path: Path) -> _Loaded:
 def _decode_frame(loaded: _Loaded, index: int) -> np.ndarray:
     """Decode one frame (RGB for colour), reading as little of the file as pydicom allows."""
     if not 0 <= index < loaded.frames:
-        raise DicomRejected(
-            f"frame {index} does not exist (the image has {loaded.frames} frame{'s' if loaded.frames != 1 else ''})"
-        )
+        plural = "s" if loaded.frames != 1 else ""
+        raise DicomRejected(f"frame {index} does not exist (the image has {loaded.frames} frame{plural})")
     ts = loaded.transfer_syntax
     kwargs: dict[str, Any] = {}
     if not loaded.has_file_meta_syntax:
@@ -628,7 +629,6 @@ def expand_zip(
         if len(infos) > max_entries:
             raise UploadRejected(f"the archive has too many entries ({len(infos)}; limit {max_entries})")
 
-        dest_dir.mkdir(parents=True, exist_ok=True)
         root = dest_dir.resolve()
         plan: list[tuple[zipfile.ZipInfo, Path]] = []
         seen: set[str] = set()
@@ -639,7 +639,9 @@ def expand_zip(
             relative = _safe_member_name(info.filename)
             target = (root / relative).resolve() if relative else None
             if target is not None and target != root and root not in target.parents:
-                raise UploadRejected(f"the archive contains a path that escapes its folder ({info.filename!r})")
+                raise UploadRejected(
+                    f"the archive contains a path that escapes its folder ({info.filename!r})"
+                )
 
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
@@ -657,9 +659,15 @@ def expand_zip(
             declared_total += info.file_size
             if declared_total > max_total_bytes:
                 raise UploadRejected("the archive expands to more data than the upload limit allows")
-            if info.file_size >= _RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
-                raise UploadRejected(f"the archive looks like a zip bomb ({info.filename!r} compresses suspiciously well)")
+            ratio_exceeded = info.file_size > max_ratio * max(info.compress_size, 1)
+            if info.file_size >= _RATIO_MIN_BYTES and ratio_exceeded:
+                raise UploadRejected(
+                    f"the archive looks like a zip bomb ({info.filename!r} compresses suspiciously well)"
+                )
             plan.append((info, target))
+
+        # Only now, with the whole archive vetted, does anything touch disk.
+        dest_dir.mkdir(parents=True, exist_ok=True)
 
         written_paths: list[Path] = []
         extracted: list[tuple[str, Path]] = []
@@ -683,20 +691,27 @@ def expand_zip(
                                 f"the archive is corrupt ({info.filename!r} is larger than its header says)"
                             )
                         if total_written > max_total_bytes:
-                            raise UploadRejected("the archive expands to more data than the upload limit allows")
+                            raise UploadRejected(
+                                "the archive expands to more data than the upload limit allows"
+                            )
                         sink.write(chunk)
                 extracted.append((info.filename, target))
         except UploadRejected:
             _remove_all(written_paths)
             raise
-        except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, ValueError) as exc:
-            # RuntimeError/NotImplementedError: encryption or a compression
-            # method (deflate64, ...) zipfile cannot read.
+        except (
+            zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, ValueError
+        ) as exc:
+            # BadZipFile covers CRC mismatches, i.e. content that differs from
+            # what the headers promised; RuntimeError/NotImplementedError are
+            # encryption or compression methods zipfile can't read (deflate64).
             _remove_all(written_paths)
             raise UploadRejected("the archive is corrupt or uses an unsupported format") from exc
         except OSError as exc:
             _remove_all(written_paths)
-            raise UploadRejected("the archive could not be extracted (conflicting or invalid file names)") from exc
+            raise UploadRejected(
+                "the archive could not be extracted (conflicting or invalid file names)"
+            ) from exc
         except BaseException:
             _remove_all(written_paths)
             raise
@@ -726,7 +741,9 @@ def _scale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
 def _file_voi(values: np.ndarray, view: Dataset) -> np.ndarray | None:
     """Apply the file's own VOI LUT or window; None if it has none usable."""
     lut_items = view.get("VOILUTSequence")
-    has_lut = bool(lut_items) and lut_items[0].get("LUTDescriptor") and lut_items[0].get("LUTData") is not None
+    has_lut = bool(
+        lut_items and lut_items[0].get("LUTDescriptor") and lut_items[0].get("LUTData") is not None
+    )
     has_window = view.get("WindowCenter") not in (None, "") and view.get("WindowWidth") not in (None, "")
     try:
         if has_lut:
@@ -812,6 +829,8 @@ def render_frame(
         raise ValueError(f"unsupported output format {fmt!r}")
     if (center is None) != (width is None):
         raise ValueError("center and width must be given together")
+    if center is not None and not (math.isfinite(center) and math.isfinite(width)):
+        raise ValueError("window center and width must be finite numbers")
     if width is not None and not width > 0:
         raise ValueError("window width must be positive")
     if max_size is not None and max_size < 1:
@@ -845,15 +864,14 @@ def _render(
 
     try:
         if photometric == "PALETTE COLOR":
-            rgb = _palette_to_uint8(pixels, ds)
+            array = _palette_to_uint8(pixels, ds)
         elif pixels.ndim == 2:
             # Unknown single-sample interpretations are shown as greyscale.
-            grey = _monochrome_to_uint8(pixels, _frame_view(ds, frame), center, width)
+            array = _monochrome_to_uint8(pixels, _frame_view(ds, frame), center, width)
         elif photometric in _COLOUR and pixels.ndim == 3 and pixels.shape[-1] == 3:
-            rgb = _colour_to_uint8(pixels, ds)
+            array = _colour_to_uint8(pixels, ds)
         else:
             raise DicomRejected(f"unsupported colour format {photometric!r}")
-        array = grey if pixels.ndim == 2 and photometric != "PALETTE COLOR" else rgb
         image = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
     except DicomRejected:
         raise

@@ -1,0 +1,117 @@
+"""The loop clinicians walk, through the real pages in chromium."""
+import io
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from review_portal.cases.models import Case
+from tests.conftest import PASSWORD, testdata
+
+pytestmark = pytest.mark.browser
+
+
+def login(page, base, email):
+    page.goto(f"{base}/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/cases")
+
+
+def wait_until(page, expression, timeout=20.0):
+    """Poll a JS expression with evaluate(); wait_for_function would need 'unsafe-eval', which our CSP forbids."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"timed out waiting for {expression}")
+
+
+IMAGE_LOADED = "(() => { const i = document.getElementById('slice-image'); return i.complete && i.naturalWidth > 0; })()"
+
+
+def logout(page):
+    page.click("text=Log out")
+
+
+def test_referral_review_sign_and_acknowledge_in_the_browser(live_server, page, db, users, tmp_path):
+    base = live_server
+    from weasyprint import HTML
+
+    report = tmp_path / "pathology.pdf"
+    HTML(string="<p>Synthetic pathology report</p>").write_pdf(report)
+
+    # 1. The referring oncologist sends a case with a report and scans.
+    login(page, base, users["referring"].email)
+    page.click("text=New referral")
+    page.fill("#patient_name", "Browser Patient")
+    page.fill("#patient_dob", "1962-07-08")
+    page.select_option("#patient_sex", "male")
+    page.fill("#patient_mrn", "BR-7")
+    page.select_option("#review_type", "oncology_opinion")
+    page.select_option("#cancer_site", "thoracic")
+    page.select_option("#priority", "urgent")
+    page.fill("#question", "Is surgery alone enough?")
+    page.fill("#diagnosis_in_question", "NSCLC stage IA.")
+    page.fill("#plan_in_question", "Lobectomy.")
+    page.fill("#history-0-occurred_on", "2026-09-01")
+    page.select_option("#history-0-kind", "imaging")
+    page.fill("#history-0-text", "CT chest: RUL nodule.")
+    page.set_input_files("#documents", str(report))
+    page.set_input_files("#scans", [str(testdata("CT_small.dcm")), str(testdata("MR_small.dcm"))])
+    page.click("#submit-referral")
+    page.wait_for_url(f"{base}/cases/*")
+    assert page.locator("h1").inner_text().endswith("Browser Patient")
+    assert "Referral" in page.locator(".flashes").inner_text()
+    case = db.scalar(select(Case).where(Case.patient_mrn == "BR-7"))
+    assert case.status == "assigned"
+    logout(page)
+
+    # 2–3. The reviewer finds it on the worklist, reads it, scrolls the scans.
+    login(page, base, users["reviewer"].email)
+    page.click(f"text={case.reference}")
+    assert "CT chest: RUL nodule." in page.locator(".timeline").inner_text()
+    thumbs = page.locator(".series-grid img")
+    assert thumbs.count() == 2
+    wait_until(page, "Array.from(document.querySelectorAll('.series-grid img')).every(i => i.complete && i.naturalWidth > 0)")
+    page.locator(".series-grid a").first.click()
+    wait_until(page, IMAGE_LOADED)
+    assert "Slice 1 / 1" in page.locator("#slice-readout").inner_text()
+    page.select_option("#preset", label="Lung (-600/1500)")
+    wait_until(page, "document.getElementById('slice-image').src.includes('wc=-600')")
+    wait_until(page, IMAGE_LOADED)
+    page.go_back()
+    page.go_back()
+
+    # 4. The opinion: draft, then sign.
+    page.goto(f"{base}/cases/{case.id}/opinion")
+    page.check("input[name=diagnosis_concordance][value=different]")
+    page.check("input[name=plan_concordance][value=different]")
+    page.fill("#reviewer_diagnosis", "Small cell carcinoma, limited stage.")
+    page.fill("#recommended_plan", "Concurrent chemoradiotherapy.")
+    page.fill("#rationale", "Morphology and markers favour small cell carcinoma.")
+    page.click("text=Save draft")
+    assert "Draft saved." in page.locator(".flashes").inner_text()
+    page.check("#attest")
+    page.fill("form.sign #password", PASSWORD)
+    page.click("text=Sign opinion and issue letter")
+    page.wait_for_url(f"{base}/cases/{case.id}")
+    assert "Letter delivered" in page.locator(".head-badges").inner_text()
+    logout(page)
+
+    # 5–6. The referring oncologist downloads the letter and acknowledges it.
+    login(page, base, users["referring"].email)
+    page.click(f"text={case.reference}")
+    with page.expect_download() as download_info:
+        page.click("text=Download letter (PDF)")
+    pdf_path = download_info.value.path()
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(pdf_path).pages).split())
+    assert "Browser Patient" in text and "Small cell carcinoma" in text and "Diagnosis different" in text
+    page.click("text=Acknowledge receipt and close the case")
+    assert "Closed" in page.locator(".head-badges").inner_text()
+    db.expire_all()
+    assert db.get(Case, case.id).status == "closed"

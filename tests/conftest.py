@@ -1,0 +1,160 @@
+"""Shared fixtures: an app with its own database and blob store per test, users per role,
+and `make_case(status)` that drives a real case through the services to any state."""
+from __future__ import annotations
+
+import shutil
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from pydicom.data import get_testdata_file
+
+from config import TestConfig
+from review_portal import create_app
+from review_portal.auth.models import Institution, Role
+from review_portal.auth.services import create_user
+from review_portal.cases.lifecycle import CaseStatus
+from review_portal.cases.services import HistoryItem, Referral, UploadedFile, submit_referral
+from review_portal.db import create_all, session as db_session
+
+PASSWORD = "correct-horse-battery"
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)  # a Monday
+INSTITUTION = TestConfig.INSTITUTION
+TURNAROUND = TestConfig.TURNAROUND_DAYS
+
+
+def testdata(name: str) -> Path:
+    path = get_testdata_file(name, download=False)
+    assert path, f"pydicom test file {name} missing"
+    return Path(path)
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app(TestConfig, DATABASE_URL=f"sqlite:///{tmp_path / 'test.db'}", STORAGE_DIR=str(tmp_path / "store"))
+    create_all(app.extensions["db_engine"])
+    # No app context is held open here: requests must each get their own `g` (flask-login caches the user there).
+    yield app
+    db_session.remove()
+    app.extensions["db_engine"].dispose()
+
+
+@pytest.fixture
+def db(app):
+    return db_session()
+
+
+@pytest.fixture
+def storage(app):
+    return app.extensions["storage"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def users(db):
+    """One user per role, plus look-alikes to prove object-level checks (same role, different person)."""
+    centre = Institution(name="Reviewing Centre")
+    hospital = Institution(name="Referring Hospital", address="1 Test Street\nTestville")
+    other = Institution(name="Other Clinic")
+    db.add_all([centre, hospital, other])
+    db.flush()
+
+    def make(key, role, inst, **kw):
+        return create_user(db, email=f"{key}@test.example", name=key.replace("_", " ").title(), password=PASSWORD,
+                           role=role, now=NOW, institution=inst, **kw)
+
+    people = {
+        "referring": make("referring", Role.REFERRING, hospital, credentials="MD"),
+        "other_referring": make("other_referring", Role.REFERRING, other),
+        "reviewer": make("reviewer", Role.REVIEWER, centre, specialty="medical_oncology", sites=["breast", "thoracic"], credentials="MD"),
+        "other_reviewer": make("other_reviewer", Role.REVIEWER, centre, specialty="medical_oncology", sites=["gi"]),
+        "radiologist": make("radiologist", Role.REVIEWER, centre, specialty="radiology", sites=["breast", "thoracic"]),
+        "coordinator": make("coordinator", Role.COORDINATOR, centre),
+        "admin": make("admin", Role.ADMIN, centre),
+    }
+    db.commit()
+    return people
+
+
+def referral(**overrides) -> Referral:
+    values = dict(
+        patient_name="Test Patient", patient_dob=date(1960, 1, 2), patient_sex="female", patient_mrn="MRN-1",
+        question="Do you agree?", diagnosis_in_question="Breast carcinoma, cT2N0.", plan_in_question="Surgery first.",
+        review_type="oncology_opinion", cancer_site="breast", priority="routine",
+        history=[HistoryItem(date(2026, 10, 1), "pathology", "Core biopsy: IDC grade 2.")],
+    )
+    values.update(overrides)
+    return Referral(**values)
+
+
+@pytest.fixture
+def make_case(db, storage, users, tmp_path):
+    """Build a case through the real services and stop at `status`."""
+    from review_portal.cases.services import withdraw_case
+    from review_portal.letters.services import acknowledge_letter
+    from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
+
+    def _make(status: str = "assigned", *, scans: list[str] = (), by=None, **overrides):
+        by = by or users["referring"]
+        uploads = []
+        for n, name in enumerate(scans):
+            dest = tmp_path / f"scan{n}-{name}"
+            shutil.copy(testdata(name), dest)
+            uploads.append(UploadedFile(name, dest))
+        case, _ = submit_referral(db, storage, referral(**overrides), documents=[], scans=uploads, by=by, ip="127.0.0.1",
+                                  now=NOW, turnaround_days=TURNAROUND)
+        if status == CaseStatus.SUBMITTED:
+            if case.status != "submitted":
+                raise AssertionError("a routable case cannot be left submitted; pass cancer_site='pediatric'")
+        elif status == CaseStatus.WITHDRAWN:
+            withdraw_case(db, case, reason="test", by=by, ip="127.0.0.1", now=NOW)
+        elif status != CaseStatus.ASSIGNED:
+            reviewer = case.reviewer
+            save_draft(db, case, OpinionDraft("refined", "modify", "Refined diagnosis.", "Modified plan.",
+                                              "Because of the biopsy.", "HER2 ISH."),
+                       based_on_version=None, by=reviewer, ip="127.0.0.1", now=NOW + timedelta(hours=1))
+            if status in (CaseStatus.OPINION_SIGNED, CaseStatus.LETTER_DELIVERED, CaseStatus.CLOSED):
+                # Signing issues the letter in the same step: "opinion signed" is transient.
+                sign_and_issue_letter(db, storage, case, password=PASSWORD, attested=True, institution=INSTITUTION,
+                                      by=reviewer, ip="127.0.0.1", now=NOW + timedelta(hours=2))
+            if status == CaseStatus.CLOSED:
+                acknowledge_letter(db, case, by=by, ip="127.0.0.1", now=NOW + timedelta(hours=3))
+        db.commit()
+        return case
+
+    return _make
+
+
+class Auth:
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, user_or_email, password=PASSWORD):
+        email = getattr(user_or_email, "email", user_or_email)
+        return self.client.post("/login", data={"email": email, "password": password})
+
+    def logout(self):
+        return self.client.post("/logout")
+
+
+@pytest.fixture
+def auth(client):
+    return Auth(client)
+
+
+@pytest.fixture
+def login_as(app, users):
+    """A fresh logged-in test client for the given role key."""
+    def _login(key):
+        c = app.test_client()
+        r = c.post("/login", data={"email": users[key].email, "password": PASSWORD})
+        assert r.status_code == 302, r.data
+        return c
+    return _login
+
+
+testdata.__test__ = False  # a helper, not a test, when imported into test modules

@@ -1,0 +1,83 @@
+"""The whole loop through the real routes: referral → routing → review → signed letter → receipt."""
+import io
+import re
+
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from review_portal.audit.models import AuditEvent
+from review_portal.cases.models import Case
+from tests.conftest import PASSWORD, testdata
+
+
+def _pdf_bytes() -> bytes:
+    from weasyprint import HTML
+
+    return HTML(string="<h1>Pathology report</h1><p>Synthetic.</p>").write_pdf()
+
+
+def test_whole_second_opinion_loop(app, db, users, login_as):
+    referrer = login_as("referring")
+    form = {
+        "patient_name": "Wilma Loop", "patient_dob": "1959-05-06", "patient_sex": "female", "patient_mrn": "E2E-42",
+        "review_type": "oncology_opinion", "cancer_site": "thoracic", "priority": "urgent",
+        "question": "Is lobectomy alone adequate?", "diagnosis_in_question": "Adenocarcinoma RUL, stage IA2.",
+        "plan_in_question": "Lobectomy, no adjuvant therapy.",
+        "history-0-occurred_on": "2026-10-01", "history-0-kind": "imaging", "history-0-text": "CT: 14 mm nodule.",
+        "history-1-occurred_on": "2026-10-09", "history-1-kind": "pathology", "history-1-text": "Biopsy: adenocarcinoma.",
+        "documents": [(io.BytesIO(_pdf_bytes()), "pathology.pdf")],
+        "scans": [(open(testdata("CT_small.dcm"), "rb"), "ct.dcm"), (open(testdata("MR_small.dcm"), "rb"), "mr.dcm"),
+                  (io.BytesIO(b"not dicom at all"), "notes.txt")],
+    }
+    response = referrer.post("/referrals/new", data=form, content_type="multipart/form-data")
+    assert response.status_code == 302
+    case = db.scalar(select(Case).where(Case.patient_mrn == "E2E-42"))
+    assert case.status == "assigned"
+    assert case.reviewer.id == users["reviewer"].id  # the only thoracic medical oncologist
+    page = referrer.get(response.headers["Location"]).get_data(as_text=True)
+    assert "notes.txt" in page and "Wilma Loop" in page
+
+    reviewer = login_as("reviewer")
+    worklist = reviewer.get("/cases").get_data(as_text=True)
+    assert case.reference in worklist and "Urgent" in worklist
+    detail = reviewer.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "CT: 14 mm nodule." in detail and "pathology.pdf" in detail
+    series_ids = sorted(set(int(s) for s in re.findall(rf"/cases/{case.id}/series/(\d+)\"", detail)))
+    assert len(series_ids) == 2
+    viewer = reviewer.get(f"/cases/{case.id}/series/{series_ids[0]}")
+    assert viewer.status_code == 200
+    image = reviewer.get(f"/cases/{case.id}/series/{series_ids[0]}/slices/0.png?wc=40&ww=400")
+    assert image.status_code == 200 and image.data.startswith(b"\x89PNG")
+
+    draft = {"diagnosis_concordance": "refined", "plan_concordance": "modify", "version": "",
+             "reviewer_diagnosis": "Adenocarcinoma with a second ground-glass focus: stage IB.",
+             "recommended_plan": "Lobectomy; discuss adjuvant osimertinib if EGFR mutated.",
+             "rationale": "The second focus changes the stage.", "further_tests": "EGFR mutation testing."}
+    assert reviewer.post(f"/cases/{case.id}/opinion", data=draft).status_code == 302
+    db.expire_all()
+    assert db.get(Case, case.id).status == "in_review"
+    signed = reviewer.post(f"/cases/{case.id}/opinion/sign", data={"attest": "y", "password": PASSWORD})
+    assert signed.status_code == 302
+    db.expire_all()
+    assert db.get(Case, case.id).status == "letter_delivered"
+    # Signed means frozen: the opinion page is no longer editable.
+    assert reviewer.post(f"/cases/{case.id}/opinion", data=draft | {"rationale": "changed"}).status_code in (403, 409)
+
+    referrer_page = referrer.get(f"/cases/{case.id}").get_data(as_text=True)
+    letter_url = re.search(rf"/cases/{case.id}/letters/\d+\.pdf", referrer_page).group(0)
+    pdf = referrer.get(letter_url)
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages)
+    flat = " ".join(text.split())
+    for expected in ("Wilma Loop", case.reference, "Reviewer", "stage IB", "Diagnosis refined", "Modify plan",
+                     "EGFR mutation testing", "Is lobectomy alone adequate?"):
+        assert expected in flat, expected
+
+    assert referrer.post(f"/cases/{case.id}/acknowledge").status_code == 302
+    db.expire_all()
+    assert db.get(Case, case.id).status == "closed"
+    assert "Closed" in referrer.get(f"/cases/{case.id}").get_data(as_text=True)
+
+    actions = set(db.scalars(select(AuditEvent.action).where(AuditEvent.case_id == case.id)))
+    assert {"case.submitted", "scans.ingested", "case.assigned", "case.viewed", "series.viewed", "opinion.draft_saved",
+            "opinion.signed", "letter.issued", "letter.downloaded", "letter.acknowledged"} <= actions
