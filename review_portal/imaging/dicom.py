@@ -106,7 +106,6 @@ _REQUIRED_UIDS = (
     ("SeriesInstanceUID", "Series Instance UID"),
     ("StudyInstanceUID", "Study Instance UID"),
 )
-_MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 # Colour spaces the decoders hand back as RGB (pydicom converts YBR_FULL and
 # YBR_FULL_422; the JPEG 2000 codec undoes YBR_ICT/YBR_RCT itself).
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
