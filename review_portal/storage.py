@@ -48,6 +48,13 @@ class LocalStorage:
             raise ValueError("blob path escapes the store")
         return p
 
+    def local_path(self, key: str) -> Path:
+        """A filesystem path to the blob, for libraries that need one (pydicom, send_file)."""
+        p = self.path(key)
+        if not p.exists():
+            raise FileNotFoundError(key)
+        return p
+
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
 

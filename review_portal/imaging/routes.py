@@ -77,7 +77,7 @@ def render_slice(case_id: int, series_id: int, index: int):
     if etag in request.if_none_match:
         return _image_response(b"", etag, "image/png")
     try:
-        png = dicom.render_frame(storage().path(chosen.instance.blob_key), chosen.frame, center=center, width=width)
+        png = dicom.render_frame(storage().local_path(chosen.instance.blob_key), chosen.frame, center=center, width=width)
     except dicom.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be displayed: {exc.reason}")
     return _image_response(png, etag, "image/png")

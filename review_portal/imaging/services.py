@@ -133,7 +133,7 @@ def _make_series_thumbnail(db: Session, storage: LocalStorage, series: Series) -
         return
     middle = slices[len(slices) // 2].instance
     try:
-        png = dicom.make_thumbnail(storage.path(middle.blob_key))
+        png = dicom.make_thumbnail(storage.local_path(middle.blob_key))
     except dicom.DicomRejected:
         return
     series.thumbnail_key, _ = storage.put_bytes(png)

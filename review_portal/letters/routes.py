@@ -15,7 +15,7 @@ def download_letter(case_id: int, letter_id: int):
     case = get_case_for(db(), current_user, case_id)
     letter = get_letter_in_case(db(), case.id, letter_id)
     record_letter_download(db(), case, letter, **actor())
-    return send_file(storage().path(letter.blob_key), mimetype="application/pdf", as_attachment=True,
+    return send_file(storage().local_path(letter.blob_key), mimetype="application/pdf", as_attachment=True,
                      download_name=f"{case.reference}-letter-v{letter.version}.pdf", max_age=0)
 
 
