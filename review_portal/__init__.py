@@ -157,8 +157,9 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(413)
     def _too_large(error):
-        limit_mb = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
-        error.description = f"The upload is larger than the {limit_mb} MB limit. Nothing was saved; send fewer files at once."
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        readable = f"{limit / 1024**3:.3g} GB" if limit >= 1024**3 else f"{limit / 1024**2:.3g} MB"
+        error.description = f"The upload is larger than the {readable} limit. Nothing was saved; send fewer files at once."
         return _error_response(error)
 
     @app.errorhandler(HTTPException)

@@ -103,19 +103,16 @@ def new_referral():
 
 
 def _flatten_errors(form) -> dict[str, list[str]]:
+    """Field id → messages, including errors added to history rows after WTForms validated the list."""
     flat = {}
     for field in form:
-        if field.errors:
-            if isinstance(field.errors, dict):
-                continue
-            errs = field.errors
-            if field.type == "FieldList":
-                for entry in field.entries:
-                    for sub in entry.form:
-                        if sub.errors:
-                            flat[sub.id] = list(sub.errors)
-                continue
-            flat[field.id] = list(errs)
+        if field.type == "FieldList":
+            for entry in field.entries:
+                for sub in entry.form:
+                    if sub.errors:
+                        flat[sub.id] = list(sub.errors)
+        elif field.errors:
+            flat[field.id] = list(field.errors)
     return flat
 
 

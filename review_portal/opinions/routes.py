@@ -6,7 +6,9 @@ from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, PermissionDenied
 from review_portal.imaging.services import series_of_case
 from review_portal.opinions.forms import OpinionForm, SignForm
-from review_portal.opinions.services import OpinionDraft, opinion_for_case, save_draft, sign_and_issue_letter
+from review_portal.opinions.services import (
+    OpinionDraft, SignatureRefused, opinion_for_case, save_draft, sign_and_issue_letter,
+)
 from review_portal.web import actor, db, storage
 
 bp = Blueprint("opinions", __name__)
@@ -45,7 +47,11 @@ def sign(case_id: int):
     form = SignForm()
     if not form.validate():
         raise InvalidInput(" ".join(e for errs in form.errors.values() for e in errs))
-    letter = sign_and_issue_letter(db(), storage(), case, password=form.password.data, attested=form.attest.data,
-                                   institution=current_app.config["INSTITUTION"], **actor())
+    try:
+        letter = sign_and_issue_letter(db(), storage(), case, password=form.password.data, attested=form.attest.data,
+                                       institution=current_app.config["INSTITUTION"], **actor())
+    except SignatureRefused:
+        db().commit()  # nothing but the refusal's audit record has been written at this point
+        raise
     flash(f"Opinion signed. Letter version {letter.version} delivered to the referring physician.", "success")
     return redirect(url_for("cases.show_case", case_id=case.id))

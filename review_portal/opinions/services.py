@@ -17,6 +17,10 @@ from review_portal.errors import ConcurrentEdit, IllegalTransition, InvalidInput
 from review_portal.opinions.models import DIAGNOSIS_CONCORDANCE, PLAN_CONCORDANCE, Opinion
 
 
+class SignatureRefused(InvalidInput):
+    """A wrong password at signing: the refusal itself must stay in the audit trail."""
+
+
 @dataclass(frozen=True)
 class OpinionDraft:
     diagnosis_concordance: str = ""
@@ -85,18 +89,18 @@ def signed_content_hash(opinion: Opinion, case) -> str:
 
 def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: str, now: datetime) -> Opinion:
     """Sign the draft: re-check the reviewer's password, freeze the content, move the case on."""
+    opinion = opinion_for_case(db, case.id)
+    if opinion is not None and opinion.is_signed and opinion.reviewer_id == by.id:
+        raise IllegalTransition("This opinion is already signed.")
     if not can_file_opinion(by, case):
         raise PermissionDenied("Only the assigned reviewer can sign the opinion on an open case.")
-    opinion = opinion_for_case(db, case.id)
     if opinion is None:
         raise InvalidInput("Save a draft of the opinion before signing it.")
-    if opinion.is_signed:
-        raise IllegalTransition("This opinion is already signed.")
     if not attested:
         raise InvalidInput("Confirm that you reviewed the submitted images and records.")
     if not check_password(by, password):
         record(db, action="opinion.sign_refused", by=by, ip=ip, now=now, case=case, detail="wrong password")
-        raise InvalidInput("The password is not correct; the opinion was not signed.")
+        raise SignatureRefused("The password is not correct; the opinion was not signed.")
     missing = missing_for_signature(opinion)
     if missing:
         raise InvalidInput("Complete these before signing: " + ", ".join(missing) + ".")

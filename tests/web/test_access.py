@@ -1,0 +1,219 @@
+"""Who may open what: object-level access per role, and deny-by-default for logged-out visitors."""
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from flask import url_for
+from sqlalchemy import select
+
+from review_portal.auth.models import Role
+from review_portal.auth.services import create_user
+from review_portal.assignment.services import reassign_case
+from review_portal.cases.services import UploadedFile, add_document
+from review_portal.imaging.services import series_of_case
+from review_portal.letters.services import letters_for_case
+from tests.conftest import NOW, PASSWORD
+
+PUBLIC = {"auth.login", "static", "health.healthz"}
+
+
+@pytest.fixture
+def world(db, storage, users, make_case, tmp_path):
+    """A delivered case with scans, a report and a letter; an open case; and cases of other reviewers."""
+    delivered = make_case("letter_delivered", scans=["CT_small.dcm"])
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n%minimal test report\n")
+    doc = add_document(db, storage, delivered, UploadedFile("report.pdf", pdf), by=users["referring"], now=NOW)
+    db.commit()
+    open_case = make_case("assigned", scans=["MR_small.dcm"])
+    # The radiologist and the GI oncologist review other cases, never these two.
+    make_case("assigned", review_type="radiology_read")
+    make_case("assigned", cancer_site="gi")
+    [series] = series_of_case(db, delivered.id)
+    [letter] = letters_for_case(db, delivered.id)
+    [open_series] = series_of_case(db, open_case.id)
+    assert series.thumbnail_key and open_series.thumbnail_key
+    c, s = delivered.id, series.id
+    oc, os_ = open_case.id, open_series.id
+    return {
+        "delivered": {
+            "case": f"/cases/{c}",
+            "series": f"/cases/{c}/series/{s}",
+            "thumbnail": f"/cases/{c}/series/{s}/thumbnail.png",
+            "slice": f"/cases/{c}/series/{s}/slices/0.png",
+            "slice_windowed": f"/cases/{c}/series/{s}/slices/0.png?wc=40&ww=400",
+            "document": f"/cases/{c}/documents/{doc.id}",
+            "letter": f"/cases/{c}/letters/{letter.id}.pdf",
+            "opinion": f"/cases/{c}/opinion",
+            "reassign": f"/cases/{c}/reassign",
+        },
+        "open": {
+            "case": f"/cases/{oc}",
+            "series": f"/cases/{oc}/series/{os_}",
+            "thumbnail": f"/cases/{oc}/series/{os_}/thumbnail.png",
+            "slice": f"/cases/{oc}/series/{os_}/slices/0.png",
+            "opinion": f"/cases/{oc}/opinion",
+            "reassign": f"/cases/{oc}/reassign",
+        },
+        "ids": {"delivered": c, "open": oc, "series": s, "document": doc.id, "letter": letter.id},
+    }
+
+
+VIEW = ["case", "series", "thumbnail", "slice", "slice_windowed", "document", "letter"]
+OUTSIDERS = ["other_referring", "other_reviewer", "radiologist"]
+
+
+def expected_delivered(role: str) -> dict[str, int]:
+    if role in OUTSIDERS:
+        return {page: 404 for page in VIEW + ["opinion", "reassign"]}
+    table = {page: 200 for page in VIEW}
+    # A signed opinion is closed for editing: refused, the case still visible.
+    table["opinion"] = 403
+    table["reassign"] = 200 if role in ("coordinator", "admin") else 404
+    return table
+
+
+def expected_open(role: str) -> dict[str, int]:
+    if role in OUTSIDERS:
+        return {page: 404 for page in ["case", "series", "thumbnail", "slice", "opinion", "reassign"]}
+    table = {"case": 200, "series": 200, "thumbnail": 200, "slice": 200}
+    table["opinion"] = 200 if role == "reviewer" else 403
+    table["reassign"] = 200 if role in ("coordinator", "admin") else 404
+    return table
+
+
+ROLES = ["referring", "reviewer", "coordinator", "admin"] + OUTSIDERS
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_by_route_access_table(world, login_as, role):
+    client = login_as(role)
+    for which, expected in (("delivered", expected_delivered(role)), ("open", expected_open(role))):
+        actual = {page: client.get(world[which][page]).status_code for page in expected}
+        assert actual == expected, f"{role} on the {which} case"
+
+    urls = world["delivered"]
+    responses = {page: client.get(urls[page]) for page in ("thumbnail", "slice", "document", "letter")}
+    if role in OUTSIDERS:
+        # Nothing of the patient's leaks in the 404 body either.
+        for r in responses.values():
+            assert b"Test Patient" not in r.data and not r.data.startswith((b"%PDF", b"\x89PNG"))
+        return
+    for page, (mimetype, magic) in {"thumbnail": ("image/png", b"\x89PNG"), "slice": ("image/png", b"\x89PNG"),
+                                    "document": ("application/pdf", b"%PDF-"),
+                                    "letter": ("application/pdf", b"%PDF-")}.items():
+        r = responses[page]
+        assert r.mimetype == mimetype and r.data.startswith(magic), page
+        # Patient data is never cacheable by shared caches.
+        assert "public" not in r.headers.get("Cache-Control", ""), page
+        assert r.headers.get("Cache-Control"), page
+
+
+def test_ids_of_other_cases_cannot_be_mixed(world, login_as):
+    """A series, document or letter of case A is not reachable through the URL of case B."""
+    client = login_as("coordinator")
+    ids, open_id = world["ids"], world["ids"]["open"]
+    for url in (f"/cases/{open_id}/series/{ids['series']}", f"/cases/{open_id}/series/{ids['series']}/thumbnail.png",
+                f"/cases/{open_id}/documents/{ids['document']}", f"/cases/{open_id}/letters/{ids['letter']}.pdf"):
+        assert client.get(url).status_code == 404, url
+
+
+def test_nonexistent_case_is_404_even_for_staff(login_as):
+    assert login_as("admin").get("/cases/999999").status_code == 404
+
+
+def test_a_reviewer_loses_access_when_the_case_is_reassigned(world, db, users, login_as):
+    second = create_user(db, email="second@test.example", name="Second", password=PASSWORD, role=Role.REVIEWER,
+                         now=NOW, institution=users["reviewer"].institution, specialty="medical_oncology",
+                         sites=["breast"])
+    from review_portal.cases.models import Case
+
+    case = db.get(Case, world["ids"]["open"])
+    reassign_case(db, case, second, by=users["coordinator"], ip="127.0.0.1", now=NOW + timedelta(hours=1))
+    db.commit()
+    old = login_as("reviewer")
+    assert old.get(world["open"]["case"]).status_code == 404
+    assert old.get(world["open"]["slice"]).status_code == 404
+    assert login_as_user(old.application, second).get(world["open"]["case"]).status_code == 200
+
+
+def login_as_user(app, user):
+    client = app.test_client()
+    assert client.post("/login", data={"email": user.email, "password": PASSWORD}).status_code == 302
+    return client
+
+
+def test_case_list_shows_only_what_the_user_may_see(world, db, login_as):
+    from review_portal.cases.models import Case
+
+    refs = {c.id: c.reference for c in db.scalars(select(Case))}
+    mine = {world["ids"]["delivered"], world["ids"]["open"]}
+    for role, visible in (("referring", set(refs)), ("reviewer", mine), ("other_referring", set()),
+                          ("coordinator", set(refs))):
+        html = login_as(role).get("/cases").get_data(as_text=True)
+        shown = {cid for cid, ref in refs.items() if ref in html}
+        assert shown == visible, role
+
+
+# --------------------------------------------------------------------------- logged out
+
+
+def protected_requests(world):
+    d, ids = world["delivered"], world["ids"]
+    gets = [d[p] for p in VIEW + ["opinion", "reassign"]] + ["/", "/cases", "/cases?status=assigned", "/referrals/new"]
+    posts = [f"/cases/{ids['delivered']}/withdraw", f"/cases/{ids['delivered']}/acknowledge", d["opinion"],
+             f"{d['opinion']}/sign", d["reassign"], "/referrals/new", "/logout"]
+    return gets, posts
+
+
+def test_logged_out_get_redirects_to_login_and_post_is_401(world, db, client):
+    gets, posts = protected_requests(world)
+    for url in gets:
+        r = client.get(url)
+        assert r.status_code == 302, url
+        location = urlsplit(r.headers["Location"])
+        assert location.path == "/login", url
+        assert "next=" in location.query, url
+    for url in posts:
+        r = client.post(url, data={"reason": "x", "password": PASSWORD, "attest": "y"})
+        assert r.status_code == 401, url
+        assert b"Test Patient" not in r.data
+    from review_portal.cases.models import Case
+
+    client.post(f"/cases/{world['ids']['open']}/withdraw", data={"reason": "x"})
+    db.expire_all()
+    assert db.get(Case, world["ids"]["open"]).status == "assigned"
+    assert db.get(Case, world["ids"]["delivered"]).status == "letter_delivered"
+
+
+def test_public_endpoints(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.get_json() == {"status": "ok"}
+    r = client.get("/login")
+    assert r.status_code == 200 and b'name="password"' in r.data
+
+
+def test_every_route_is_protected_unless_allowlisted(app):
+    """A route added later without thinking about login still refuses anonymous visitors."""
+    client = app.test_client()
+    checked = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC:
+            continue
+        with app.test_request_context():
+            url = url_for(rule.endpoint, **{arg: 1 for arg in rule.arguments})
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            r = client.open(url, method=method)
+            if method == "GET":
+                assert r.status_code == 302, (rule.endpoint, method, r.status_code)
+                assert urlsplit(r.headers["Location"]).path == "/login", rule.endpoint
+            else:
+                assert r.status_code == 401, (rule.endpoint, method, r.status_code)
+            checked.append((rule.endpoint, method))
+    endpoints = {e for e, _ in checked}
+    # Sanity: the walk really covered the application's routes.
+    assert {"cases.show_case", "cases.new_referral", "opinions.edit_opinion", "opinions.sign", "letters.download_letter",
+            "imaging.render_slice", "assignment.reassign", "auth.logout"} <= endpoints
+    assert len(checked) >= 15
