@@ -159,8 +159,13 @@ def _check_signature(db: Session, case, *, password: str, attested: bool, by, ip
         raise InvalidInput(f"The password is not correct; the {what} was not signed.")
 
 
-def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: str, now: datetime) -> Opinion:
-    """Sign the draft: re-check the reviewer's password, freeze the content, move the case on."""
+def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: str, now: datetime,
+                 based_on_version: int | None = None) -> Opinion:
+    """Sign the draft: re-check the reviewer's password, freeze the content, move the case on.
+
+    `based_on_version` is the draft version the reviewer was looking at: if another tab saved since,
+    signing is refused so nobody signs text they have not seen.
+    """
     if not can_file_opinion(by, case):
         raise PermissionDenied("Only the assigned reviewer can sign the opinion on an open case.")
     opinion = opinion_for_case(db, case.id)
@@ -168,6 +173,9 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
         raise InvalidInput("Save a draft of the opinion before signing it.")
     if opinion.is_signed:
         raise IllegalTransition("This opinion is already signed.")
+    if based_on_version is not None and based_on_version != opinion.version:
+        raise ConcurrentEdit("The draft was changed in another tab or window since this page showed it. "
+                             "Reload the page, read the latest text, then sign.")
     _check_signature(db, case, password=password, attested=attested, by=by, ip=ip, now=now, what="opinion")
     missing = missing_for_signature(opinion, case.review_type)
     if missing:
@@ -185,11 +193,13 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
 
 
 def sign_and_issue_letter(db: Session, storage, case, *, password: str, attested: bool, institution: dict,
-                          by, ip: str, now: datetime, key_images: list[dict] | None = None):
+                          by, ip: str, now: datetime, key_images: list[dict] | None = None,
+                          based_on_version: int | None = None):
     """Signing and issuing are one unit: a signed opinion never exists without its letter."""
     from review_portal.letters.services import issue_letter
 
-    opinion = sign_opinion(db, case, password=password, attested=attested, by=by, ip=ip, now=now)
+    opinion = sign_opinion(db, case, password=password, attested=attested, by=by, ip=ip, now=now,
+                           based_on_version=based_on_version)
     return issue_letter(db, storage, case, opinion, institution=institution, by=by, ip=ip, now=now,
                         key_images=key_images)
 
