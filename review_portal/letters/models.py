@@ -1,9 +1,9 @@
-"""Letters issued to the referring physician, and their receipt."""
+"""Letters issued to the referring physician, and their receipt. Every version is kept."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from review_portal.db import Base, UTCDateTime
@@ -24,5 +24,8 @@ class Letter(Base):
     first_downloaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Set on re-issued versions: the addendum that caused it and a one-line "what changed".
+    addendum_id: Mapped[int | None] = mapped_column(ForeignKey("opinion_addenda.id"))
+    change_summary: Mapped[str] = mapped_column(Text, default="")
 
     case = relationship("Case")

@@ -32,6 +32,15 @@ paths escaping ``static/``, and file types outside a small allow-list.
 ``data:`` URLs are refused deliberately: the letter has no use for them and
 refusing keeps the rule simple ("only files we ship").
 
+Key images
+----------
+``context["key_images"]`` is a list of dicts in the shape
+``imaging.services.key_images_for_letter`` returns (caption, series_label,
+slice_label, window_label, png_key). The template refers to each picture as
+``keyimage:<png_key>``; :class:`LetterURLFetcher` serves such a URL from the
+blob store only when the key is one of those listed in the context and the
+blob really is a PNG. Any other key, or any other URL, is refused.
+
 Refusals are raised as :class:`RefusedURLError`; WeasyPrint catches fetcher
 errors, logs a warning and renders without the resource, so a stray URL can
 never abort letter generation nor reach the network or filesystem.
@@ -56,6 +65,8 @@ STATIC_DIR = REPO_ROOT / "static"
 TEMPLATE_NAME = "letters/letter.html"
 
 STATIC_SCHEME = "static"
+KEY_IMAGE_SCHEME = "keyimage"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: Preferred PDF variant (WeasyPrint 70 supports pdf/a-1b … pdf/a-4f).
 PDF_VARIANT = "pdf/a-3b"
 #: Variant actually used by the most recent render_letter_pdf() call in this
@@ -90,6 +101,11 @@ def static_url(path: str) -> str:
     return f"{STATIC_SCHEME}:/{str(path).lstrip('/')}"
 
 
+def key_image_url(png_key: str) -> str:
+    """Internal URL for a key image held in the blob store (served only if listed in the context)."""
+    return f"{KEY_IMAGE_SCHEME}:{png_key}"
+
+
 _ENV: jinja2.Environment | None = None
 
 
@@ -107,6 +123,7 @@ def _environment() -> jinja2.Environment:
             lstrip_blocks=False,
         )
         env.globals["static_url"] = static_url
+        env.globals["key_image_url"] = key_image_url
         _ENV = env
     return _ENV
 
@@ -189,6 +206,43 @@ class StaticOnlyURLFetcher(URLFetcher):
                                   headers={"Content-Type": content_type})
 
 
+class LetterURLFetcher(StaticOnlyURLFetcher):
+    """Static files as above, plus ``keyimage:<sha256>`` for the key images listed in the letter.
+
+    ``allowed_keys`` is fixed when the fetcher is made from the letter's own context, so nothing
+    a user typed can name another blob: an unlisted key is refused like any foreign URL.
+    """
+
+    def __init__(self, storage, allowed_keys, static_root: Path | str = STATIC_DIR):
+        super().__init__(static_root=static_root)
+        self.storage = storage
+        self.allowed_keys = frozenset(allowed_keys)
+
+    def fetch(self, url, headers=None):
+        if isinstance(url, str) and url.lower().startswith(f"{KEY_IMAGE_SCHEME}:"):
+            key = url[len(KEY_IMAGE_SCHEME) + 1:]
+            if key not in self.allowed_keys or self.storage is None:
+                self.refused.append(url)
+                LOGGER.warning("Letter renderer refused key image %r", url)
+                raise RefusedURLError(f"key image not listed in this letter: {url}")
+            try:
+                body = self.storage.read_bytes(key)
+            except (OSError, ValueError) as error:
+                self.refused.append(url)
+                raise RefusedURLError(f"key image not in storage: {url}") from error
+            if not body.startswith(_PNG_MAGIC):
+                self.refused.append(url)
+                raise RefusedURLError(f"key image is not a PNG: {url}")
+            self.served.append(url)
+            return URLFetcherResponse(url, body=body, headers={"Content-Type": "image/png"})
+        return super().fetch(url, headers)
+
+
+def fetcher_for(context: dict, storage) -> LetterURLFetcher:
+    keys = [str(image.get("png_key", "")) for image in context.get("key_images") or []]
+    return LetterURLFetcher(storage, keys)
+
+
 # --------------------------------------------------------------------------
 # PDF
 # --------------------------------------------------------------------------
@@ -210,22 +264,24 @@ def _pdf_metadata(context: dict) -> tuple[str, str, str]:
 
 
 def render_letter_pdf(context: dict, *, url_fetcher: URLFetcher | None = None,
-                      pdf_variant: str | None = PDF_VARIANT) -> bytes:
+                      pdf_variant: str | None = PDF_VARIANT, storage=None) -> bytes:
     """Render the letter to PDF bytes.
 
-    ``url_fetcher`` defaults to a fresh :class:`StaticOnlyURLFetcher`; pass
+    ``url_fetcher`` defaults to a :class:`LetterURLFetcher` for this context and
+    ``storage`` (static files plus the listed key images); pass
     your own instance to inspect ``served`` / ``refused`` afterwards.
     """
     global LAST_PDF_VARIANT
     html_string = build_letter_html(context)
-    fetcher = url_fetcher if url_fetcher is not None else StaticOnlyURLFetcher()
+    fetcher = url_fetcher if url_fetcher is not None else fetcher_for(context, storage)
     # base_url is deliberately None: the template only uses absolute
     # static:/ URLs, and anything relative is dropped by WeasyPrint.
     html = HTML(string=html_string, base_url=None, url_fetcher=fetcher)
     title, author, subject = _pdf_metadata(context)
 
     def _render(variant: str | None) -> bytes:
-        options = {"pdf_variant": variant} if variant else {}
+        # Tagged PDF (structure tree) for screen readers, as far as WeasyPrint builds one.
+        options = {"pdf_variant": variant, "pdf_tags": True} if variant else {"pdf_tags": True}
         document = html.render(**options)
         metadata = document.metadata
         metadata.title = title

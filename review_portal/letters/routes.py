@@ -1,10 +1,22 @@
-from flask import Blueprint, flash, redirect, send_file, url_for
+import json
+import threading
+import time
+from collections import deque
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
+from review_portal.audit.services import record
 from review_portal.cases.forms import ConfirmForm
 from review_portal.cases.services import get_case_for
-from review_portal.errors import InvalidInput
-from review_portal.letters.services import acknowledge_letter, get_letter_in_case, record_letter_download
+from review_portal.errors import InvalidInput, NotFound
+from review_portal.letters import fhir
+from review_portal.letters.services import (
+    acknowledge_letter, get_letter_in_case, letters_for_case, record_letter_download, verify_letter as lookup_code,
+)
+from review_portal.opinions.forms import AddendumForm
+from review_portal.opinions.permissions import can_add_addendum
+from review_portal.opinions.services import opinion_for_case
 from review_portal.web import actor, db, storage
 
 bp = Blueprint("letters", __name__)
@@ -19,6 +31,19 @@ def download_letter(case_id: int, letter_id: int):
                      download_name=f"{case.reference}-letter-v{letter.version}.pdf", max_age=0)
 
 
+@bp.get("/cases/<int:case_id>/letters")
+def letter_versions(case_id: int):
+    """The signed opinion, its addenda and every letter version, newest first."""
+    case = get_case_for(db(), current_user, case_id)
+    opinion = opinion_for_case(db(), case.id)
+    if opinion is None or not opinion.is_signed:
+        raise NotFound("No letter has been issued for this case yet.")
+    letters = letters_for_case(db(), case.id)
+    addendum_form = AddendumForm() if can_add_addendum(current_user, case, opinion) else None
+    return render_template("letters/versions.html", case=case, opinion=opinion, letters=letters,
+                           addendum_form=addendum_form)
+
+
 @bp.post("/cases/<int:case_id>/acknowledge")
 def acknowledge(case_id: int):
     case = get_case_for(db(), current_user, case_id)
@@ -27,3 +52,78 @@ def acknowledge(case_id: int):
     acknowledge_letter(db(), case, **actor())
     flash(f"Receipt acknowledged. Case {case.reference} is closed.", "success")
     return redirect(url_for("cases.show_case", case_id=case.id))
+
+
+def _fhir_response(resource: dict, name: str):
+    return Response(json.dumps(resource, indent=1), mimetype="application/fhir+json",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.json"'})
+
+
+def _signed(case_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    opinion = opinion_for_case(db(), case.id)
+    letters = letters_for_case(db(), case.id)
+    if opinion is None or not opinion.is_signed or not letters:
+        raise NotFound("The opinion on this case is not signed yet.")
+    return case, opinion, letters[0]
+
+
+@bp.get("/cases/<int:case_id>/fhir/DiagnosticReport.json")
+def fhir_diagnostic_report(case_id: int):
+    case, opinion, letter = _signed(case_id)
+    resource = fhir.diagnostic_report(case, opinion, letter, storage().read_bytes(letter.blob_key))
+    record(db(), action="letter.fhir_exported", object_type="letter", object_id=letter.id, case=case,
+           detail="DiagnosticReport", **actor())
+    return _fhir_response(resource, f"{case.reference}-DiagnosticReport")
+
+
+@bp.get("/cases/<int:case_id>/fhir/Task.json")
+def fhir_task(case_id: int):
+    case, opinion, letter = _signed(case_id)
+    resource = fhir.review_task(case, opinion, letter)
+    record(db(), action="letter.fhir_exported", object_type="letter", object_id=letter.id, case=case,
+           detail="Task", **actor())
+    return _fhir_response(resource, f"{case.reference}-Task")
+
+
+class _RateLimiter:
+    """A small per-address sliding window for the public verification page.
+
+    Codes carry 80 random bits, so this is not what stops guessing; it keeps a scraper from using the
+    page as a free oracle and keeps the page cheap. A proxy in front can limit the same path too.
+    """
+
+    def __init__(self):
+        self._hits: dict[str, deque] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str, limit: int, window: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if len(hits) >= limit:
+                return False
+            hits.append(now)
+            if len(self._hits) > 10000:  # forget idle addresses rather than grow without bound
+                for k in [k for k, v in self._hits.items() if not v]:
+                    del self._hits[k]
+            return True
+
+
+@bp.get("/verify")
+def verify_letter():
+    """Public: is this a letter we issued? Answers only genuine or not, the issue date and the PDF's sha256."""
+    code = request.args.get("code", "")
+    result = None
+    if code:
+        limit = current_app.config.get("VERIFY_RATE_LIMIT", 30)
+        limiter = current_app.extensions.setdefault("letters.verify_limiter", _RateLimiter())
+        if not limiter.allow(request.remote_addr or "", limit, 600.0):
+            abort(429, description="Too many checks from your address. Wait ten minutes and try again.")
+        result = lookup_code(db(), code)
+    response = current_app.make_response(render_template("letters/verify.html", code=code[:64], checked=bool(code),
+                                                          result=result))
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response

@@ -1,7 +1,9 @@
-"""Turning a signed opinion into the letter to the referring physician, and tracking its receipt."""
+"""Turning a signed opinion into the letter to the referring physician, re-issuing it after addenda,
+verifying a letter by its code, and tracking receipt."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 
@@ -11,17 +13,75 @@ from sqlalchemy.orm import Session
 from review_portal.audit.services import record
 from review_portal.cases.lifecycle import CaseStatus, transition
 from review_portal.cases.permissions import can_acknowledge
-from review_portal.errors import IllegalTransition, NotFound, PermissionDenied
+from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from review_portal.imaging.services import series_of_case
 from review_portal.letters.models import Letter
 from review_portal.storage import LocalStorage
+
+# Crockford base32 without I, L, O, U: read aloud over the phone without confusion.
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 16  # 80 random bits: guessing one of the issued codes is hopeless at any request rate
+KEY_IMAGE_FIELDS = ("caption", "series_label", "slice_label", "window_label", "png_key")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def new_verification_code() -> str:
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return "-".join(raw[i:i + 4] for i in range(0, CODE_LENGTH, 4))
+
+
+def normalise_code(text: str) -> str | None:
+    """What the recipient typed, as stored (XXXX-XXXX-XXXX-XXXX), or None if it cannot be a code."""
+    cleaned = re.sub(r"[\s-]", "", (text or "")[:64]).upper().translate(str.maketrans("OIL", "011"))
+    if len(cleaned) != CODE_LENGTH or any(c not in CODE_ALPHABET for c in cleaned):
+        return None
+    return "-".join(cleaned[i:i + 4] for i in range(0, CODE_LENGTH, 4))
 
 
 def _long_date(d) -> str:
     return f"{d.day} {d:%B %Y}"
 
 
-def letter_context(db: Session, case, opinion, *, institution: dict, verification_code: str, version: int, now: datetime) -> dict:
+def _stamp(d) -> str:
+    return f"{_long_date(d)}, {d:%H:%M} UTC"
+
+
+def clean_key_images(key_images: list[dict] | None) -> list[dict]:
+    """Key images as plain strings in the shape imaging.services.key_images_for_letter returns."""
+    cleaned = []
+    for item in key_images or []:
+        image = {name: str(item.get(name) or "") for name in KEY_IMAGE_FIELDS}
+        if not _SHA256.match(image["png_key"]):
+            raise InvalidInput("A key image has no valid stored picture.")
+        cleaned.append(image)
+    return cleaned
+
+
+def _opinion_values(opinion) -> dict:
+    return {
+        "diagnosis_concordance_label": opinion.diagnosis_concordance_label,
+        "plan_concordance_label": opinion.plan_concordance_label,
+        "reviewer_diagnosis": opinion.reviewer_diagnosis,
+        "recommended_plan": opinion.recommended_plan,
+        "rationale": opinion.rationale,
+        "further_tests": opinion.further_tests,
+        "stage_text": opinion.stage_text,
+        "tnm": opinion.tnm,
+        "trial_consideration_label": opinion.trial_consideration_label,
+        "clinical_trials": opinion.clinical_trials,
+        "urgency_label": opinion.urgency_label,
+        "urgency": opinion.urgency,
+        "findings": opinion.findings,
+        "impression": opinion.impression,
+        "radpeer_score": opinion.radpeer_score,
+        "radpeer_label": opinion.radpeer_label,
+        "radpeer_comment": opinion.radpeer_comment,
+    }
+
+
+def letter_context(db: Session, case, opinion, *, institution: dict, verification_code: str, version: int, now: datetime,
+                   key_images: list[dict] | None = None, addenda=None, change_summary: str = "",
+                   previous: list[Letter] | None = None) -> dict:
     """Plain values only: the template never sees a database object."""
     referring = case.referring
     reviewer = opinion.reviewer
@@ -33,11 +93,17 @@ def letter_context(db: Session, case, opinion, *, institution: dict, verificatio
         description = " – ".join(x for x in (series.modality, study.description, series.description) if x)
         records.append({"kind": "Imaging", "description": f"{description} ({len(series.instances)} image file(s))",
                         "date": study.study_date.isoformat() if study.study_date else ""})
+    addenda = list(addenda if addenda is not None else opinion.addenda)
+    verify_url = str(institution.get("verification_url") or "/verify")
     return {
-        "institution": dict(institution),
+        "institution": {k: v for k, v in dict(institution).items() if k != "verification_url"},
         "letter_date": _long_date(now),
         "case_reference": case.reference,
+        "review_type": case.review_type,
         "version": version,
+        "change_summary": change_summary,
+        "previous_versions": [{"version": p.version, "issued": _long_date(p.issued_at),
+                               "verification_code": p.verification_code} for p in (previous or [])],
         "recipient": {
             "name": referring.display_name,
             "institution": referring.institution.name if referring.institution else "",
@@ -51,41 +117,49 @@ def letter_context(db: Session, case, opinion, *, institution: dict, verificatio
         "diagnosis_in_question": case.diagnosis_in_question,
         "plan_in_question": case.plan_in_question,
         "records_reviewed": records,
-        "opinion": {
-            "diagnosis_concordance_label": opinion.diagnosis_concordance_label,
-            "plan_concordance_label": opinion.plan_concordance_label,
-            "reviewer_diagnosis": opinion.reviewer_diagnosis,
-            "recommended_plan": opinion.recommended_plan,
-            "rationale": opinion.rationale,
-            "further_tests": opinion.further_tests,
-        },
+        "opinion": _opinion_values(opinion),
+        "key_images": clean_key_images(key_images),
+        "addenda": [{"number": a.number, "reason": a.reason, "text": a.text,
+                     "signed_by": a.signed_by.display_name if a.signed_by else "",
+                     "signed_at": _stamp(a.signed_at), "sha256": a.content_sha256} for a in addenda],
         "reviewer": {"name": reviewer.name, "credentials": reviewer.credentials,
                      "specialty_label": reviewer.specialty_label,
                      "institution": reviewer.institution.name if reviewer.institution else ""},
-        "signed_at": f"{_long_date(opinion.signed_at)}, {opinion.signed_at:%H:%M} UTC",
+        "signed_at": _stamp(opinion.signed_at),
+        "content_sha256": opinion.content_sha256 or "",
         "verification_code": verification_code,
+        "verification_url": verify_url,
     }
 
 
-def issue_letter(db: Session, storage: LocalStorage, case, opinion, *, institution: dict, by, ip: str, now: datetime) -> Letter:
-    """Render the PDF, keep it content-addressed, and deliver it to the referring physician's portal."""
+def issue_letter(db: Session, storage: LocalStorage, case, opinion, *, institution: dict, by, ip: str, now: datetime,
+                 key_images: list[dict] | None = None, addendum=None, change_summary: str = "") -> Letter:
+    """Render the PDF, keep it content-addressed, and deliver it to the referring physician's portal.
+
+    The first letter moves the case to "letter delivered"; a re-issue after an addendum leaves the
+    case where it is and keeps every earlier version retrievable.
+    """
     from review_portal.letters.render import render_letter_pdf
 
     if not opinion.is_signed:
         raise IllegalTransition("A letter can only be issued for a signed opinion.")
-    previous = db.scalars(select(Letter).where(Letter.case_id == case.id)).all()
+    previous = list(db.scalars(select(Letter).where(Letter.case_id == case.id).order_by(Letter.version)))
     version = len(previous) + 1
-    code = secrets.token_hex(6).upper()
-    pdf = render_letter_pdf(letter_context(db, case, opinion, institution=institution,
-                                           verification_code=code, version=version, now=now))
+    code = new_verification_code()
+    context = letter_context(db, case, opinion, institution=institution, verification_code=code, version=version,
+                             now=now, key_images=key_images, change_summary=change_summary, previous=previous)
+    pdf = render_letter_pdf(context, storage=storage)
     key, _ = storage.put_bytes(pdf)
     letter = Letter(case_id=case.id, opinion_id=opinion.id, version=version, blob_key=key,
-                    sha256=hashlib.sha256(pdf).hexdigest(), verification_code=code, issued_at=now, delivered_at=now)
+                    sha256=hashlib.sha256(pdf).hexdigest(), verification_code=code, issued_at=now, delivered_at=now,
+                    addendum_id=addendum.id if addendum is not None else None, change_summary=change_summary)
     db.add(letter)
-    transition(case, CaseStatus.LETTER_DELIVERED, now)
+    if case.status == CaseStatus.OPINION_SIGNED:
+        transition(case, CaseStatus.LETTER_DELIVERED, now)
     db.flush()
     record(db, action="letter.issued", by=by, ip=ip, now=now, case=case, object_type="letter",
-           object_id=letter.id, detail=f"version={version}; sha256={letter.sha256}")
+           object_id=letter.id, detail=f"version={version}; sha256={letter.sha256}"
+           + (f"; addendum={addendum.number}" if addendum is not None else ""))
     return letter
 
 
@@ -103,7 +177,8 @@ def get_letter_in_case(db: Session, case_id: int, letter_id: int) -> Letter:
 def record_letter_download(db: Session, case, letter: Letter, *, by, ip: str, now: datetime) -> None:
     if by.id == case.referring_id and letter.first_downloaded_at is None:
         letter.first_downloaded_at = now
-    record(db, action="letter.downloaded", by=by, ip=ip, now=now, case=case, object_type="letter", object_id=letter.id)
+    record(db, action="letter.downloaded", by=by, ip=ip, now=now, case=case, object_type="letter", object_id=letter.id,
+           detail=f"version={letter.version}")
 
 
 def acknowledge_letter(db: Session, case, *, by, ip: str, now: datetime) -> Letter:
@@ -118,3 +193,20 @@ def acknowledge_letter(db: Session, case, *, by, ip: str, now: datetime) -> Lett
     transition(case, CaseStatus.CLOSED, now)
     record(db, action="letter.acknowledged", by=by, ip=ip, now=now, case=case, object_type="letter", object_id=letter.id)
     return letter
+
+
+def verify_letter(db: Session, code: str) -> dict | None:
+    """The public check: only whether the code matches an issued letter, when, and the PDF's sha256.
+
+    Deliberately no case, patient or reviewer data, and one answer for "malformed" and "unknown".
+    """
+    normalised = normalise_code(code)
+    if normalised is None:
+        return None
+    letter = db.scalar(select(Letter).where(Letter.verification_code == normalised))
+    if letter is None:
+        return None
+    newer = db.scalar(select(Letter.issued_at).where(Letter.case_id == letter.case_id, Letter.version > letter.version)
+                      .order_by(Letter.version.desc()).limit(1))
+    return {"code": normalised, "issued_at": letter.issued_at, "sha256": letter.sha256, "version": letter.version,
+            "superseded_at": newer}

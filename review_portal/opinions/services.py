@@ -1,4 +1,8 @@
-"""Drafting and signing the reviewer's opinion. A signed opinion is never edited."""
+"""Drafting, signing and amending the reviewer's opinion.
+
+A signed opinion is never edited: later changes are addenda, each signed on its own, and each
+re-issues the letter as a new version (see `add_addendum`, the one service for addenda).
+"""
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +10,8 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from review_portal.audit.services import record
@@ -14,7 +19,16 @@ from review_portal.auth.services import check_password
 from review_portal.cases.lifecycle import CaseStatus, transition
 from review_portal.cases.permissions import can_file_opinion
 from review_portal.errors import ConcurrentEdit, IllegalTransition, InvalidInput, PermissionDenied
-from review_portal.opinions.models import DIAGNOSIS_CONCORDANCE, PLAN_CONCORDANCE, Opinion
+from review_portal.opinions.models import (
+    DIAGNOSIS_CONCORDANCE, PLAN_CONCORDANCE, RADPEER, RADPEER_COMMENT_REQUIRED, TRIAL_CONSIDERATION, URGENCY,
+    Addendum, Opinion,
+)
+from review_portal.opinions.permissions import can_add_addendum
+
+# Longest text a field accepts; the form says the same, the service enforces it for every caller.
+MAX_TEXT = 16000
+MAX_CODE = 16
+MAX_ADDENDUM = 16000
 
 
 class SignatureRefused(InvalidInput):
@@ -23,33 +37,75 @@ class SignatureRefused(InvalidInput):
 
 @dataclass(frozen=True)
 class OpinionDraft:
+    # The first six keep their positions: older callers build drafts positionally.
     diagnosis_concordance: str = ""
     plan_concordance: str = ""
     reviewer_diagnosis: str = ""
     recommended_plan: str = ""
     rationale: str = ""
     further_tests: str = ""
+    stage_text: str = ""
+    tnm_t: str = ""
+    tnm_n: str = ""
+    tnm_m: str = ""
+    trial_consideration: str = ""
+    clinical_trials: str = ""
+    urgency: str = ""
+    findings: str = ""
+    impression: str = ""
+    radpeer_score: str = ""
+    radpeer_comment: str = ""
+
+
+DRAFT_FIELDS = tuple(OpinionDraft.__dataclass_fields__)
+_CHOICES = {
+    "diagnosis_concordance": DIAGNOSIS_CONCORDANCE,
+    "plan_concordance": PLAN_CONCORDANCE,
+    "trial_consideration": TRIAL_CONSIDERATION,
+    "urgency": URGENCY,
+    "radpeer_score": RADPEER,
+}
+_SHORT = {"tnm_t", "tnm_n", "tnm_m"}
 
 
 def opinion_for_case(db: Session, case_id: int) -> Opinion | None:
     return db.scalar(select(Opinion).where(Opinion.case_id == case_id))
 
 
+def _validate_draft(draft: OpinionDraft) -> None:
+    problems = []
+    for name, value in asdict(draft).items():
+        if not isinstance(value, str):
+            problems.append(f"{name.replace('_', ' ')} must be text")
+        elif name in _CHOICES and value and value not in _CHOICES[name]:
+            problems.append(f"unknown {name.replace('_', ' ')} {value[:20]!r}")
+        elif name in _SHORT and len(value) > MAX_CODE:
+            problems.append(f"{name.replace('_', ' ').upper()} is at most {MAX_CODE} characters")
+        elif len(value) > MAX_TEXT:
+            problems.append(f"{name.replace('_', ' ')} is longer than {MAX_TEXT} characters")
+    if problems:
+        raise InvalidInput("The draft was not saved: " + "; ".join(problems) + ".")
+
+
 def save_draft(db: Session, case, draft: OpinionDraft, *, based_on_version: int | None, by, ip: str, now: datetime) -> Opinion:
-    """Create or update the draft. `based_on_version` is the version the reviewer's form was loaded from."""
+    """Create or update the draft.
+
+    `based_on_version` is the version the reviewer's page holds (0: the page was opened before any draft
+    existed). A save based on anything else is refused with ConcurrentEdit, so a stale tab never
+    overwrites newer text. None skips the check (scripts and fixtures that own the draft alone).
+    """
     if not can_file_opinion(by, case):
         raise PermissionDenied("Only the assigned reviewer can write the opinion on an open case.")
-    if draft.diagnosis_concordance and draft.diagnosis_concordance not in DIAGNOSIS_CONCORDANCE:
-        raise InvalidInput("Unknown diagnosis concordance.")
-    if draft.plan_concordance and draft.plan_concordance not in PLAN_CONCORDANCE:
-        raise InvalidInput("Unknown plan concordance.")
+    _validate_draft(draft)
     opinion = opinion_for_case(db, case.id)
     if opinion is None:
+        if based_on_version not in (None, 0):
+            raise ConcurrentEdit("This draft no longer exists. Reload the page; your text below was not saved.")
         opinion = Opinion(case_id=case.id, reviewer_id=by.id, status="draft", created_at=now, updated_at=now)
         db.add(opinion)
     else:
         if opinion.is_signed:
-            raise IllegalTransition("This opinion is signed and can no longer be edited.")
+            raise IllegalTransition("This opinion is signed and can no longer be edited. Add an addendum instead.")
         if based_on_version is not None and opinion.version != based_on_version:
             raise ConcurrentEdit(
                 "This draft was changed elsewhere (another tab or window) since you opened it. "
@@ -61,20 +117,32 @@ def save_draft(db: Session, case, draft: OpinionDraft, *, based_on_version: int 
     opinion.updated_at = now
     if case.status == CaseStatus.ASSIGNED:
         transition(case, CaseStatus.IN_REVIEW, now)
-    db.flush()
-    record(db, action="opinion.draft_saved", by=by, ip=ip, now=now, case=case, object_type="opinion", object_id=opinion.id)
+    try:
+        db.flush()
+    except IntegrityError:
+        # Two first saves raced to create the draft: the later one must not win silently.
+        raise ConcurrentEdit("This draft was started in another tab or window at the same moment. "
+                             "Reload the page; your text below was not saved.") from None
+    record(db, action="opinion.draft_saved", by=by, ip=ip, now=now, case=case, object_type="opinion",
+           object_id=opinion.id, detail=f"version={opinion.version}")
     return opinion
 
 
-def missing_for_signature(opinion: Opinion) -> list[str]:
-    required = {
-        "diagnosis_concordance": "diagnosis concordance",
-        "plan_concordance": "plan concordance",
-        "reviewer_diagnosis": "your diagnosis",
-        "recommended_plan": "recommended plan",
-        "rationale": "rationale",
-    }
-    return [label for name, label in required.items() if not getattr(opinion, name)]
+def missing_for_signature(opinion: Opinion, review_type: str = "oncology_opinion") -> list[str]:
+    if review_type == "radiology_read":
+        required = {"findings": "findings", "impression": "impression", "radpeer_score": "RADPEER score"}
+    else:
+        required = {
+            "diagnosis_concordance": "diagnosis concordance",
+            "reviewer_diagnosis": "your diagnosis",
+            "rationale": "rationale",
+            "plan_concordance": "plan concordance",
+            "recommended_plan": "recommended plan",
+        }
+    missing = [label for name, label in required.items() if not getattr(opinion, name)]
+    if review_type == "radiology_read" and opinion.radpeer_score in RADPEER_COMMENT_REQUIRED and not opinion.radpeer_comment:
+        missing.append(f"a comment on the discrepancy (RADPEER {opinion.radpeer_score} needs one)")
+    return missing
 
 
 def signed_content_hash(opinion: Opinion, case) -> str:
@@ -82,13 +150,26 @@ def signed_content_hash(opinion: Opinion, case) -> str:
         "case": case.reference,
         "reviewer_id": opinion.reviewer_id,
         "signed_at": opinion.signed_at.isoformat(),
-        **{k: getattr(opinion, k) for k in OpinionDraft.__dataclass_fields__},
+        **{k: getattr(opinion, k) for k in DRAFT_FIELDS},
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: str, now: datetime) -> Opinion:
-    """Sign the draft: re-check the reviewer's password, freeze the content, move the case on."""
+def _check_signature(db: Session, case, *, password: str, attested: bool, by, ip: str, now: datetime, what: str) -> None:
+    if not attested:
+        raise InvalidInput("Confirm that you reviewed the submitted images and records.")
+    if not check_password(by, password or ""):
+        record(db, action=f"{what}.sign_refused", by=by, ip=ip, now=now, case=case, detail="wrong password")
+        raise SignatureRefused(f"The password is not correct; the {what} was not signed.")
+
+
+def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: str, now: datetime,
+                 based_on_version: int | None = None) -> Opinion:
+    """Sign the draft: re-check the reviewer's password, freeze the content, move the case on.
+
+    `based_on_version` is the draft version the reviewer was looking at: if another tab saved since,
+    signing is refused so nobody signs text they have not seen.
+    """
     opinion = opinion_for_case(db, case.id)
     if opinion is not None and opinion.is_signed and opinion.reviewer_id == by.id:
         raise IllegalTransition("This opinion is already signed.")
@@ -96,16 +177,18 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
         raise PermissionDenied("Only the assigned reviewer can sign the opinion on an open case.")
     if opinion is None:
         raise InvalidInput("Save a draft of the opinion before signing it.")
-    if not attested:
-        raise InvalidInput("Confirm that you reviewed the submitted images and records.")
-    if not check_password(by, password):
-        record(db, action="opinion.sign_refused", by=by, ip=ip, now=now, case=case, detail="wrong password")
-        raise SignatureRefused("The password is not correct; the opinion was not signed.")
-    missing = missing_for_signature(opinion)
+    if opinion.is_signed:
+        raise IllegalTransition("This opinion is already signed.")
+    if based_on_version is not None and based_on_version != opinion.version:
+        raise ConcurrentEdit("The draft was changed in another tab or window since this page showed it. "
+                             "Reload the page, read the latest text, then sign.")
+    _check_signature(db, case, password=password, attested=attested, by=by, ip=ip, now=now, what="opinion")
+    missing = missing_for_signature(opinion, case.review_type)
     if missing:
         raise InvalidInput("Complete these before signing: " + ", ".join(missing) + ".")
     transition(case, CaseStatus.OPINION_SIGNED, now)
     opinion.status = "signed"
+    opinion.reviewer_id = by.id
     opinion.signed_at = now
     opinion.updated_at = now
     opinion.content_sha256 = signed_content_hash(opinion, case)
@@ -116,9 +199,66 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
 
 
 def sign_and_issue_letter(db: Session, storage, case, *, password: str, attested: bool, institution: dict,
-                          by, ip: str, now: datetime):
+                          by, ip: str, now: datetime, key_images: list[dict] | None = None,
+                          based_on_version: int | None = None):
     """Signing and issuing are one unit: a signed opinion never exists without its letter."""
     from review_portal.letters.services import issue_letter
 
-    opinion = sign_opinion(db, case, password=password, attested=attested, by=by, ip=ip, now=now)
-    return issue_letter(db, storage, case, opinion, institution=institution, by=by, ip=ip, now=now)
+    opinion = sign_opinion(db, case, password=password, attested=attested, by=by, ip=ip, now=now,
+                           based_on_version=based_on_version)
+    return issue_letter(db, storage, case, opinion, institution=institution, by=by, ip=ip, now=now,
+                        key_images=key_images)
+
+
+def addendum_hash(case, opinion: Opinion, *, number: int, reason: str, text: str, by, now: datetime) -> str:
+    content = {"case": case.reference, "opinion_sha256": opinion.content_sha256, "number": number,
+               "reason": reason, "text": text, "signed_by_id": by.id, "signed_at": now.isoformat()}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def add_addendum(db: Session, storage, case, text: str, *, reason: str = "", by, ip: str, now: datetime,
+                 institution: dict, key_images: list[dict] | None = None):
+    """THE service for addenda (also called for answers to follow-up questions).
+
+    Stores the addendum with its signer, time and sha256, and re-issues the letter as the next version,
+    which carries the original opinion, every addendum so far and a note of what changed. The case keeps
+    its state (letter delivered or closed): an addendum is not a new review. Returns the new Letter.
+    Callers that face a person re-check the password first (see `sign_addendum`).
+    """
+    from review_portal.letters.services import issue_letter
+
+    opinion = opinion_for_case(db, case.id)
+    if opinion is None or not opinion.is_signed:
+        raise IllegalTransition("An addendum can only follow a signed opinion; edit the draft instead.")
+    if not can_add_addendum(by, case, opinion):
+        raise PermissionDenied("Only the reviewer who signed the opinion can add an addendum.")
+    text = (text or "").strip()
+    reason = " ".join((reason or "").split())
+    if not text:
+        raise InvalidInput("Write the text of the addendum.")
+    if len(text) > MAX_ADDENDUM:
+        raise InvalidInput(f"The addendum is longer than {MAX_ADDENDUM} characters.")
+    if len(reason) > 300:
+        raise InvalidInput("Keep the reason for the addendum under 300 characters.")
+    number = (db.scalar(select(func.max(Addendum.number)).where(Addendum.opinion_id == opinion.id)) or 0) + 1
+    addendum = Addendum(opinion_id=opinion.id, case_id=case.id, number=number, reason=reason, text=text,
+                        signed_by_id=by.id, signed_at=now,
+                        content_sha256=addendum_hash(case, opinion, number=number, reason=reason, text=text, by=by, now=now))
+    db.add(addendum)
+    db.flush()
+    record(db, action="opinion.addendum_signed", by=by, ip=ip, now=now, case=case, object_type="addendum",
+           object_id=addendum.id, detail=f"number={number}; sha256={addendum.content_sha256}")
+    summary = f"Addendum {number} of {now.day} {now:%B %Y}" + (f": {reason}" if reason else "") + "."
+    return issue_letter(db, storage, case, opinion, institution=institution, by=by, ip=ip, now=now,
+                        key_images=key_images, addendum=addendum, change_summary=summary)
+
+
+def sign_addendum(db: Session, storage, case, text: str, *, reason: str, password: str, attested: bool,
+                  by, ip: str, now: datetime, institution: dict, key_images: list[dict] | None = None):
+    """The reviewer's own addendum from the portal: the password is asked again, as for the opinion."""
+    opinion = opinion_for_case(db, case.id)
+    if opinion is None or not can_add_addendum(by, case, opinion):
+        raise PermissionDenied("Only the reviewer who signed the opinion can add an addendum.")
+    _check_signature(db, case, password=password, attested=attested, by=by, ip=ip, now=now, what="addendum")
+    return add_addendum(db, storage, case, text, reason=reason, by=by, ip=ip, now=now, institution=institution,
+                        key_images=key_images)

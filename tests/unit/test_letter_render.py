@@ -212,7 +212,7 @@ def test_html_escapes_user_text():
     assert "&lt;img src=&#34;http://evil.example/x&#34;&gt;" in html
     # The only <img> is the letterhead logo.
     assert re.findall(r"<img\b[^>]*>", html) == [
-        '<img class="logo" src="static:/img/letterhead-logo.svg" alt="">']
+        '<img class="logo" src="static:/img/letterhead-logo.svg" alt="Northbridge Comprehensive Cancer Centre logo">']
 
 
 def test_hostile_text_rendered_inert_in_pdf():

@@ -16,7 +16,7 @@ from review_portal.imaging.services import series_of_case
 from review_portal.letters.services import letters_for_case
 from tests.conftest import NOW, PASSWORD
 
-PUBLIC = {"auth.login", "static", "health.healthz"}
+PUBLIC = {"auth.login", "static", "health.healthz", "letters.verify_letter"}
 
 
 @pytest.fixture
@@ -69,8 +69,9 @@ def expected_delivered(role: str) -> dict[str, int]:
     if role in OUTSIDERS:
         return {page: 404 for page in VIEW + ["opinion", "reassign"]}
     table = {page: 200 for page in VIEW}
-    # A signed opinion is closed for editing: refused, the case still visible.
-    table["opinion"] = 403
+    # A signed opinion is closed for editing: the page sends everyone who may see the case to the signed
+    # opinion and its letter versions instead.
+    table["opinion"] = 302
     table["reassign"] = 200 if role in ("coordinator", "admin") else 404
     return table
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:12:18.553030
+Create Date: 2026-11-26 18:27:02.803587
 """
 from alembic import op
 import sqlalchemy as sa
@@ -21,8 +21,8 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('address', sa.String(length=500), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name')
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_institutions')),
+    sa.UniqueConstraint('name', name=op.f('uq_institutions_name'))
     )
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -36,9 +36,9 @@ def upgrade():
     sa.Column('sites', sa.JSON(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['institution_id'], ['institutions.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('email')
+    sa.ForeignKeyConstraint(['institution_id'], ['institutions.id'], name=op.f('fk_users_institution_id_institutions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
+    sa.UniqueConstraint('email', name=op.f('uq_users_email'))
     )
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_users_role'), ['role'], unique=False)
@@ -63,9 +63,9 @@ def upgrade():
     sa.Column('updated_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('closed_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['referring_id'], ['users.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('reference')
+    sa.ForeignKeyConstraint(['referring_id'], ['users.id'], name=op.f('fk_cases_referring_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cases')),
+    sa.UniqueConstraint('reference', name=op.f('uq_cases_reference'))
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cases_referring_id'), ['referring_id'], unique=False)
@@ -80,10 +80,10 @@ def upgrade():
     sa.Column('reason', sa.String(length=500), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('ended_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['assigned_by_id'], ['users.id'], ),
-    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
-    sa.ForeignKeyConstraint(['reviewer_id'], ['users.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.ForeignKeyConstraint(['assigned_by_id'], ['users.id'], name=op.f('fk_assignments_assigned_by_id_users')),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_assignments_case_id_cases')),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['users.id'], name=op.f('fk_assignments_reviewer_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_assignments'))
     )
     with op.batch_alter_table('assignments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_assignments_active'), ['active'], unique=False)
@@ -101,9 +101,9 @@ def upgrade():
     sa.Column('object_id', sa.String(length=64), nullable=False),
     sa.Column('source_ip', sa.String(length=64), nullable=False),
     sa.Column('detail', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], ),
-    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_audit_events_actor_id_users')),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_audit_events_case_id_cases')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_events'))
     )
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.create_index('ix_audit_case_at', ['case_id', 'at'], unique=False)
@@ -119,9 +119,9 @@ def upgrade():
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('uploaded_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('uploaded_by_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
-    sa.ForeignKeyConstraint(['uploaded_by_id'], ['users.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_documents_case_id_cases')),
+    sa.ForeignKeyConstraint(['uploaded_by_id'], ['users.id'], name=op.f('fk_documents_uploaded_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_documents'))
     )
     with op.batch_alter_table('documents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_documents_case_id'), ['case_id'], unique=False)
@@ -132,8 +132,8 @@ def upgrade():
     sa.Column('occurred_on', sa.Date(), nullable=False),
     sa.Column('kind', sa.String(length=24), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_history_entries_case_id_cases')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_history_entries'))
     )
     with op.batch_alter_table('history_entries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_history_entries_case_id'), ['case_id'], unique=False)
@@ -149,15 +149,26 @@ def upgrade():
     sa.Column('recommended_plan', sa.Text(), nullable=False),
     sa.Column('rationale', sa.Text(), nullable=False),
     sa.Column('further_tests', sa.Text(), nullable=False),
+    sa.Column('stage_text', sa.Text(), nullable=False),
+    sa.Column('tnm_t', sa.String(length=16), nullable=False),
+    sa.Column('tnm_n', sa.String(length=16), nullable=False),
+    sa.Column('tnm_m', sa.String(length=16), nullable=False),
+    sa.Column('trial_consideration', sa.String(length=16), nullable=False),
+    sa.Column('clinical_trials', sa.Text(), nullable=False),
+    sa.Column('urgency', sa.String(length=12), nullable=False),
+    sa.Column('findings', sa.Text(), nullable=False),
+    sa.Column('impression', sa.Text(), nullable=False),
+    sa.Column('radpeer_score', sa.String(length=4), nullable=False),
+    sa.Column('radpeer_comment', sa.Text(), nullable=False),
     sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('signed_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('content_sha256', sa.String(length=64), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
-    sa.ForeignKeyConstraint(['reviewer_id'], ['users.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('case_id')
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_opinions_case_id_cases')),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['users.id'], name=op.f('fk_opinions_reviewer_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opinions')),
+    sa.UniqueConstraint('case_id', name=op.f('uq_opinions_case_id'))
     )
     op.create_table('studies',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -166,34 +177,31 @@ def upgrade():
     sa.Column('study_date', sa.Date(), nullable=True),
     sa.Column('description', sa.String(length=200), nullable=False),
     sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('case_id', 'study_instance_uid')
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_studies_case_id_cases')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_studies')),
+    sa.UniqueConstraint('case_id', 'study_instance_uid', name=op.f('uq_studies_case_id'))
     )
     with op.batch_alter_table('studies', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_studies_case_id'), ['case_id'], unique=False)
 
-    op.create_table('letters',
+    op.create_table('opinion_addenda',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('case_id', sa.Integer(), nullable=False),
     sa.Column('opinion_id', sa.Integer(), nullable=False),
-    sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('blob_key', sa.String(length=64), nullable=False),
-    sa.Column('sha256', sa.String(length=64), nullable=False),
-    sa.Column('verification_code', sa.String(length=32), nullable=False),
-    sa.Column('issued_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('delivered_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('first_downloaded_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('acknowledged_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('acknowledged_by_id', sa.Integer(), nullable=True),
-    sa.ForeignKeyConstraint(['acknowledged_by_id'], ['users.id'], ),
-    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
-    sa.ForeignKeyConstraint(['opinion_id'], ['opinions.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('verification_code')
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.String(length=300), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('signed_by_id', sa.Integer(), nullable=False),
+    sa.Column('signed_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('content_sha256', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_opinion_addenda_case_id_cases')),
+    sa.ForeignKeyConstraint(['opinion_id'], ['opinions.id'], name=op.f('fk_opinion_addenda_opinion_id_opinions')),
+    sa.ForeignKeyConstraint(['signed_by_id'], ['users.id'], name=op.f('fk_opinion_addenda_signed_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opinion_addenda'))
     )
-    with op.batch_alter_table('letters', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_letters_case_id'), ['case_id'], unique=False)
+    with op.batch_alter_table('opinion_addenda', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_opinion_addenda_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_opinion_addenda_opinion_id'), ['opinion_id'], unique=False)
 
     op.create_table('series',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -203,9 +211,9 @@ def upgrade():
     sa.Column('description', sa.String(length=200), nullable=False),
     sa.Column('series_number', sa.Integer(), nullable=True),
     sa.Column('thumbnail_key', sa.String(length=64), nullable=True),
-    sa.ForeignKeyConstraint(['study_id'], ['studies.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('study_id', 'series_instance_uid')
+    sa.ForeignKeyConstraint(['study_id'], ['studies.id'], name=op.f('fk_series_study_id_studies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_series')),
+    sa.UniqueConstraint('study_id', 'series_instance_uid', name=op.f('uq_series_study_id'))
     )
     with op.batch_alter_table('series', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_series_study_id'), ['study_id'], unique=False)
@@ -226,18 +234,47 @@ def upgrade():
     sa.Column('blob_key', sa.String(length=64), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('original_filename', sa.String(length=255), nullable=False),
-    sa.ForeignKeyConstraint(['series_id'], ['series.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('series_id', 'sop_instance_uid')
+    sa.ForeignKeyConstraint(['series_id'], ['series.id'], name=op.f('fk_instances_series_id_series')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_instances')),
+    sa.UniqueConstraint('series_id', 'sop_instance_uid', name=op.f('uq_instances_series_id'))
     )
     with op.batch_alter_table('instances', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_instances_series_id'), ['series_id'], unique=False)
+
+    op.create_table('letters',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('opinion_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('blob_key', sa.String(length=64), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('verification_code', sa.String(length=32), nullable=False),
+    sa.Column('issued_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_downloaded_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('acknowledged_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('acknowledged_by_id', sa.Integer(), nullable=True),
+    sa.Column('addendum_id', sa.Integer(), nullable=True),
+    sa.Column('change_summary', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['acknowledged_by_id'], ['users.id'], name=op.f('fk_letters_acknowledged_by_id_users')),
+    sa.ForeignKeyConstraint(['addendum_id'], ['opinion_addenda.id'], name=op.f('fk_letters_addendum_id_opinion_addenda')),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_letters_case_id_cases')),
+    sa.ForeignKeyConstraint(['opinion_id'], ['opinions.id'], name=op.f('fk_letters_opinion_id_opinions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_letters')),
+    sa.UniqueConstraint('verification_code', name=op.f('uq_letters_verification_code'))
+    )
+    with op.batch_alter_table('letters', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_letters_case_id'), ['case_id'], unique=False)
 
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('letters', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_letters_case_id'))
+
+    op.drop_table('letters')
     with op.batch_alter_table('instances', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_instances_series_id'))
 
@@ -246,10 +283,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_series_study_id'))
 
     op.drop_table('series')
-    with op.batch_alter_table('letters', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_letters_case_id'))
+    with op.batch_alter_table('opinion_addenda', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_opinion_addenda_opinion_id'))
+        batch_op.drop_index(batch_op.f('ix_opinion_addenda_case_id'))
 
-    op.drop_table('letters')
+    op.drop_table('opinion_addenda')
     with op.batch_alter_table('studies', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_studies_case_id'))
 

@@ -1,0 +1,13 @@
+"""Who may amend a signed opinion."""
+from __future__ import annotations
+
+from review_portal.cases.lifecycle import CaseStatus
+from review_portal.cases.permissions import is_current_reviewer
+
+# An addendum follows a delivered letter; the case keeps its state (no "amended" state exists or is needed).
+ADDENDUM_STATUSES = frozenset({CaseStatus.OPINION_SIGNED, CaseStatus.LETTER_DELIVERED, CaseStatus.CLOSED})
+
+
+def can_add_addendum(user, case, opinion) -> bool:
+    return (opinion is not None and opinion.is_signed and opinion.reviewer_id == user.id
+            and is_current_reviewer(user, case) and case.status in ADDENDUM_STATUSES)
