@@ -56,7 +56,7 @@ def save_draft(db: Session, case, draft: OpinionDraft, *, based_on_version: int 
         setattr(opinion, name, value.strip())
     opinion.updated_at = now
     if case.status == CaseStatus.ASSIGNED:
-        transition(case, CaseStatus.IN_REVIEW, now)
+        transition(case, CaseStatus.IN_REVIEW, now, by=by, ip=ip, why="opinion drafted")
     db.flush()
     record(db, action="opinion.draft_saved", by=by, ip=ip, now=now, case=case, object_type="opinion", object_id=opinion.id)
     return opinion
@@ -100,7 +100,7 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
     missing = missing_for_signature(opinion)
     if missing:
         raise InvalidInput("Complete these before signing: " + ", ".join(missing) + ".")
-    transition(case, CaseStatus.OPINION_SIGNED, now)
+    transition(case, CaseStatus.OPINION_SIGNED, now, by=by, ip=ip, why="opinion signed")
     opinion.status = "signed"
     opinion.signed_at = now
     opinion.updated_at = now
