@@ -11,8 +11,8 @@ class MessageForm(FlaskForm):
 
 class InformationRequestForm(FlaskForm):
     items = SelectMultipleField("What do you need?", choices=list(REQUEST_ITEMS.items()),
-                                widget=widgets.ListWidget(prefix_label=False), option_widget=widgets.CheckboxInput(),
-                                validators=[DataRequired(message="Tick what you need.")])
+                                widget=widgets.ListWidget(prefix_label=False), option_widget=widgets.CheckboxInput())
+    # No `required` here: the browser would then insist on every box. The service refuses an empty request.
     detail = TextAreaField("Details for the referring physician",
                            validators=[DataRequired(message="Say exactly what you need and why."), Length(max=8000)])
 
