@@ -80,3 +80,14 @@ def test_dashboard_puts_overdue_first_then_near_due_then_on_time(db, make_case):
     order = [(r.case.id, r.state) for r in data["rows"]]
     assert order == [(urgent.id, "overdue"), (on_time.id, "on_time")]
     assert data["counts"]["overdue"] == 1 and data["counts"]["on_time"] == 1
+
+
+def test_flask_sla_check_command_runs_and_reports(app, make_case, monkeypatch):
+    import review_portal.clock as clock
+
+    case = make_case("in_review", cancer_site="thoracic")
+    monkeypatch.setattr(clock, "utcnow", lambda: NOW + timedelta(days=8))
+    result = app.test_cli_runner().invoke(args=["sla-check"])
+    assert result.exit_code == 0, result.output
+    assert f"0 near due flagged, 1 overdue escalated: {case.reference}" in result.output
+    assert "0 overdue escalated" in app.test_cli_runner().invoke(args=["sla-check"]).output
