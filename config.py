@@ -27,6 +27,25 @@ class Config:
     PAGE_SIZE = 25
     # Business days a review may take, by priority.
     TURNAROUND_DAYS = {"routine": 5, "urgent": 2}
+    # Days the service does not work (ISO dates), besides weekends. PORTAL_HOLIDAYS=2026-12-25,2026-12-28 overrides.
+    HOLIDAYS = tuple(d.strip() for d in os.environ.get(
+        "PORTAL_HOLIDAYS", "2026-12-25,2026-12-28,2027-01-01,2027-04-02,2027-04-05,2027-05-03,2027-05-31,2027-08-30,2027-12-27,2027-12-28"
+    ).split(",") if d.strip())
+    # A review is "near due" when fewer business hours than this remain.
+    SLA_NEAR_DUE_HOURS = 24
+    # Questions the referring physician may ask after the letter (MyConsult allows three).
+    FOLLOW_UP_QUESTIONS_MAX = 3
+    # E-mail notifications. Off by default: messages are written to the log instead.
+    MAIL_ENABLED = os.environ.get("MAIL_ENABLED", "") == "1"
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", 25))
+    MAIL_USE_STARTTLS = os.environ.get("MAIL_USE_STARTTLS", "") == "1"
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
+    MAIL_SENDER = os.environ.get("MAIL_SENDER", "second-opinions@northbridge.example")
+    MAIL_TIMEOUT_SECONDS = 10
+    # Links in e-mails and in `flask sla-check` notifications point here.
+    PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:5000")
     INSTITUTION = {
         "name": "Northbridge Cancer Centre",
         "address_lines": ["Second Opinion Service", "1 Harbour Road", "Northbridge NB1 2CC"],
@@ -46,6 +65,8 @@ class TestConfig(Config):
     # Cheap argon2 parameters: the hashing code path is the same, only slower in production.
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 1024
+    MAIL_ENABLED = False
+    PORTAL_BASE_URL = "http://portal.test"
 
 
 class ProductionConfig(Config):

@@ -44,6 +44,7 @@ def create_app(config=None, **overrides) -> Flask:
     database.init_app(app)
     database.import_models()
     app.extensions["storage"] = storage_mod.LocalStorage(Path(app.config["STORAGE_DIR"]))
+    _configure_mail(app)
 
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -85,10 +86,23 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.health import bp as health_bp
     from review_portal.imaging.routes import bp as imaging_bp
     from review_portal.letters.routes import bp as letters_bp
+    from review_portal.messaging.routes import bp as messaging_bp
+    from review_portal.notifications.routes import bp as notifications_bp
     from review_portal.opinions.routes import bp as opinions_bp
 
-    for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, opinions_bp, letters_bp, health_bp):
+    for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, opinions_bp, letters_bp, health_bp, messaging_bp,
+               notifications_bp):
         app.register_blueprint(bp)
+
+
+def _configure_mail(app: Flask) -> None:
+    """Notification e-mails leave after the unit of work commits (see notifications.mail)."""
+    from review_portal.notifications import mail
+
+    mailer = mail.mailer_from_config(app.config)
+    app.extensions["mailer"] = mailer
+    database.session.configure(info={"mailer": mailer, "base_url": app.config["PORTAL_BASE_URL"].rstrip("/")})
+    mail.install(database.session)
 
 
 def _discard_unit_of_work(app: Flask) -> None:
@@ -176,13 +190,19 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from review_portal.cases import permissions
+    from flask_login import current_user
 
+    from review_portal.cases import permissions
     from review_portal.clock import utcnow
+    from review_portal.messaging import permissions as talk
+    from review_portal.notifications.services import unread_count
 
     @app.context_processor
     def _helpers():
-        return {"perm": permissions, "now_utc": utcnow()}
+        unread = 0
+        if current_user and getattr(current_user, "is_authenticated", False):
+            unread = unread_count(database.session(), current_user)
+        return {"perm": permissions, "talk": talk, "now_utc": utcnow(), "unread_notifications": unread}
 
     @app.template_filter("dt")
     def _format_datetime(value):

@@ -1,4 +1,4 @@
-"""Command-line tasks: `flask init-db`, `flask seed-demo`, `flask create-user`."""
+"""Command-line tasks: `flask init-db`, `flask seed-demo`, `flask sla-check`."""
 from __future__ import annotations
 
 import click
@@ -27,3 +27,14 @@ def register(app) -> None:
             raise click.ClickException(str(exc))
         session.commit()
         click.echo("Demo data loaded." if created else "Demo data already present; nothing changed.")
+
+    @app.cli.command("sla-check")
+    def sla_check_command():
+        """Flag reviews near their deadline and escalate overdue ones (run from cron, e.g. hourly)."""
+        from review_portal.assignment.deadlines import policy_from_config
+        from review_portal.assignment.services import sla_check
+        from review_portal.clock import utcnow
+
+        report = sla_check(session(), policy=policy_from_config(current_app.config), now=utcnow())
+        session.commit()
+        click.echo(f"SLA check: {report.summary()}.")

@@ -82,6 +82,8 @@ def import_models() -> None:
     from review_portal.imaging import models as _imaging  # noqa: F401
     from review_portal.opinions import models as _opinions  # noqa: F401
     from review_portal.letters import models as _letters  # noqa: F401
+    from review_portal.messaging import models as _messaging  # noqa: F401
+    from review_portal.notifications import models as _notifications  # noqa: F401
 
 
 def create_all(engine) -> None:

@@ -16,9 +16,13 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 
+from review_portal.assignment.deadlines import add_business_seconds, policy_from_config
+from review_portal.assignment.models import OutOfOffice, ReviewerProfile
+from review_portal.assignment.services import accept_offer, add_review, sla_check
 from review_portal.auth.models import Institution, Role, User
 from review_portal.auth.services import create_user
-from review_portal.cases.services import HistoryItem, Referral, UploadedFile, submit_referral
+from review_portal.cases.services import HistoryItem, Referral, UploadedFile, close_case, submit_referral
+from review_portal.messaging.services import post_message, request_information
 from review_portal.clock import utcnow
 
 DEMO_PASSWORD = "demo-password-2026"
@@ -70,6 +74,11 @@ def _pdf_report(dest: Path, title: str, body: str) -> Path:
     return path
 
 
+def _set_due(case, due) -> None:
+    case.lead_review.due_at = due
+    case.due_at = due
+
+
 def seed(app, db) -> bool:
     if not app.config.get("DEMO_DATA_ALLOWED") or app.config.get("PRODUCTION"):
         raise DemoRefused("Demo data is refused on a production configuration.")
@@ -89,17 +98,26 @@ def seed(app, db) -> bool:
 
     roe = user("referrer@demo.example", "Dr Jane Roe", Role.REFERRING, riverside, credentials="MD")
     khan = user("khan@demo.example", "Dr Imran Khan", Role.REFERRING, lakeside, credentials="MD")
-    user("reviewer@demo.example", "Dr Ada Stone", Role.REVIEWER, northbridge, credentials="MD, PhD",
+    stone = user("reviewer@demo.example", "Dr Ada Stone", Role.REVIEWER, northbridge, credentials="MD, PhD",
                  specialty="medical_oncology", sites=["breast", "thoracic", "gi"])
-    user("radiologist@demo.example", "Dr Tomas Okafor", Role.REVIEWER, northbridge, credentials="MD, FRCR",
-         specialty="radiology", sites=["breast", "thoracic", "gi", "gu", "gynecologic", "head_neck", "neuro", "sarcoma"])
-    user("lindqvist@demo.example", "Dr Maria Lindqvist", Role.REVIEWER, northbridge, credentials="MD",
-         specialty="radiation_oncology", sites=["head_neck", "neuro", "breast"])
+    okafor = user("radiologist@demo.example", "Dr Tomas Okafor", Role.REVIEWER, northbridge, credentials="MD, FRCR",
+                  specialty="radiology", sites=["breast", "thoracic", "gi", "gu", "gynecologic", "head_neck", "neuro", "sarcoma"])
+    lindqvist = user("lindqvist@demo.example", "Dr Maria Lindqvist", Role.REVIEWER, northbridge, credentials="MD",
+                     specialty="radiation_oncology", sites=["head_neck", "neuro", "breast"])
     # Same institution as Dr Roe: must never be routed Dr Roe's cases.
-    user("riverside.onc@demo.example", "Dr Paul Brandt", Role.REVIEWER, riverside, credentials="MD",
-         specialty="medical_oncology", sites=["breast", "thoracic", "gi"])
-    user("coordinator@demo.example", "Sam Carter", Role.COORDINATOR, northbridge)
+    brandt = user("riverside.onc@demo.example", "Dr Paul Brandt", Role.REVIEWER, riverside, credentials="MD",
+                  specialty="medical_oncology", sites=["breast", "thoracic", "gi"])
+    coordinator = user("coordinator@demo.example", "Sam Carter", Role.COORDINATOR, northbridge)
     user("admin@demo.example", "Alex Admin", Role.ADMIN, northbridge)
+    db.add_all([
+        ReviewerProfile(user_id=stone.id, capacity=10),
+        ReviewerProfile(user_id=okafor.id, reading_areas=["neuro", "body", "chest", "msk", "breast"], capacity=12),
+        ReviewerProfile(user_id=lindqvist.id, capacity=6),
+        ReviewerProfile(user_id=brandt.id, capacity=4),
+        # Planned leave, shown on her availability page; routing skips her for cases due during it.
+        OutOfOffice(user_id=lindqvist.id, starts_on=(now + timedelta(days=21)).date(),
+                    ends_on=(now + timedelta(days=35)).date(), note="Annual leave"),
+    ])
     db.flush()
 
     work = Path(tempfile.mkdtemp())
@@ -108,7 +126,8 @@ def seed(app, db) -> bool:
         mr = [UploadedFile("MR_small.dcm", Path(get_testdata_file("MR_small.dcm", download=False)))]
         path_report = _pdf_report(work, "Pathology report", "Core biopsy, left breast: invasive carcinoma, NST, grade 2. ER positive, HER2 equivocal (IHC 2+).")
         ct_report = _pdf_report(work, "CT report", "CT chest: 14 mm spiculated nodule, right upper lobe. No mediastinal adenopathy.")
-        ctx = {"ip": "127.0.0.1", "turnaround_days": app.config["TURNAROUND_DAYS"]}
+        policy = policy_from_config(app.config)
+        ctx = {"ip": "127.0.0.1", "turnaround_days": app.config["TURNAROUND_DAYS"], "holidays": policy.holidays}
 
         def referral(name, dob, sex, mrn, site, review_type="oncology_opinion", priority="routine", **text):
             return Referral(
@@ -129,8 +148,13 @@ def seed(app, db) -> bool:
                      HistoryItem(date(2026, 10, 2), "pathology", "CT-guided biopsy: adenocarcinoma, acinar predominant."),
                      HistoryItem(date(2026, 10, 20), "diagnosis", "MDT: stage IA2, surgical candidate.")],
         )
-        submit_referral(db, storage, lung, documents=[UploadedFile("CT report.pdf", ct_report)],
-                                         scans=ct + mr, by=roe, now=now - timedelta(days=2), **ctx)
+        lung_case, _ = submit_referral(db, storage, lung, documents=[UploadedFile("CT report.pdf", ct_report)],
+                                       scans=ct + mr, by=roe, now=now - timedelta(days=2), **ctx)
+        accept_offer(db, lung_case.active_assignment, by=lung_case.reviewer, ip="127.0.0.1", now=now - timedelta(days=2))
+        # Due in a few business hours, whatever weekday the demo is loaded on: the dashboard's "due soon" row.
+        _set_due(lung_case, add_business_seconds(now, 5 * 3600, policy.holidays))
+        # A radiology re-read alongside the oncology opinion: the letter waits for both.
+        add_review(db, lung_case, "radiology_read", policy=policy, by=coordinator, ip="127.0.0.1", now=now - timedelta(days=1))
 
         breast = referral(
             "Beatrice Sample", date(1971, 11, 23), "female", "RGH-100877", "breast",
@@ -146,6 +170,7 @@ def seed(app, db) -> bool:
         from review_portal.letters.services import acknowledge_letter
 
         reviewer = case_signed.reviewer
+        accept_offer(db, case_signed.active_assignment, by=reviewer, ip="127.0.0.1", now=now - timedelta(days=5))
         save_draft(db, case_signed, OpinionDraft(
             diagnosis_concordance="refined", plan_concordance="modify",
             reviewer_diagnosis="Invasive carcinoma NST, grade 2, ER+/PR+; HER2 status needs ISH before a plan is fixed.",
@@ -162,6 +187,7 @@ def seed(app, db) -> bool:
             diagnosis="Rectal adenocarcinoma, cT3N1M0.", plan="Short-course radiotherapy then surgery.",
             history=[HistoryItem(date(2026, 8, 30), "diagnosis", "Colonoscopy and biopsy: adenocarcinoma at 8 cm.")]),
             documents=[], scans=[ct[0]], by=roe, now=now - timedelta(days=20), **ctx)
+        accept_offer(db, closed_case.active_assignment, by=closed_case.reviewer, ip="127.0.0.1", now=now - timedelta(days=19))
         save_draft(db, closed_case, OpinionDraft(
             diagnosis_concordance="confirmed", plan_concordance="agree",
             reviewer_diagnosis="Rectal adenocarcinoma, cT3N1M0.", recommended_plan="Proceed with the proposed plan.",
@@ -171,6 +197,7 @@ def seed(app, db) -> bool:
                               institution=app.config["INSTITUTION"], by=closed_case.reviewer, ip="127.0.0.1",
                               now=now - timedelta(days=16))
         acknowledge_letter(db, closed_case, by=roe, ip="127.0.0.1", now=now - timedelta(days=15))
+        close_case(db, closed_case, by=roe, ip="127.0.0.1", now=now - timedelta(days=14))
 
         # Radiology read for the other referrer, and a case nobody covers (lands in the coordinator's triage).
         submit_referral(db, storage, referral(
@@ -183,6 +210,34 @@ def seed(app, db) -> bool:
             "Evan Testcase", date(2015, 3, 3), "male", "LOC-7730", "pediatric",
             question="Second opinion on risk stratification.", diagnosis="Medulloblastoma, standard risk.",
             plan="Craniospinal irradiation and chemotherapy."), documents=[], scans=[], by=khan, now=now, **ctx)
+
+        # Overdue: accepted twelve days ago and still open.
+        overdue, _ = submit_referral(db, storage, referral(
+            "Frank Overdue", date(1955, 8, 19), "male", "RGH-101002", "gi",
+            question="Is adjuvant chemotherapy indicated after resection?", diagnosis="Colon adenocarcinoma, pT3N1a.",
+            plan="Observation only."), documents=[], scans=[], by=roe, now=now - timedelta(days=12), **ctx)
+        accept_offer(db, overdue.active_assignment, by=overdue.reviewer, ip="127.0.0.1", now=now - timedelta(days=11))
+
+        # On time, in review.
+        on_time, _ = submit_referral(db, storage, referral(
+            "Hana Ontime", date(1980, 1, 30), "female", "LOC-6610", "head_neck",
+            question="Is re-irradiation reasonable?", diagnosis="Recurrent oropharyngeal SCC, p16+.",
+            plan="Palliative systemic therapy."), documents=[], scans=[], by=khan, now=now - timedelta(hours=3), **ctx)
+        accept_offer(db, on_time.active_assignment, by=on_time.reviewer, ip="127.0.0.1", now=now - timedelta(hours=2))
+
+        # Awaiting information: the reviewer asked for the slides; the deadline is paused.
+        waiting, _ = submit_referral(db, storage, referral(
+            "Grace Hold", date(1968, 5, 4), "female", "LOC-6655", "breast",
+            question="Is this lobular or ductal, and does it change surgery?", diagnosis="Invasive carcinoma, type unclear.",
+            plan="Breast-conserving surgery."), documents=[], scans=[], by=khan, now=now - timedelta(days=2), **ctx)
+        accept_offer(db, waiting.active_assignment, by=waiting.reviewer, ip="127.0.0.1", now=now - timedelta(days=2))
+        request_information(db, waiting, items=["pathology_slides"], detail="Please send the core biopsy slides and "
+                            "the E-cadherin stain, if done.", by=waiting.reviewer, ip="127.0.0.1", now=now - timedelta(days=1))
+        post_message(db, waiting, body="Slides are with the courier; E-cadherin was not done.", by=khan, ip="127.0.0.1",
+                     now=now - timedelta(hours=20))
+
+        # What cron would have raised by now: the escalation list on the dashboard.
+        sla_check(db, policy=policy, now=now, ip="127.0.0.1")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return True

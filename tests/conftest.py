@@ -76,6 +76,9 @@ def users(db):
         "coordinator": make("coordinator", Role.COORDINATOR, centre),
         "admin": make("admin", Role.ADMIN, centre),
     }
+    from review_portal.assignment.models import ReviewerProfile
+
+    db.add(ReviewerProfile(user_id=people["radiologist"].id, reading_areas=["breast", "chest"], capacity=8))
     db.commit()
     return people
 
@@ -93,10 +96,18 @@ def referral(**overrides) -> Referral:
 
 @pytest.fixture
 def make_case(db, storage, users, tmp_path):
-    """Build a case through the real services and stop at `status`."""
-    from review_portal.cases.services import withdraw_case
+    """Build a case through the real services and stop at `status`.
+
+    "assigned" is offered to the routed reviewer; every later state has the offer accepted first.
+    "triage" needs a case nobody covers (pass cancer_site="pediatric").
+    """
+    from review_portal.assignment.services import accept_offer
+    from review_portal.cases.services import cancel_case, close_case, withdraw_case
     from review_portal.letters.services import acknowledge_letter
+    from review_portal.messaging.services import request_information
     from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
+
+    later = {"in_review", "awaiting_information", "opinion_signed", "letter_delivered", "acknowledged", "closed"}
 
     def _make(status: str = "assigned", *, scans: list[str] = (), by=None, **overrides):
         by = by or users["referring"]
@@ -107,22 +118,31 @@ def make_case(db, storage, users, tmp_path):
             uploads.append(UploadedFile(name, dest))
         case, _ = submit_referral(db, storage, referral(**overrides), documents=[], scans=uploads, by=by, ip="127.0.0.1",
                                   now=NOW, turnaround_days=TURNAROUND)
-        if status == CaseStatus.SUBMITTED:
-            if case.status != "submitted":
-                raise AssertionError("a routable case cannot be left submitted; pass cancer_site='pediatric'")
+        ctx = {"ip": "127.0.0.1"}
+        if status in (CaseStatus.SUBMITTED, CaseStatus.TRIAGE):
+            if case.status != "triage":
+                raise AssertionError("a routable case goes straight to a reviewer; pass cancer_site='pediatric'")
         elif status == CaseStatus.WITHDRAWN:
-            withdraw_case(db, case, reason="test", by=by, ip="127.0.0.1", now=NOW)
-        elif status != CaseStatus.ASSIGNED:
+            withdraw_case(db, case, reason="test", by=by, now=NOW, **ctx)
+        elif status == CaseStatus.CANCELLED:
+            cancel_case(db, case, reason="duplicate referral", by=users["coordinator"], now=NOW, **ctx)
+        elif status in later:
             reviewer = case.reviewer
-            save_draft(db, case, OpinionDraft("refined", "modify", "Refined diagnosis.", "Modified plan.",
-                                              "Because of the biopsy.", "HER2 ISH."),
-                       based_on_version=None, by=reviewer, ip="127.0.0.1", now=NOW + timedelta(hours=1))
-            if status in (CaseStatus.OPINION_SIGNED, CaseStatus.LETTER_DELIVERED, CaseStatus.CLOSED):
+            accept_offer(db, case.active_assignment, by=reviewer, now=NOW + timedelta(minutes=10), **ctx)
+            if status == CaseStatus.AWAITING_INFORMATION:
+                request_information(db, case, items=["records"], detail="Please send the operative note.",
+                                    by=reviewer, now=NOW + timedelta(minutes=30), **ctx)
+            elif status != CaseStatus.IN_REVIEW:
+                save_draft(db, case, OpinionDraft("refined", "modify", "Refined diagnosis.", "Modified plan.",
+                                                  "Because of the biopsy.", "HER2 ISH."),
+                           based_on_version=None, by=reviewer, now=NOW + timedelta(hours=1), **ctx)
                 # Signing issues the letter in the same step: "opinion signed" is transient.
                 sign_and_issue_letter(db, storage, case, password=PASSWORD, attested=True, institution=INSTITUTION,
-                                      by=reviewer, ip="127.0.0.1", now=NOW + timedelta(hours=2))
-            if status == CaseStatus.CLOSED:
-                acknowledge_letter(db, case, by=by, ip="127.0.0.1", now=NOW + timedelta(hours=3))
+                                      by=reviewer, now=NOW + timedelta(hours=2), **ctx)
+                if status in (CaseStatus.ACKNOWLEDGED, CaseStatus.CLOSED):
+                    acknowledge_letter(db, case, by=by, now=NOW + timedelta(hours=3), **ctx)
+                if status == CaseStatus.CLOSED:
+                    close_case(db, case, by=by, now=NOW + timedelta(hours=4), **ctx)
         db.commit()
         return case
 

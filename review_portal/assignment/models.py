@@ -1,12 +1,140 @@
-"""Who reviews a case, since when, chosen how."""
+"""Reviews of a case, the offers that put a reviewer on each, reviewer profiles and escalations.
+
+A case needs one or more *reviews* (the lead oncology opinion, perhaps a radiology re-read). Each
+review is a FHIR Task with its own deadline; each *assignment* is one offer of that review to one
+reviewer, who accepts or declines it. A declined offer stays on record (FHIR "rejected") so the
+re-routing excludes that reviewer.
+"""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from review_portal.db import Base, UTCDateTime
+
+REVIEW_STATUSES = {
+    "triage": "Needs a reviewer",
+    "offered": "Offered",
+    "in_review": "In review",
+    "completed": "Completed",
+    "cancelled": "Cancelled",
+}
+REVIEW_FHIR_STATUS = {"triage": "received", "offered": "requested", "in_review": "in-progress",
+                      "completed": "completed", "cancelled": "cancelled"}
+OPEN_REVIEW_STATUSES = frozenset({"triage", "offered", "in_review"})
+
+ASSIGNMENT_STATUSES = {
+    "offered": "Offered",
+    "accepted": "Accepted",
+    "declined": "Declined",
+    "completed": "Completed",
+    "ended": "Ended",
+}
+ASSIGNMENT_FHIR_STATUS = {"offered": "requested", "accepted": "accepted", "declined": "rejected",
+                          "completed": "completed", "ended": "cancelled"}
+# The reviewer still holds the review (and may see the case).
+HELD_ASSIGNMENT_STATUSES = frozenset({"offered", "accepted", "completed"})
+
+DECLINE_REASONS = {
+    "conflict": "Conflict of interest",
+    "expertise": "Outside my expertise",
+    "capacity": "No capacity right now",
+    "other": "Other",
+}
+
+READING_AREAS = {
+    "neuro": "Neuroradiology",
+    "body": "Body",
+    "chest": "Chest",
+    "msk": "Musculoskeletal",
+    "breast": "Breast",
+    "nuclear": "Nuclear medicine",
+}
+# Which radiology reading areas can re-read imaging for each cancer site.
+SITE_READING_AREAS = {
+    "breast": {"breast"},
+    "thoracic": {"chest"},
+    "gi": {"body"},
+    "gu": {"body"},
+    "gynecologic": {"body"},
+    "head_neck": {"neuro"},
+    "neuro": {"neuro"},
+    "hematologic": {"body", "nuclear"},
+    "skin": {"body", "nuclear"},
+    "sarcoma": {"msk"},
+    "pediatric": set(),
+}
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    review_type: Mapped[str] = mapped_column(String(24))
+    # The lead review's reviewer writes and signs the opinion; the others contribute to it.
+    is_lead: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    fhir_status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why nobody was eligible, shown in the coordinator's triage queue.
+    triage_reason: Mapped[str] = mapped_column(String(1000), default="")
+    # A contributing reviewer's findings, read by the lead reviewer before signing.
+    findings: Mapped[str] = mapped_column(Text, default="")
+    near_due_flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    overdue_escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    case = relationship("Case", back_populates="reviews")
+    assignments: Mapped[list[Assignment]] = relationship(back_populates="review", order_by="Assignment.id")
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_REVIEW_STATUSES
+
+    @property
+    def active_assignment(self):
+        return next((a for a in self.assignments if a.active), None)
+
+    @property
+    def reviewer(self):
+        assignment = self.active_assignment
+        return assignment.reviewer if assignment else None
+
+    @property
+    def declined_reviewer_ids(self) -> set[int]:
+        return {a.reviewer_id for a in self.assignments if a.status == "declined"}
+
+    @property
+    def status_label(self) -> str:
+        return REVIEW_STATUSES.get(self.status, self.status)
+
+    @property
+    def review_type_label(self) -> str:
+        from review_portal.cases.models import REVIEW_TYPES
+
+        return REVIEW_TYPES.get(self.review_type, self.review_type)
+
+    def set_status(self, status: str) -> None:
+        self.status = status
+        self.fhir_status = REVIEW_FHIR_STATUS[status]
+
+    def complete(self, now: datetime) -> None:
+        self.set_status("completed")
+        self.completed_at = now
+        for a in self.assignments:
+            if a.status == "accepted":
+                a.set_status("completed", now)
+
+    def cancel(self, now: datetime) -> None:
+        self.set_status("cancelled")
+        self.completed_at = now
+        for a in self.assignments:
+            if a.status in ("offered", "accepted"):
+                a.set_status("ended", now)
 
 
 class Assignment(Base):
@@ -14,14 +142,81 @@ class Assignment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), index=True)
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # None when the portal routed the case itself.
     assigned_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    reason: Mapped[str] = mapped_column(String(500), default="")
+    # Why this reviewer: shown to the coordinator.
+    reason: Mapped[str] = mapped_column(String(1000), default="")
+    status: Mapped[str] = mapped_column(String(12), default="offered", index=True)
+    fhir_status: Mapped[str] = mapped_column(String(16), default="requested")
+    # True while the reviewer holds the review (offered, accepted or completed).
     active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decline_reason: Mapped[str] = mapped_column(String(16), default="")
+    decline_note: Mapped[str] = mapped_column(String(500), default="")
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    case = relationship("Case")
+    case = relationship("Case", viewonly=True)
+    review: Mapped[Review] = relationship(back_populates="assignments")
     reviewer = relationship("User", foreign_keys=[reviewer_id])
     assigned_by = relationship("User", foreign_keys=[assigned_by_id])
+
+    @property
+    def status_label(self) -> str:
+        return ASSIGNMENT_STATUSES.get(self.status, self.status)
+
+    @property
+    def decline_reason_label(self) -> str:
+        return DECLINE_REASONS.get(self.decline_reason, self.decline_reason)
+
+    def set_status(self, status: str, now: datetime) -> None:
+        self.status = status
+        self.fhir_status = ASSIGNMENT_FHIR_STATUS[status]
+        self.active = status in HELD_ASSIGNMENT_STATUSES
+        if status in ("accepted", "declined"):
+            self.responded_at = now
+        if status in ("declined", "ended"):
+            self.ended_at = now
+
+
+class ReviewerProfile(Base):
+    """What a reviewer reads and how much they can take; specialty and sites live on the user."""
+
+    __tablename__ = "reviewer_profiles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    # Radiologists only: codes from READING_AREAS.
+    reading_areas: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Most open reviews at once; None means the configured default.
+    capacity: Mapped[int | None] = mapped_column(Integer)
+
+    user = relationship("User")
+
+
+class OutOfOffice(Base):
+    __tablename__ = "out_of_office"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Escalation(Base):
+    """A deadline flag raised by `flask sla-check`: near due (reviewer told) or overdue (coordinators told)."""
+
+    __tablename__ = "escalations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(12))  # near_due | overdue
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+
+    review = relationship("Review")
+    reviewer = relationship("User")

@@ -31,6 +31,7 @@ class Specialty(StrEnum):
     RADIATION_ONCOLOGY = "radiation_oncology"
     SURGICAL_ONCOLOGY = "surgical_oncology"
     RADIOLOGY = "radiology"
+    PATHOLOGY = "pathology"
 
 
 SPECIALTY_LABELS = {
@@ -38,6 +39,7 @@ SPECIALTY_LABELS = {
     Specialty.RADIATION_ONCOLOGY: "Radiation oncology",
     Specialty.SURGICAL_ONCOLOGY: "Surgical oncology",
     Specialty.RADIOLOGY: "Radiology",
+    Specialty.PATHOLOGY: "Pathology",
 }
 
 

@@ -48,3 +48,7 @@ class ConfirmForm(FlaskForm):
 
 class WithdrawForm(FlaskForm):
     reason = StringField("Reason", validators=[DataRequired(message="Say why the case is withdrawn."), Length(max=500)])
+
+
+class CancelForm(FlaskForm):
+    reason = StringField("Reason", validators=[DataRequired(message="Say why the case is cancelled."), Length(max=500)])

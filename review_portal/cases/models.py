@@ -8,7 +8,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from review_portal.db import Base, UTCDateTime
 
-REVIEW_TYPES = {"oncology_opinion": "Oncology opinion", "radiology_read": "Radiology read"}
+REVIEW_TYPES = {"oncology_opinion": "Oncology opinion", "radiology_read": "Radiology read",
+                "pathology_review": "Pathology review"}
 
 CANCER_SITES = {
     "breast": "Breast",
@@ -45,6 +46,8 @@ class Case(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)
     status: Mapped[str] = mapped_column(String(24), index=True)
+    # FHIR Task.status matching `status` (see cases.lifecycle.FHIR_TASK_STATUS); kept by lifecycle.transition.
+    fhir_status: Mapped[str] = mapped_column(String(16), default="requested")
     review_type: Mapped[str] = mapped_column(String(24))
     cancer_site: Mapped[str] = mapped_column(String(24))
     priority: Mapped[str] = mapped_column(String(12))
@@ -63,6 +66,11 @@ class Case(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set while the case waits on the referring physician: that time does not count against deadlines.
+    hold_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A coordinator may let the letter go out before every contributing review is complete.
+    letter_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    letter_released_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # Bumped on every change so two coordinators acting at once cannot both win.
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -75,17 +83,29 @@ class Case(Base):
     )
 
     assignments = relationship("Assignment", order_by="Assignment.id", viewonly=True)
+    # Each review (an oncology opinion, a radiology re-read) has its own reviewer, status and deadline.
+    reviews = relationship("Review", order_by="Review.id", back_populates="case")
 
     __mapper_args__ = {"version_id_col": version}
 
     @property
+    def lead_review(self):
+        """The review whose reviewer writes and signs the opinion."""
+        return next((r for r in self.reviews if r.is_lead), None)
+
+    @property
     def active_assignment(self):
-        return next((a for a in self.assignments if a.active), None)
+        lead = self.lead_review
+        return lead.active_assignment if lead else None
 
     @property
     def reviewer(self):
         assignment = self.active_assignment
         return assignment.reviewer if assignment else None
+
+    @property
+    def on_hold(self) -> bool:
+        return self.hold_started_at is not None
 
     @property
     def status_label(self) -> str:

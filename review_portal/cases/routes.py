@@ -6,13 +6,20 @@ from werkzeug.datastructures import FileStorage
 
 from review_portal.audit.services import events_for_case, record
 from review_portal.cases import services
-from review_portal.cases.forms import ConfirmForm, ReferralForm, WithdrawForm
-from review_portal.cases.lifecycle import STATUS_LABELS
+from review_portal.assignment.deadlines import parse_holidays, policy_from_config
+from review_portal.assignment.forms import AddReviewForm, CompleteReviewForm, DeclineForm, ReleaseLetterForm
+from review_portal.assignment.services import offer_for, review_row
+from review_portal.cases.forms import CancelForm, ConfirmForm, ReferralForm, WithdrawForm
+from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS
 from review_portal.cases.models import Document
 from review_portal.cases.permissions import can_submit_referral, can_view_audit
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.imaging.services import series_of_case
 from review_portal.letters.services import letters_for_case
+from review_portal.messaging.forms import (
+    FollowUpAnswerForm, FollowUpForm, InformationAnswerForm, InformationRequestForm, MessageForm,
+)
+from review_portal.messaging.services import follow_ups_for, open_request, requests_for, thread_for
 from review_portal.opinions.services import opinion_for_case
 from review_portal.web import actor, db, page_arg, storage
 
@@ -32,8 +39,11 @@ def list_cases():
     page = page_arg()
     per_page = current_app.config["PAGE_SIZE"]
     rows, total = services.page_of_cases(db(), current_user, status=status, page=page, per_page=per_page)
+    # A reviewer accepts an offer with one click from the worklist.
+    offers = {c.id: a for c in rows for a in c.assignments if a.reviewer_id == current_user.id and a.status == "offered"}
     return render_template("cases/list.html", cases=rows, total=total, page=page, per_page=per_page,
-                           status=status, statuses=STATUS_LABELS)
+                           status=status, statuses=STATUS_LABELS, offers=offers, open_statuses=OPEN_STATUSES,
+                           accept_form=ConfirmForm())
 
 
 def _spool(files: list[FileStorage], workdir: Path, prefix: str) -> list[services.UploadedFile]:
@@ -87,14 +97,15 @@ def new_referral():
         scans = _spool(request.files.getlist(form.scans.name), workdir, "scan")
         case, report = services.submit_referral(
             db(), store, _referral_from(form), documents=documents, scans=scans,
-            turnaround_days=current_app.config["TURNAROUND_DAYS"], **actor(),
+            turnaround_days=current_app.config["TURNAROUND_DAYS"],
+            holidays=parse_holidays(current_app.config.get("HOLIDAYS")), **actor(),
         )
     finally:
         store.remove_workdir(workdir)
     flash(f"Referral {case.reference} submitted. Scans: {report.summary}", "success")
     for name, reason in report.rejected[:20]:
         flash(f"Skipped {name}: {reason}", "warning")
-    if case.status == "submitted":
+    if case.status == "triage":
         flash("No matching reviewer is available right now; a coordinator will assign the case.", "info")
     target = url_for("cases.show_case", case_id=case.id)
     if _is_fetch():
@@ -121,11 +132,20 @@ def show_case(case_id: int):
     case = services.get_case_for(db(), current_user, case_id)
     ctx = actor()
     record(db(), action="case.viewed", case=case, object_type="case", object_id=case.id, **ctx)
+    policy = policy_from_config(current_app.config)
     return render_template(
         "cases/detail.html", case=case, series=series_of_case(db(), case.id),
         opinion=opinion_for_case(db(), case.id), letters=letters_for_case(db(), case.id),
         audit=events_for_case(db(), case.id) if can_view_audit(current_user, case) else None,
-        confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(),
+        confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(), cancel_form=CancelForm(),
+        review_rows={r.id: review_row(r, policy, ctx["now"]) for r in case.reviews if r.is_open},
+        offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm(),
+        release_form=ReleaseLetterForm(), complete_form=CompleteReviewForm(),
+        thread=thread_for(db(), case.id), info_request=open_request(db(), case.id),
+        info_requests=requests_for(db(), case.id), follow_ups=follow_ups_for(db(), case.id),
+        follow_up_max=current_app.config["FOLLOW_UP_QUESTIONS_MAX"],
+        message_form=MessageForm(), request_form=InformationRequestForm(), answer_form=InformationAnswerForm(),
+        follow_up_form=FollowUpForm(), follow_up_answer_form=FollowUpAnswerForm(),
     )
 
 
@@ -148,4 +168,25 @@ def withdraw_case(case_id: int):
         raise InvalidInput("Say why the case is withdrawn.")
     services.withdraw_case(db(), case, reason=form.reason.data, **actor())
     flash(f"Case {case.reference} withdrawn.", "info")
+    return redirect(url_for("cases.show_case", case_id=case.id))
+
+
+@bp.post("/cases/<int:case_id>/cancel")
+def cancel_case(case_id: int):
+    case = services.get_case_for(db(), current_user, case_id)
+    form = CancelForm()
+    if not form.validate():
+        raise InvalidInput("Say why the case is cancelled.")
+    services.cancel_case(db(), case, reason=form.reason.data, **actor())
+    flash(f"Case {case.reference} cancelled.", "info")
+    return redirect(url_for("cases.show_case", case_id=case.id))
+
+
+@bp.post("/cases/<int:case_id>/close")
+def close_case(case_id: int):
+    case = services.get_case_for(db(), current_user, case_id)
+    if not ConfirmForm().validate():
+        raise InvalidInput("Your form expired. Reload the page and try again.")
+    services.close_case(db(), case, **actor())
+    flash(f"Case {case.reference} is closed.", "success")
     return redirect(url_for("cases.show_case", case_id=case.id))

@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 from review_portal.assignment.models import Assignment
 from review_portal.audit.services import record
 from review_portal.auth.models import Role, User
-from review_portal.cases.lifecycle import CaseStatus, transition
+from review_portal.cases.lifecycle import FHIR_TASK_STATUS, OPEN_STATUSES, CaseStatus, transition
 from review_portal.cases.models import CANCER_SITES, HISTORY_KINDS, PRIORITIES, REVIEW_TYPES, SEXES, Case, Document, HistoryEntry
-from review_portal.clock import add_business_days
-from review_portal.cases.permissions import can_view_case, is_staff
-from review_portal.errors import InvalidInput, NotFound, PermissionDenied
+from review_portal.assignment.deadlines import add_business_days
+from review_portal.cases.permissions import can_cancel, can_close, can_view_case, can_withdraw, is_staff
+from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from review_portal.storage import LocalStorage
 
 
@@ -87,6 +87,7 @@ def submit_referral(
     ip: str,
     now: datetime,
     turnaround_days: dict[str, int],
+    holidays: frozenset[date] = frozenset(),
 ):
     """Create the case with its history, documents and scans, then route it to a reviewer.
 
@@ -106,6 +107,7 @@ def submit_referral(
     case = Case(
         reference=f"pending-{now.timestamp()}-{by.id}",
         status=CaseStatus.SUBMITTED.value,
+        fhir_status=FHIR_TASK_STATUS[CaseStatus.SUBMITTED],
         review_type=referral.review_type,
         cancer_site=referral.cancer_site,
         priority=referral.priority,
@@ -118,7 +120,7 @@ def submit_referral(
         diagnosis_in_question=referral.diagnosis_in_question.strip(),
         plan_in_question=referral.plan_in_question.strip(),
         submitted_at=now,
-        due_at=add_business_days(now, turnaround_days[referral.priority]),
+        due_at=add_business_days(now, turnaround_days[referral.priority], holidays),
         updated_at=now,
     )
     db.add(case)
@@ -151,14 +153,36 @@ def add_document(db: Session, storage: LocalStorage, case: Case, upload: Uploade
 
 
 def withdraw_case(db: Session, case: Case, *, reason: str, by: User, ip: str, now: datetime) -> None:
+    """The referring physician takes the referral back (a coordinator may do it on their behalf)."""
     if not (is_staff(by) or case.referring_id == by.id):
         raise PermissionDenied("Only the referring physician or a coordinator can withdraw a case.")
-    transition(case, CaseStatus.WITHDRAWN, now)
-    for assignment in case.assignments:
-        if assignment.active:
-            assignment.active = False
-            assignment.ended_at = now
+    if not can_withdraw(by, case):
+        raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}; it can no longer be withdrawn.")
+    case.hold_started_at = None
+    transition(case, CaseStatus.WITHDRAWN, now, by=by, ip=ip, why=reason.strip()[:500])
     record(db, action="case.withdrawn", by=by, ip=ip, now=now, case=case, detail=reason[:500])
+
+
+def cancel_case(db: Session, case: Case, *, reason: str, by: User, ip: str, now: datetime) -> None:
+    """The service stops a case it will not answer (duplicate, out of scope); coordinators only."""
+    if not is_staff(by):
+        raise PermissionDenied("Only a coordinator can cancel a case.")
+    if not can_cancel(by, case):
+        raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}; it can no longer be cancelled.")
+    if not reason.strip():
+        raise InvalidInput("Say why the case is cancelled.")
+    case.hold_started_at = None
+    transition(case, CaseStatus.CANCELLED, now, by=by, ip=ip, why=reason.strip()[:500])
+    record(db, action="case.cancelled", by=by, ip=ip, now=now, case=case, detail=reason.strip()[:500])
+
+
+def close_case(db: Session, case: Case, *, by: User, ip: str, now: datetime, why: str = "") -> None:
+    """Close after the letter: no further follow-up questions."""
+    if not can_close(by, case):
+        if can_view_case(by, case):
+            raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}; you cannot close it now.")
+        raise PermissionDenied("You cannot close this case.")
+    transition(case, CaseStatus.CLOSED, now, by=by, ip=ip, why=why or "closed")
 
 
 def get_case_for(db: Session, user: User, case_id: int) -> Case:
@@ -175,9 +199,8 @@ def cases_visible_to(user: User, *, status: str | None = None) -> Select:
     if user.role == Role.REFERRING:
         query = query.where(Case.referring_id == user.id)
     elif user.role == Role.REVIEWER:
-        query = query.join(Assignment, Assignment.case_id == Case.id).where(
-            Assignment.reviewer_id == user.id, Assignment.active.is_(True)
-        )
+        held = select(Assignment.case_id).where(Assignment.reviewer_id == user.id, Assignment.active.is_(True))
+        query = query.where(Case.id.in_(held))
     elif user.role not in (Role.COORDINATOR, Role.ADMIN):
         query = query.where(False)
     if status:
@@ -188,10 +211,10 @@ def cases_visible_to(user: User, *, status: str | None = None) -> Select:
 def page_of_cases(db: Session, user: User, *, status: str | None, page: int, per_page: int):
     query = cases_visible_to(user, status=status)
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    # Open work first, then by deadline: what a reviewer or coordinator must do next is at the top.
-    open_first = (Case.status.in_(["submitted", "assigned", "in_review"])).desc()
+    # Open work first, then by deadline (the worklist order): what must be done next is at the top.
+    open_first = (Case.status.in_([s.value for s in OPEN_STATUSES])).desc()
     urgent_first = (Case.priority == "urgent").desc()
     rows = db.scalars(
-        query.order_by(open_first, urgent_first, Case.due_at, Case.id).offset((page - 1) * per_page).limit(per_page)
+        query.order_by(open_first, Case.due_at, urgent_first, Case.id).offset((page - 1) * per_page).limit(per_page)
     ).all()
     return rows, total

@@ -154,12 +154,17 @@ def issue_letter(db: Session, storage: LocalStorage, case, opinion, *, instituti
                     sha256=hashlib.sha256(pdf).hexdigest(), verification_code=code, issued_at=now, delivered_at=now,
                     addendum_id=addendum.id if addendum is not None else None, change_summary=change_summary)
     db.add(letter)
-    if case.status == CaseStatus.OPINION_SIGNED:
-        transition(case, CaseStatus.LETTER_DELIVERED, now)
+    # A new version (an addendum) is delivered again and awaits acknowledgement; a closed case stays closed.
+    if case.status in (CaseStatus.OPINION_SIGNED, CaseStatus.LETTER_DELIVERED, CaseStatus.ACKNOWLEDGED):
+        transition(case, CaseStatus.LETTER_DELIVERED, now, by=by, ip=ip, why=f"letter version {version} issued")
     db.flush()
     record(db, action="letter.issued", by=by, ip=ip, now=now, case=case, object_type="letter",
            object_id=letter.id, detail=f"version={version}; sha256={letter.sha256}"
            + (f"; addendum={addendum.number}" if addendum is not None else ""))
+    from review_portal.notifications.services import notify
+
+    notify(db, case.referring, kind="letter_ready", case=case, now=now,
+           text=f"The second-opinion letter for case {case.reference} (version {version}) is ready to download.")
     return letter
 
 
@@ -182,7 +187,7 @@ def record_letter_download(db: Session, case, letter: Letter, *, by, ip: str, no
 
 
 def acknowledge_letter(db: Session, case, *, by, ip: str, now: datetime) -> Letter:
-    """The referring physician confirms receipt; the case is then closed."""
+    """The referring physician confirms receipt; follow-up questions stay possible until the case is closed."""
     if not can_acknowledge(by, case):
         if by.id == case.referring_id:
             raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}; there is no letter to acknowledge.")
@@ -190,7 +195,7 @@ def acknowledge_letter(db: Session, case, *, by, ip: str, now: datetime) -> Lett
     letter = letters_for_case(db, case.id)[0]
     letter.acknowledged_at = now
     letter.acknowledged_by_id = by.id
-    transition(case, CaseStatus.CLOSED, now)
+    transition(case, CaseStatus.ACKNOWLEDGED, now, by=by, ip=ip, why=f"receipt of letter version {letter.version}")
     record(db, action="letter.acknowledged", by=by, ip=ip, now=now, case=case, object_type="letter", object_id=letter.id)
     return letter
 

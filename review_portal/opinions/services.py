@@ -116,7 +116,7 @@ def save_draft(db: Session, case, draft: OpinionDraft, *, based_on_version: int 
         setattr(opinion, name, value.strip())
     opinion.updated_at = now
     if case.status == CaseStatus.ASSIGNED:
-        transition(case, CaseStatus.IN_REVIEW, now)
+        transition(case, CaseStatus.IN_REVIEW, now, by=by, ip=ip, why="opinion drafted")
     try:
         db.flush()
     except IntegrityError:
@@ -186,7 +186,7 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
     missing = missing_for_signature(opinion, case.review_type)
     if missing:
         raise InvalidInput("Complete these before signing: " + ", ".join(missing) + ".")
-    transition(case, CaseStatus.OPINION_SIGNED, now)
+    transition(case, CaseStatus.OPINION_SIGNED, now, by=by, ip=ip, why="opinion signed")
     opinion.status = "signed"
     opinion.reviewer_id = by.id
     opinion.signed_at = now

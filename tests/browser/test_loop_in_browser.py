@@ -71,9 +71,11 @@ def test_referral_review_sign_and_acknowledge_in_the_browser(live_server, page, 
     assert case.status == "assigned"
     logout(page)
 
-    # 2–3. The reviewer finds it on the worklist, reads it, scrolls the scans.
+    # 2–3. The reviewer finds the offer on the worklist, accepts it, reads the case, scrolls the scans.
     login(page, base, users["reviewer"].email)
     page.click(f"text={case.reference}")
+    page.click("#accept-offer")
+    assert "In review" in page.locator(".head-badges").inner_text()
     assert "CT chest: RUL nodule." in page.locator(".timeline").inner_text()
     thumbs = page.locator(".series-grid img")
     assert thumbs.count() == 2
@@ -111,7 +113,49 @@ def test_referral_review_sign_and_acknowledge_in_the_browser(live_server, page, 
     pdf_path = download_info.value.path()
     text = " ".join(" ".join(p.extract_text() for p in PdfReader(pdf_path).pages).split())
     assert "Browser Patient" in text and "Small cell carcinoma" in text and "Diagnosis different" in text
-    page.click("text=Acknowledge receipt and close the case")
+    page.click("text=Acknowledge receipt")
+    assert "Acknowledged" in page.locator(".head-badges").inner_text()
+    page.click("text=Close the case")
     assert "Closed" in page.locator(".head-badges").inner_text()
     db.expire_all()
     assert db.get(Case, case.id).status == "closed"
+
+
+def test_request_information_answer_and_resume_in_the_browser(live_server, page, db, users, make_case):
+    base = live_server
+    case = make_case("in_review", cancer_site="thoracic")
+
+    # The reviewer asks for specific records: the case goes on hold.
+    login(page, base, users["reviewer"].email)
+    page.goto(f"{base}/cases/{case.id}")
+    page.click("text=Request more information")
+    page.check("input[name=items][value=pathology_slides]")
+    page.check("input[name=items][value=tests]")
+    page.fill("#detail", "Please send the biopsy slides and the PD-L1 result.")
+    page.click("#request-information")
+    assert "Awaiting information" in page.locator(".head-badges").inner_text()
+    assert "Please send the biopsy slides" in page.locator("#information-request").inner_text()
+    logout(page)
+
+    # The referring physician sees the unread notification, opens it and answers.
+    login(page, base, users["referring"].email)
+    assert page.locator(".unread-count").inner_text().strip() != ""
+    page.click("#notifications-link")
+    page.click("text=needs more information")
+    page.wait_for_url(f"{base}/cases/{case.id}*")
+    assert "Pathology slides or blocks reviewed" in page.locator("#information-request").inner_text()
+    page.fill("#answer", "Slides couriered today; PD-L1 TPS 60%.")
+    page.click("#send-answer")
+    assert "In review" in page.locator(".head-badges").inner_text()
+    assert "PD-L1 TPS 60%" in page.locator("#conversation").inner_text()
+    logout(page)
+
+    # Back with the reviewer: the review resumed and the answer is in the thread.
+    login(page, base, users["reviewer"].email)
+    page.goto(f"{base}/cases/{case.id}")
+    assert "In review" in page.locator(".head-badges").inner_text()
+    assert "PD-L1 TPS 60%" in page.locator("#conversation").inner_text()
+    assert page.locator("#information-request").count() == 0
+    db.expire_all()
+    resumed = db.get(Case, case.id)
+    assert resumed.status == "in_review" and resumed.hold_started_at is None

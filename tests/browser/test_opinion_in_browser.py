@@ -13,7 +13,7 @@ SAVED = "document.getElementById('save-state').dataset.state === 'saved'"
 
 def test_autosave_conflict_sign_and_download(live_server, browser, page, db, make_case, users):
     base = live_server
-    case = make_case("assigned")
+    case = make_case("in_review")
     login(page, base, users["reviewer"].email)
     page.goto(f"{base}/cases/{case.id}/opinion")
     # A second tab on the same draft, opened now: it will be stale once the first tab saves.

@@ -1,8 +1,12 @@
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import select
 
-from review_portal.cases.lifecycle import TRANSITIONS, CaseStatus, can_transition, transition
+from review_portal.audit.models import AuditEvent
+from review_portal.cases.lifecycle import (
+    FHIR_TASK_STATUS, OPEN_STATUSES, TERMINAL_STATUSES, TRANSITIONS, CaseStatus, can_transition, transition,
+)
 from review_portal.errors import IllegalTransition
 
 NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
@@ -14,6 +18,7 @@ class FakeCase:
     def __init__(self, status):
         self.status = status.value
         self.closed_at = None
+        self.reviews = []
 
 
 ALLOWED = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
@@ -26,6 +31,7 @@ def test_every_pair_is_allowed_or_refused_with_a_message(current, target):
     if (current, target) in ALLOWED:
         transition(case, target, NOW)
         assert case.status == target.value
+        assert case.fhir_status == FHIR_TASK_STATUS[target]
     else:
         with pytest.raises(IllegalTransition) as err:
             transition(case, target, NOW)
@@ -34,18 +40,50 @@ def test_every_pair_is_allowed_or_refused_with_a_message(current, target):
 
 
 def test_the_main_path_is_allowed_in_order():
-    path = [CaseStatus.SUBMITTED, CaseStatus.ASSIGNED, CaseStatus.IN_REVIEW, CaseStatus.OPINION_SIGNED,
-            CaseStatus.LETTER_DELIVERED, CaseStatus.CLOSED]
+    path = [CaseStatus.SUBMITTED, CaseStatus.ASSIGNED, CaseStatus.IN_REVIEW, CaseStatus.AWAITING_INFORMATION,
+            CaseStatus.IN_REVIEW, CaseStatus.OPINION_SIGNED, CaseStatus.LETTER_DELIVERED, CaseStatus.ACKNOWLEDGED,
+            CaseStatus.CLOSED]
     for a, b in zip(path, path[1:]):
-        assert can_transition(a, b)
+        assert can_transition(a, b), (a, b)
+    assert can_transition(CaseStatus.SUBMITTED, CaseStatus.TRIAGE) and can_transition(CaseStatus.TRIAGE, CaseStatus.ASSIGNED)
 
 
-def test_terminal_states_and_signed_cases_cannot_be_withdrawn():
-    for status in (CaseStatus.OPINION_SIGNED, CaseStatus.LETTER_DELIVERED, CaseStatus.CLOSED, CaseStatus.WITHDRAWN):
+@pytest.mark.parametrize("status", sorted(OPEN_STATUSES))
+def test_withdrawn_and_cancelled_from_every_open_state(status):
+    assert can_transition(status, CaseStatus.WITHDRAWN) and can_transition(status, CaseStatus.CANCELLED)
+
+
+def test_signed_and_terminal_cases_cannot_be_withdrawn_or_cancelled():
+    for status in set(CaseStatus) - OPEN_STATUSES:
         assert not can_transition(status, CaseStatus.WITHDRAWN)
+        assert not can_transition(status, CaseStatus.CANCELLED)
 
 
-def test_closing_sets_closed_at():
-    case = FakeCase(CaseStatus.LETTER_DELIVERED)
-    transition(case, CaseStatus.CLOSED, NOW)
+def test_every_state_has_a_fhir_task_status_from_the_standard_value_set():
+    standard = {"draft", "requested", "received", "accepted", "rejected", "ready", "cancelled", "in-progress",
+                "on-hold", "failed", "completed", "entered-in-error"}
+    assert set(FHIR_TASK_STATUS) == set(CaseStatus)
+    assert set(FHIR_TASK_STATUS.values()) <= standard
+    assert FHIR_TASK_STATUS[CaseStatus.AWAITING_INFORMATION] == "on-hold"
+    assert FHIR_TASK_STATUS[CaseStatus.IN_REVIEW] == "in-progress"
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL_STATUSES))
+def test_ending_sets_closed_at(status):
+    case = FakeCase(CaseStatus.ACKNOWLEDGED if status == CaseStatus.CLOSED else CaseStatus.IN_REVIEW)
+    transition(case, status, NOW)
     assert case.closed_at == NOW
+
+
+def test_a_real_transition_is_audited_with_who_when_and_why(make_case, users, db):
+    case = make_case("in_review")
+    coordinator = users["coordinator"]
+    transition(case, CaseStatus.CANCELLED, NOW, by=coordinator, ip="10.0.0.9", why="duplicate referral")
+    db.flush()
+    event = db.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id, AuditEvent.action == "case.status_changed")
+                       .order_by(AuditEvent.id.desc())).first()
+    assert event.actor_email == coordinator.email and event.at == NOW and event.source_ip == "10.0.0.9"
+    assert event.detail == "in_review → cancelled (FHIR cancelled); duplicate referral"
+    # Cancelling ends the reviewer's hold on the case.
+    assert all(r.status == "cancelled" for r in case.reviews)
+    assert all(not a.active for a in case.assignments)

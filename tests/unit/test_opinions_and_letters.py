@@ -56,7 +56,7 @@ def sign(db, storage, case, **kw):
 
 
 def test_oncology_letter_carries_every_field_key_images_and_footer(db, storage, make_case):
-    case = make_case("assigned")
+    case = make_case("in_review")
     save_draft(db, case, ONCOLOGY, based_on_version=0, by=case.reviewer, ip=IP, now=NOW)
     images = put_key_images(storage)
     letter = sign(db, storage, case, key_images=images)
@@ -88,7 +88,7 @@ def test_oncology_letter_carries_every_field_key_images_and_footer(db, storage, 
 
 
 def test_radiology_read_needs_a_comment_from_radpeer_2b_up(db, storage, make_case, users):
-    case = make_case("assigned", review_type="radiology_read")
+    case = make_case("in_review", review_type="radiology_read")
     assert case.reviewer.id == users["radiologist"].id
     draft = OpinionDraft(findings="Spiculated 23 mm mass RUL.", impression="Suspicious for primary lung cancer.",
                          radpeer_score="2b")
@@ -106,7 +106,7 @@ def test_radiology_read_needs_a_comment_from_radpeer_2b_up(db, storage, make_cas
 
 
 def test_unknown_choice_and_oversized_text_are_refused(db, make_case):
-    case = make_case("assigned")
+    case = make_case("in_review")
     with pytest.raises(InvalidInput):
         save_draft(db, case, OpinionDraft(radpeer_score="4"), based_on_version=0, by=case.reviewer, ip=IP, now=NOW)
     with pytest.raises(InvalidInput):
@@ -115,7 +115,7 @@ def test_unknown_choice_and_oversized_text_are_refused(db, make_case):
 
 
 def test_two_saves_from_the_same_version_conflict(db, make_case):
-    case = make_case("assigned")
+    case = make_case("in_review")
     first = save_draft(db, case, OpinionDraft(rationale="tab A"), based_on_version=0, by=case.reviewer, ip=IP, now=NOW)
     loaded = first.version
     save_draft(db, case, OpinionDraft(rationale="tab A again"), based_on_version=loaded, by=case.reviewer, ip=IP, now=NOW)
@@ -184,7 +184,7 @@ def test_verification_matches_genuine_codes_only(db, storage, make_case):
 
 
 def test_hostile_opinion_text_renders_inert(db, storage, make_case):
-    case = make_case("assigned")
+    case = make_case("in_review")
     hostile = OpinionDraft(
         diagnosis_concordance="different", plan_concordance="different", reviewer_diagnosis=SCRIPT,
         recommended_plan=FILE_IMG, rationale=LINK, further_tests='<img src="keyimage:' + "0" * 64 + '">',

@@ -1,4 +1,5 @@
-"""The whole loop through the real routes: referral → routing → review → signed letter → receipt."""
+"""The whole loop through the real routes: referral → routing → offer accepted → review → signed letter →
+receipt → follow-up question answered → closed."""
 import io
 import re
 
@@ -40,6 +41,11 @@ def test_whole_second_opinion_loop(app, db, users, login_as):
     reviewer = login_as("reviewer")
     worklist = reviewer.get("/cases").get_data(as_text=True)
     assert case.reference in worklist and "Urgent" in worklist
+    # The routed case is an offer: one click on the worklist accepts it.
+    accept_url = re.search(rf"/cases/{case.id}/assignments/\d+/accept", worklist).group(0)
+    assert reviewer.post(accept_url).status_code == 302
+    db.expire_all()
+    assert db.get(Case, case.id).status == "in_review" and db.get(Case, case.id).fhir_status == "in-progress"
     detail = reviewer.get(f"/cases/{case.id}").get_data(as_text=True)
     assert "CT: 14 mm nodule." in detail and "pathology.pdf" in detail
     series_ids = sorted(set(int(s) for s in re.findall(rf"/cases/{case.id}/series/(\d+)\"", detail)))
@@ -75,9 +81,28 @@ def test_whole_second_opinion_loop(app, db, users, login_as):
 
     assert referrer.post(f"/cases/{case.id}/acknowledge").status_code == 302
     db.expire_all()
+    assert db.get(Case, case.id).status == "acknowledged"
+
+    # A follow-up question after the letter, answered by the reviewer who signed.
+    assert referrer.post(f"/cases/{case.id}/follow-ups", data={"question": "Would you test for ALK too?"}).status_code == 302
+    page = reviewer.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "Would you test for ALK too?" in page
+    answer_url = re.search(rf"/cases/{case.id}/follow-ups/\d+/answer", page).group(0)
+    assert reviewer.post(answer_url, data={"answer": "Yes: ALK and ROS1 by NGS."}).status_code == 302
+    assert "ALK and ROS1 by NGS" in referrer.get(f"/cases/{case.id}").get_data(as_text=True)
+
+    assert referrer.post(f"/cases/{case.id}/close").status_code == 302
+    db.expire_all()
     assert db.get(Case, case.id).status == "closed"
     assert "Closed" in referrer.get(f"/cases/{case.id}").get_data(as_text=True)
 
     actions = set(db.scalars(select(AuditEvent.action).where(AuditEvent.case_id == case.id)))
-    assert {"case.submitted", "scans.ingested", "case.assigned", "case.viewed", "series.viewed", "opinion.draft_saved",
-            "opinion.signed", "letter.issued", "letter.downloaded", "letter.acknowledged"} <= actions
+    assert {"case.submitted", "scans.ingested", "case.assigned", "assignment.accepted", "case.status_changed",
+            "case.viewed", "series.viewed", "opinion.draft_saved", "opinion.signed", "letter.issued",
+            "letter.downloaded", "letter.acknowledged", "follow_up.asked", "follow_up.answered"} <= actions
+    moves = list(db.scalars(select(AuditEvent.detail).where(AuditEvent.case_id == case.id,
+                                                            AuditEvent.action == "case.status_changed")
+                            .order_by(AuditEvent.id)))
+    assert [m.split(" (")[0] for m in moves] == [
+        "submitted → assigned", "assigned → in_review", "in_review → opinion_signed",
+        "opinion_signed → letter_delivered", "letter_delivered → acknowledged", "acknowledged → closed"]

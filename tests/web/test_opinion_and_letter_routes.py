@@ -25,7 +25,7 @@ DRAFT = {"diagnosis_concordance": "confirmed", "plan_concordance": "agree", "rev
 
 
 def test_two_tabs_autosaving_conflict_instead_of_overwriting(db, make_case, login_as):
-    case = make_case("assigned")
+    case = make_case("in_review")
     tab_a, tab_b = login_as("reviewer"), login_as("reviewer")
     page = tab_a.get(f"/cases/{case.id}/opinion").get_data(as_text=True)
     assert 'name="version" type="hidden" value="0"' in page and 'id="viewer-slot"' in page
@@ -51,7 +51,7 @@ def test_two_tabs_autosaving_conflict_instead_of_overwriting(db, make_case, logi
 
 
 def test_autosave_after_the_session_expired_answers_json_not_a_login_page(app, make_case, users):
-    case = make_case("assigned")
+    case = make_case("in_review")
     anonymous = app.test_client()
     response = anonymous.post(f"/cases/{case.id}/opinion/autosave", data=DRAFT | {"version": "0"}, headers=FETCH)
     assert response.status_code == 401 and response.is_json

@@ -51,7 +51,7 @@ def csrf_token(html: str) -> str:
 
 
 def test_reviewer_saves_a_draft(db, make_case, login_as):
-    case = make_case("assigned")
+    case = make_case("in_review")
     cid = case.id
     client = login_as("reviewer")
     page = client.get(f"/cases/{cid}/opinion")
@@ -69,7 +69,7 @@ def test_reviewer_saves_a_draft(db, make_case, login_as):
 
 
 def test_a_save_from_a_stale_form_is_409_and_keeps_the_newer_text(db, make_case, login_as):
-    case = make_case("assigned")
+    case = make_case("in_review")
     cid = case.id
     tab_a, tab_b = login_as("reviewer"), login_as("reviewer")
     tab_a.post(f"/cases/{cid}/opinion", data={**DRAFT, "version": ""})
@@ -84,7 +84,7 @@ def test_a_save_from_a_stale_form_is_409_and_keeps_the_newer_text(db, make_case,
 
 
 def test_an_unknown_concordance_value_is_400(db, make_case, login_as):
-    case = make_case("assigned")
+    case = make_case("in_review")
     cid = case.id
     r = login_as("reviewer").post(f"/cases/{cid}/opinion", data={**DRAFT, "plan_concordance": "shrug"})
     assert r.status_code == 400
@@ -95,7 +95,7 @@ def test_an_unknown_concordance_value_is_400(db, make_case, login_as):
 @pytest.mark.parametrize("who, status", [("referring", 403), ("coordinator", 403), ("other_reviewer", 404),
                                          ("radiologist", 404)])
 def test_only_the_assigned_reviewer_drafts(db, make_case, login_as, who, status):
-    case = make_case("assigned")
+    case = make_case("in_review")
     cid = case.id
     assert login_as(who).post(f"/cases/{cid}/opinion", data=DRAFT).status_code == status
     assert opinion_of(db, cid) is None
@@ -182,7 +182,7 @@ def test_after_signing_the_opinion_cannot_be_changed(db, make_case, login_as):
 
 
 def test_csrf_token_is_required_when_enabled(app, db, make_case, users):
-    case = make_case("assigned")
+    case = make_case("in_review")
     cid = case.id
     db.commit()
     db_session.remove()
@@ -231,7 +231,7 @@ def assert_security_headers(response):
 
 
 def test_security_headers_on_public_private_and_error_pages(make_case, client, login_as):
-    case = make_case("assigned")
+    case = make_case("in_review")
     cid = case.id
     assert_security_headers(client.get("/login"))
     assert_security_headers(client.get("/healthz"))
@@ -266,7 +266,7 @@ def test_wrong_login_is_401_and_sets_no_session(users, client):
 
 
 def test_every_case_view_is_audited_with_user_and_ip(db, users, make_case, login_as):
-    case = make_case("assigned")
+    case = make_case("in_review")
     cid = case.id
     reviewer, coordinator, stranger = login_as("reviewer"), login_as("coordinator"), login_as("other_referring")
 

@@ -1,0 +1,1 @@
+"""The conversation around a case: messages, requests for information, follow-up questions."""

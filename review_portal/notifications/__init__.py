@@ -1,0 +1,1 @@
+"""In-portal notifications and their e-mail copies."""
