@@ -151,6 +151,7 @@ class InstanceInfo:
     window_center: float | None
     window_width: float | None
     transfer_syntax_uid: str
+    sop_class_uid: str = ""
 
 
 # --------------------------------------------------------------------------
@@ -637,6 +638,7 @@ def _inspect(path: Path) -> InstanceInfo:
         window_center=_as_float(_first(view.get("WindowCenter"))),
         window_width=_as_float(_first(view.get("WindowWidth"))),
         transfer_syntax_uid=str(loaded.transfer_syntax),
+        sop_class_uid=_text(ds, "SOPClassUID")[:64],
     )
 
 
