@@ -167,6 +167,7 @@ def process_ingest(
     accepted, duplicates = state.get("accepted", 0), state.get("duplicates", 0)
     rejected = [tuple(x) for x in state.get("rejected", [])]
     touched: set[int] = set(state.get("series_ids", []))
+    stored = [tuple(x) for x in state.get("stored", [])]
     resume_at = job.processed if job.status == IngestStatus.RUNNING else 0
 
     job.status = IngestStatus.RUNNING
@@ -181,7 +182,7 @@ def process_ingest(
 
         def save_state():
             job.report = {"accepted": accepted, "duplicates": duplicates, "rejected": [list(r) for r in rejected],
-                          "series_ids": sorted(touched)}
+                          "series_ids": sorted(touched), "stored": [list(x) for x in stored]}
 
         for position in range(resume_at, len(candidates)):
             name, path, source_key = candidates[position]
@@ -192,6 +193,7 @@ def process_ingest(
             else:
                 series = index.series_for(info)
                 known = index.uids.setdefault(series.id, set())
+                stored.append((name, info.sop_instance_uid))
                 if info.sop_instance_uid in known:
                     duplicates += 1
                 else:
