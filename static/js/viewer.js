@@ -85,6 +85,7 @@
         renderKeyImages();
         resetView(false);
         show(thenIndex !== undefined ? thenIndex : Math.floor(data.count / 2));
+        if (root.dataset.autofocus) viewport.focus();
         root.dispatchEvent(new CustomEvent("viewer:series", {detail: data}));
       });
   }
@@ -126,13 +127,16 @@
     e.preventDefault();
     viewport.focus();
     var mode = (tool === "pan" || e.shiftKey) ? "pan" : "window";
-    if (mode === "window") startWindow();
-    drag = {mode: mode, x: e.clientX, y: e.clientY, wc: wc, ww: ww, panX: panX, panY: panY};
+    drag = {mode: mode, x: e.clientX, y: e.clientY, wc: null, ww: null, panX: panX, panY: panY, moved: false};
   });
   window.addEventListener("mousemove", function (e) {
     if (!drag) return;
     var dx = e.clientX - drag.x, dy = e.clientY - drag.y;
     if (drag.mode === "pan") { panX = drag.panX + dx; panY = drag.panY + dy; applyTransform(); return; }
+    if (!drag.moved) {  // a click without movement must not leave the file's window
+      if (Math.abs(dx) + Math.abs(dy) < 2) return;
+      startWindow(); drag.wc = wc; drag.ww = ww; drag.moved = true;
+    }
     // About one grey level per pixel for a 1000-wide window; faster for wide windows.
     var scale = Math.max(1, drag.ww / 256);
     wc = drag.wc + dy * scale;
@@ -143,7 +147,7 @@
     updateReadouts();
   });
   window.addEventListener("mouseup", function () {
-    if (drag && drag.mode === "window") show(index);  // preload neighbours at the new window
+    if (drag && drag.moved) show(index);  // preload neighbours at the new window
     drag = null;
   });
   preset.addEventListener("change", function () {
