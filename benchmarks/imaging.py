@@ -274,13 +274,18 @@ def main() -> None:
 
                 def sample():
                     while not done.is_set():
-                        peak[0] = max(peak[0], server.memory_info().rss)
+                        try:
+                            peak[0] = max(peak[0], server.memory_info().rss)
+                        except psutil.NoSuchProcess:
+                            return
                         time.sleep(0.05)
 
                 sampler = threading.Thread(target=sample, daemon=True)
                 sampler.start()
-                elapsed, report, length = upload(session, base, 4, paths, repeat=repeat)
-                done.set()
+                try:
+                    elapsed, report, length = upload(session, base, 4, paths, repeat=repeat)
+                finally:
+                    done.set()
                 sampler.join()
                 print(f"\nLarge upload: {length / 2**30:.2f} GB ({len(paths) * repeat} files) in {elapsed:.1f} s; "
                       f"server RSS {baseline / 2**20:.0f} MB before, peak {peak[0] / 2**20:.0f} MB "
