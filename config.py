@@ -16,6 +16,8 @@ class Config:
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_UPLOAD_BYTES", 2 * 1024**3))
     # Werkzeug keeps small form parts in memory; anything bigger is spooled to a temp file.
     MAX_FORM_MEMORY_SIZE = 1024 * 1024
+    # A CT/MR study is often thousands of files in one upload (Werkzeug's default allows 1000 parts).
+    MAX_FORM_PARTS = 20000
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False

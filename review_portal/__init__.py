@@ -84,15 +84,21 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.auth.routes import bp as auth_bp
     from review_portal.cases.routes import bp as cases_bp
     from review_portal.health import bp as health_bp
+    from review_portal.imaging.dicomweb import bp as dicomweb_bp
+    from review_portal.imaging.dicomweb import store_instances
     from review_portal.imaging.routes import bp as imaging_bp
     from review_portal.letters.routes import bp as letters_bp
     from review_portal.messaging.routes import bp as messaging_bp
     from review_portal.notifications.routes import bp as notifications_bp
     from review_portal.opinions.routes import bp as opinions_bp
 
-    for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, opinions_bp, letters_bp, health_bp, messaging_bp,
-               notifications_bp):
+    for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, dicomweb_bp, opinions_bp, letters_bp, health_bp,
+               messaging_bp, notifications_bp):
         app.register_blueprint(bp)
+    # STOW-RS clients are not browsers and send no form token. Cross-site forgery is still blocked: a
+    # multipart/related POST is not a "simple" request (the browser pre-flights it and we answer no
+    # CORS), the session cookie is SameSite=Lax, and the view refuses any other content type.
+    csrf.exempt(store_instances)
 
 
 def _configure_mail(app: Flask) -> None:

@@ -1,9 +1,10 @@
-"""Studies, series and instances sent with a case, indexed by their DICOM UIDs."""
+"""Studies, series and instances sent with a case, indexed by their DICOM UIDs; the ingest jobs
+that put them there; and the key images a reviewer marks for the letter."""
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Date, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from review_portal.db import Base, UTCDateTime
@@ -48,6 +49,7 @@ class Instance(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
     sop_instance_uid: Mapped[str] = mapped_column(String(64))
+    sop_class_uid: Mapped[str] = mapped_column(String(64), default="")
     instance_number: Mapped[int | None] = mapped_column(Integer)
     slice_position: Mapped[float | None] = mapped_column(Float)
     frames: Mapped[int] = mapped_column(Integer, default=1)
@@ -62,3 +64,53 @@ class Instance(Base):
     original_filename: Mapped[str] = mapped_column(String(255), default="")
 
     series: Mapped[Series] = relationship(back_populates="instances")
+
+
+
+class IngestStatus:
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class IngestJob(Base):
+    """One upload of scans into a case, processed (now inline, later by a worker) from stored sources.
+
+    `sources` lists what was sent as [{"name": client file name, "key": sha256 blob key}], so the
+    job can be re-run after a crash from the blobs alone; `report` is the outcome a clinician reads.
+    """
+
+    __tablename__ = "ingest_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12), default=IngestStatus.QUEUED)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    sources: Mapped[list] = mapped_column(JSON, default=list)
+    report: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class KeyImage(Base):
+    """A slice the reviewer marked, with the window it was read at and a PNG kept from that moment."""
+
+    __tablename__ = "key_images"
+    __table_args__ = (UniqueConstraint("case_id", "series_id", "slice_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"))
+    slice_index: Mapped[int] = mapped_column(Integer)
+    window_center: Mapped[float | None] = mapped_column(Float)
+    window_width: Mapped[float | None] = mapped_column(Float)
+    caption: Mapped[str] = mapped_column(String(300), default="")
+    png_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    series: Mapped[Series] = relationship()

@@ -1,11 +1,14 @@
-from flask import Blueprint, Response, render_template, request
+"""Viewer pages, rendered slices, header tags, key images, and adding scans to an open referral."""
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from review_portal.audit.services import record
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
-from review_portal.imaging import dicom
-from review_portal.imaging.services import get_series_in_case, ordered_slices, series_of_case
+from review_portal.imaging import dicom, services
+from review_portal.imaging.forms import AddScansForm, KeyImageForm, UnmarkKeyImageForm
+from review_portal.imaging.models import IngestStatus
+from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
 from review_portal.web import actor, db, storage
 
 bp = Blueprint("imaging", __name__)
@@ -14,31 +17,85 @@ PRESET_LABELS = {
     "soft_tissue": "Soft tissue", "lung": "Lung", "bone": "Bone", "brain": "Brain",
     "liver": "Liver", "mediastinum": "Mediastinum",
 }
+FORMATS = {"png": "image/png", "jpg": "image/jpeg"}
 
 
 def _series_or_404(case_id: int, series_id: int):
     case = get_case_for(db(), current_user, case_id)
-    series = get_series_in_case(db(), case.id, series_id)
+    series = services.get_series_in_case(db(), case.id, series_id)
     if series is None:
         raise NotFound("No such series in this case.")
     return case, series
 
 
+def _is_fetch() -> bool:
+    return request.headers.get("X-Requested-With") == "fetch" or request.accept_mimetypes.best == "application/json"
+
+
+@bp.app_template_global("imaging_viewer")
+def imaging_viewer(case, series_id: int | None = None) -> dict:
+    """Everything templates/imaging/_viewer.html needs, so any page showing a case can include it."""
+    all_series = services.series_of_case(db(), case.id)
+    current = next((s for s in all_series if s.id == series_id), all_series[0] if all_series else None)
+    return {
+        "case": case, "all_series": all_series, "current": current,
+        "can_mark": can_mark_key_images(current_user, case),
+        "key_form": KeyImageForm(formdata=None),
+        "presets": [(name, PRESET_LABELS[name], c, w) for name, (c, w) in dicom.CT_PRESETS.items()],
+    }
+
+
+@bp.app_template_global("imaging_can_add_scans")
+def imaging_can_add_scans(case) -> bool:
+    return can_add_scans(current_user, case)
+
+
+@bp.get("/cases/<int:case_id>/viewer")
+def view_case_images(case_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    record(db(), action="images.viewed", case=case, object_type="case", object_id=case.id, **actor())
+    return render_template("imaging/viewer.html", case=case, series_id=None)
+
+
 @bp.get("/cases/<int:case_id>/series/<int:series_id>")
 def view_series(case_id: int, series_id: int):
     case, series = _series_or_404(case_id, series_id)
-    slices = ordered_slices(series)
     record(db(), action="series.viewed", case=case, object_type="series", object_id=series.id, **actor())
-    presets = [(name, PRESET_LABELS[name], c, w) for name, (c, w) in dicom.CT_PRESETS.items()] if series.modality == "CT" else []
-    return render_template("imaging/viewer.html", case=case, series=series, slices=slices,
-                           all_series=series_of_case(db(), case.id), presets=presets)
+    return render_template("imaging/viewer.html", case=case, series_id=series.id)
+
+
+@bp.get("/cases/<int:case_id>/series/<int:series_id>.json")
+def series_info(case_id: int, series_id: int):
+    """What the viewer needs to scroll a series: slice count, positions, the file's own window."""
+    case, series = _series_or_404(case_id, series_id)
+    slices = services.ordered_slices(series)
+    windowed = next((s.instance for s in slices if s.instance.window_width), None)
+    record(db(), action="series.viewed", case=case, object_type="series", object_id=series.id, **actor())
+    key_images = [k for k in services.key_images_of_case(db(), case.id) if k.series_id == series.id]
+    return jsonify(
+        id=series.id, label=services.series_label(series), modality=series.modality, count=len(slices),
+        slices=[{"position": s.instance.slice_position if s.instance.frames <= 1 else None,
+                 "instance_number": s.instance.instance_number, "frame": s.frame} for s in slices],
+        render_base=url_for("imaging.render_slice", case_id=case.id, series_id=series.id, index=0, fmt="png")[:-len("0.png")],
+        file_window={"center": windowed.window_center, "width": windowed.window_width} if windowed else None,
+        key_images=[_key_image_json(case.id, k) for k in key_images],
+    )
+
+
+def _key_image_json(case_id: int, k) -> dict:
+    return {"id": k.id, "series_id": k.series_id, "slice_index": k.slice_index, "caption": k.caption,
+            "center": k.window_center, "width": k.window_width,
+            "window_label": services.window_label(k.window_center, k.window_width),
+            "image_url": url_for("imaging.key_image_png", case_id=case_id, key_image_id=k.id),
+            "unmark_url": url_for("imaging.unmark_key_image", case_id=case_id, key_image_id=k.id)}
 
 
 def _image_response(data: bytes, etag: str, mimetype: str) -> Response:
     response = Response(data, mimetype=mimetype)
     response.set_etag(etag)
-    # Private: these are patient images. Immutable for the session: the blob behind the ETag never changes.
-    response.headers["Cache-Control"] = "private, max-age=3600"
+    # Private: these are patient images. The rendering behind an ETag never changes (content-addressed
+    # source, window in the key), so the browser may reuse it for the whole working session.
+    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
     return response.make_conditional(request)
 
 
@@ -50,7 +107,7 @@ def _float_arg(name: str) -> float | None:
         value = float(raw)
     except ValueError:
         raise InvalidInput(f"{name} must be a number.")
-    if not -100000 <= value <= 100000:
+    if not -100000 <= value <= 200000:
         raise InvalidInput(f"{name} is out of range.")
     return value
 
@@ -63,21 +120,117 @@ def series_thumbnail(case_id: int, series_id: int):
     return _image_response(storage().read_bytes(series.thumbnail_key), series.thumbnail_key, "image/png")
 
 
-@bp.get("/cases/<int:case_id>/series/<int:series_id>/slices/<int:index>.png")
-def render_slice(case_id: int, series_id: int, index: int):
-    _case, series = _series_or_404(case_id, series_id)
-    slices = ordered_slices(series)
+def _slice(series, index: int):
+    slices = services.ordered_slices(series)
     if not 0 <= index < len(slices):
         raise NotFound("No such slice.")
+    return slices[index]
+
+
+@bp.get("/cases/<int:case_id>/series/<int:series_id>/slices/<int:index>.<any(png, jpg):fmt>")
+def render_slice(case_id: int, series_id: int, index: int, fmt: str):
+    """One slice with the window asked for (wc/ww) or the file's own; JPEG for scrolling, PNG lossless."""
+    _case, series = _series_or_404(case_id, series_id)
+    chosen = _slice(series, index)
     center, width = _float_arg("wc"), _float_arg("ww")
     if (center is None) != (width is None) or (width is not None and width <= 0):
         raise InvalidInput("Give both window centre and a positive width, or neither.")
-    chosen = slices[index]
-    etag = f"{chosen.instance.blob_key}-{chosen.frame}-{center}-{width}"
+    etag = f"{chosen.instance.blob_key}-{chosen.frame}-{center}-{width}-{fmt}"
     if etag in request.if_none_match:
-        return _image_response(b"", etag, "image/png")
+        return _image_response(b"", etag, FORMATS[fmt])
     try:
-        png = dicom.render_frame(storage().local_path(chosen.instance.blob_key), chosen.frame, center=center, width=width)
+        data = dicom.render_frame(storage().local_path(chosen.instance.blob_key), chosen.frame, center=center,
+                                  width=width, fmt="png" if fmt == "png" else "jpeg")
     except dicom.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be displayed: {exc.reason}")
-    return _image_response(png, etag, "image/png")
+    return _image_response(data, etag, FORMATS[fmt])
+
+
+@bp.get("/cases/<int:case_id>/series/<int:series_id>/slices/<int:index>/header.json")
+def slice_header(case_id: int, series_id: int, index: int):
+    case, series = _series_or_404(case_id, series_id)
+    chosen = _slice(series, index)
+    try:
+        elements = dicom.header_elements(storage().local_path(chosen.instance.blob_key))
+    except dicom.DicomRejected as exc:
+        raise InvalidInput(f"The header cannot be read: {exc.reason}")
+    record(db(), action="dicom_header.viewed", case=case, object_type="instance", object_id=chosen.instance.id, **actor())
+    return jsonify(sop_instance_uid=chosen.instance.sop_instance_uid, elements=elements)
+
+
+# ------------------------------------------------------------------ key images
+
+
+@bp.post("/cases/<int:case_id>/key-images")
+def mark_key_image(case_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    form = KeyImageForm()
+    if not form.validate():
+        raise InvalidInput("Choose a slice; the window needs a centre and a positive width; keep the caption short.")
+    series = services.get_series_in_case(db(), case.id, form.series_id.data)
+    if series is None:
+        raise NotFound("No such series in this case.")
+    key_image = services.mark_key_image(
+        db(), storage(), case, series, slice_index=form.slice_index.data, center=form.window_center.data,
+        width=form.window_width.data, caption=form.caption.data or "", **actor())
+    if _is_fetch():
+        return jsonify(key_image=_key_image_json(case.id, key_image))
+    flash("Key image kept.", "success")
+    return redirect(url_for("imaging.view_series", case_id=case.id, series_id=series.id))
+
+
+@bp.post("/cases/<int:case_id>/key-images/<int:key_image_id>/unmark")
+def unmark_key_image(case_id: int, key_image_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    if not UnmarkKeyImageForm().validate():
+        raise InvalidInput("Your form expired. Reload the page and try again.")
+    services.unmark_key_image(db(), case, key_image_id, **actor())
+    if _is_fetch():
+        return jsonify(removed=key_image_id)
+    flash("Key image removed.", "info")
+    return redirect(url_for("imaging.view_case_images", case_id=case.id))
+
+
+@bp.get("/cases/<int:case_id>/key-images/<int:key_image_id>.png")
+def key_image_png(case_id: int, key_image_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    key_image = services.get_key_image_in_case(db(), case.id, key_image_id)
+    return _image_response(storage().read_bytes(key_image.png_key), key_image.png_key, "image/png")
+
+
+# ------------------------------------------------------------------ adding scans, ingest progress
+
+
+@bp.route("/cases/<int:case_id>/scans", methods=["GET", "POST"])
+def add_scans(case_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    if not can_add_scans(current_user, case):
+        abort(403)
+    form = AddScansForm()
+    if request.method == "GET":
+        return render_template("imaging/add_scans.html", case=case, form=form,
+                               ingests=services.ingests_of_case(db(), case.id))
+    if not form.validate():
+        raise InvalidInput("Your form expired. Reload the page and try again.")
+    uploads = [f for f in request.files.getlist(form.scans.name) if f and f.filename]
+    if not uploads:
+        raise InvalidInput("Choose at least one file to send.")
+    ctx = actor()
+    job = services.create_ingest(db(), storage(), case, uploads, **ctx)
+    # Inline for now; a worker will take process_ingest over (the job is already a row).
+    services.process_ingest(db(), storage(), job.id, now=ctx["now"])
+    target = url_for("imaging.show_ingest", case_id=case.id, ingest_id=job.id)
+    if _is_fetch():
+        return jsonify(redirect=target, ingest=services.ingest_progress(job))
+    return redirect(target)
+
+
+@bp.get("/cases/<int:case_id>/ingests/<int:ingest_id>")
+def show_ingest(case_id: int, ingest_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    job = services.get_ingest_in_case(db(), case.id, ingest_id)
+    progress = services.ingest_progress(job)
+    if _is_fetch() or request.args.get("format") == "json":
+        return jsonify(progress)
+    return render_template("imaging/ingest.html", case=case, job=job, progress=progress,
+                           finished=job.status in (IngestStatus.DONE, IngestStatus.FAILED))

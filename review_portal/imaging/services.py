@@ -1,7 +1,9 @@
-"""Ingest of scans into a case, and the ordered slice list the viewer scrolls through."""
+"""Scans in a case: ingest jobs (idempotent, resumable), the ordered slice list the viewer
+scrolls through, and the key images a reviewer marks for the letter. Services flush, never commit."""
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -10,16 +12,25 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from review_portal.audit.services import record
+from review_portal.errors import InvalidInput, NotFound, PermissionDenied
 from review_portal.imaging import dicom
-from review_portal.imaging.models import Instance, Series, Study
+from review_portal.imaging.models import IngestJob, IngestStatus, Instance, KeyImage, Series, Study
+from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
 from review_portal.storage import LocalStorage
+
+# How often a long ingest reports progress to its caller (a worker commits there).
+PROGRESS_EVERY = 25
+MAX_CAPTION = 300
 
 
 @dataclass
 class IngestReport:
+    """What happened to an upload, in words a referring physician can act on."""
+
     accepted: int = 0
     duplicates: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    ingest_id: int | None = None
 
     @property
     def summary(self) -> str:
@@ -30,6 +41,11 @@ class IngestReport:
             parts.append(f"{len(self.rejected)} skipped")
         return ", ".join(parts) + "."
 
+    @classmethod
+    def of(cls, job: IngestJob) -> IngestReport:
+        r = job.report or {}
+        return cls(r.get("accepted", 0), r.get("duplicates", 0), [tuple(x) for x in r.get("rejected", [])], job.id)
+
 
 @dataclass(frozen=True)
 class Slice:
@@ -39,77 +55,226 @@ class Slice:
     frame: int
 
 
-def _candidate_files(uploads, workdir: Path, report: IngestReport):
-    """Yield (display name, path) for every file sent, expanding .zip archives safely."""
-    for n, upload in enumerate(uploads):
-        if zipfile.is_zipfile(upload.path):
+# --------------------------------------------------------------------------
+# Ingest
+# --------------------------------------------------------------------------
+
+
+def create_ingest(db: Session, storage: LocalStorage, case, uploads, *, by, ip: str, now: datetime) -> IngestJob:
+    """Keep what was sent, byte for byte, and queue it for ingest.
+
+    `uploads` are objects with `.filename` and either `.path` (spooled file) or `.stream`
+    (Werkzeug's FileStorage, itself spooled to a temp file): both are streamed into the
+    content-addressed store, never read whole into memory. The job can then be processed
+    (and re-processed after a crash) from the stored blobs alone.
+    """
+    if not can_add_scans(by, case):
+        raise PermissionDenied("Scans can only be added by the referring physician or a coordinator while the case is open.")
+    sources = []
+    for upload in uploads:
+        if not upload or not getattr(upload, "filename", ""):
+            continue
+        path = getattr(upload, "path", None)
+        key, _ = storage.put_file(path) if path is not None else storage.put_stream(upload.stream)
+        sources.append({"name": Path(str(upload.filename).replace("\\", "/")).name[:255] or "upload", "key": key})
+    job = IngestJob(case_id=case.id, status=IngestStatus.QUEUED, total=0, processed=0, sources=sources,
+                    report={}, error="", created_by_id=getattr(by, "id", None), created_at=now)
+    db.add(job)
+    db.flush()
+    record(db, action="scans.uploaded", by=by, ip=ip, now=now, case=case, object_type="ingest", object_id=job.id,
+           detail=f"{len(sources)} file(s)")
+    return job
+
+
+def _expanded_sources(storage: LocalStorage, job: IngestJob, workdir: Path, rejected: list):
+    """(display name, path, source key or None) for every candidate file, zips expanded safely.
+
+    The order is deterministic, so a resumed job can skip the `processed` files it has done.
+    """
+    out = []
+    for n, source in enumerate(job.sources):
+        path = storage.local_path(source["key"])
+        if zipfile.is_zipfile(path):
             target = workdir / f"zip{n}"
             target.mkdir()
             try:
-                entries = dicom.expand_zip(upload.path, target)
+                entries = dicom.expand_zip(path, target)
             except dicom.UploadRejected as exc:
-                report.rejected.append((upload.filename, exc.reason))
+                rejected.append((source["name"], exc.reason))
                 continue
-            for name, path in entries:
-                yield f"{upload.filename}: {name}", path
+            out.extend((f"{source['name']}: {name}", p, None) for name, p in sorted(entries))
         else:
-            yield upload.filename, upload.path
+            out.append((source["name"], path, source["key"]))
+    return out
 
 
-def ingest_scans(db: Session, storage: LocalStorage, case, uploads, *, by, ip: str, now: datetime) -> IngestReport:
-    report = IngestReport()
-    if not uploads:
-        return report
+class _Index:
+    """Studies, series and SOP Instance UIDs already in the case, loaded once per job."""
+
+    def __init__(self, db: Session, case_id: int, now: datetime):
+        self.db, self.case_id, self.now = db, case_id, now
+        self.studies = {s.study_instance_uid: s for s in db.scalars(select(Study).where(Study.case_id == case_id))}
+        self.series: dict[tuple[int, str], Series] = {}
+        self.uids: dict[int, set[str]] = {}
+        for s in db.scalars(select(Series).join(Study).where(Study.case_id == case_id)):
+            self.series[(s.study_id, s.series_instance_uid)] = s
+        rows = db.execute(
+            select(Instance.series_id, Instance.sop_instance_uid).join(Series).join(Study).where(Study.case_id == case_id)
+        )
+        for series_id, uid in rows:
+            self.uids.setdefault(series_id, set()).add(uid)
+
+    def series_for(self, info: dicom.InstanceInfo) -> Series:
+        study = self.studies.get(info.study_instance_uid)
+        if study is None:
+            study = Study(case_id=self.case_id, study_instance_uid=info.study_instance_uid, study_date=info.study_date,
+                          description=info.study_description[:200], created_at=self.now)
+            self.db.add(study)
+            self.db.flush()
+            self.studies[info.study_instance_uid] = study
+        series = self.series.get((study.id, info.series_instance_uid))
+        if series is None:
+            series = Series(study_id=study.id, series_instance_uid=info.series_instance_uid, modality=info.modality[:16],
+                            description=info.series_description[:200], series_number=info.series_number)
+            self.db.add(series)
+            self.db.flush()
+            self.series[(study.id, info.series_instance_uid)] = series
+        return series
+
+
+def process_ingest(
+    db: Session,
+    storage: LocalStorage,
+    ingest_id: int,
+    *,
+    now: datetime,
+    on_progress: Callable[[IngestJob], None] | None = None,
+) -> IngestJob:
+    """Index every readable DICOM file of an ingest job into its case. Safe to run again.
+
+    Instances are keyed by (series, SOP Instance UID), so a re-run or a re-upload adds no
+    duplicate. A job that already finished is returned as it is; one interrupted while
+    running resumes after the last file it reported through `on_progress` (a worker commits
+    there; inline, the request's one transaction covers the whole job). Unreadable files
+    are listed with their reason and the rest of the study is kept.
+    """
+    job = db.get(IngestJob, ingest_id)
+    if job is None:
+        raise NotFound("No such upload.")
+    if job.status in (IngestStatus.DONE, IngestStatus.FAILED):
+        return job
+    state = dict(job.report or {})
+    accepted, duplicates = state.get("accepted", 0), state.get("duplicates", 0)
+    rejected = [tuple(x) for x in state.get("rejected", [])]
+    touched: set[int] = set(state.get("series_ids", []))
+    stored = [tuple(x) for x in state.get("stored", [])]
+    resume_at = job.processed if job.status == IngestStatus.RUNNING else 0
+
+    job.status = IngestStatus.RUNNING
     workdir = storage.workdir()
-    touched: set[int] = set()
     try:
-        for name, path in _candidate_files(uploads, workdir, report):
+        zip_rejections: list = []
+        candidates = _expanded_sources(storage, job, workdir, zip_rejections)
+        if resume_at == 0:
+            rejected.extend(zip_rejections)
+        job.total = len(candidates)
+        index = _Index(db, job.case_id, now)
+
+        def save_state():
+            job.report = {"accepted": accepted, "duplicates": duplicates, "rejected": [list(r) for r in rejected],
+                          "series_ids": sorted(touched), "stored": [list(x) for x in stored]}
+
+        for position in range(resume_at, len(candidates)):
+            name, path, source_key = candidates[position]
             try:
                 info = dicom.inspect_dicom(path)
             except dicom.DicomRejected as exc:
-                report.rejected.append((name, exc.reason))
-                continue
-            series = _series_for(db, case, info, now)
-            exists = db.scalar(
-                select(Instance.id).where(Instance.series_id == series.id, Instance.sop_instance_uid == info.sop_instance_uid)
-            )
-            if exists:
-                report.duplicates += 1
-                continue
-            key, _ = storage.put_file(path)
-            db.add(Instance(
-                series_id=series.id, sop_instance_uid=info.sop_instance_uid, instance_number=info.instance_number,
-                slice_position=info.slice_position, frames=info.number_of_frames, rows=info.rows, columns=info.columns,
-                photometric_interpretation=info.photometric_interpretation, window_center=info.window_center,
-                window_width=info.window_width, transfer_syntax_uid=info.transfer_syntax_uid, blob_key=key,
-                size=path.stat().st_size, original_filename=Path(name).name[:255],
-            ))
-            touched.add(series.id)
-            report.accepted += 1
+                rejected.append((name, exc.reason))
+            else:
+                series = index.series_for(info)
+                known = index.uids.setdefault(series.id, set())
+                stored.append((name, info.sop_instance_uid))
+                if info.sop_instance_uid in known:
+                    duplicates += 1
+                else:
+                    # A file sent on its own is already stored as sent; only zip entries need storing.
+                    key = source_key or storage.put_file(path)[0]
+                    db.add(Instance(
+                        series_id=series.id, sop_instance_uid=info.sop_instance_uid, sop_class_uid=info.sop_class_uid,
+                        instance_number=info.instance_number, slice_position=info.slice_position,
+                        frames=info.number_of_frames, rows=info.rows, columns=info.columns,
+                        photometric_interpretation=info.photometric_interpretation[:16],
+                        window_center=info.window_center, window_width=info.window_width,
+                        transfer_syntax_uid=info.transfer_syntax_uid, blob_key=key, size=path.stat().st_size,
+                        original_filename=Path(name.replace("\\", "/")).name[:255],
+                    ))
+                    known.add(info.sop_instance_uid)
+                    touched.add(series.id)
+                    accepted += 1
+            job.processed = position + 1
+            if on_progress is not None and job.processed % PROGRESS_EVERY == 0:
+                save_state()
+                db.flush()
+                on_progress(job)
         db.flush()
-        for series_id in touched:
-            _make_series_thumbnail(db, storage, db.get(Series, series_id))
+        for series_id in sorted(touched):
+            series = db.get(Series, series_id)
+            db.refresh(series, ["instances"])
+            _make_series_thumbnail(storage, series)
+        save_state()
+        job.status = IngestStatus.DONE
+        job.finished_at = now
     finally:
         storage.remove_workdir(workdir)
-    record(db, action="scans.ingested", by=by, ip=ip, now=now, case=case,
-           detail=report.summary + "".join(f" | {n}: {r}" for n, r in report.rejected[:50]))
-    return report
+    report = IngestReport(accepted, duplicates, rejected)
+    from review_portal.auth.models import User
+
+    uploader = db.get(User, job.created_by_id) if job.created_by_id else None
+    record(db, action="scans.ingested", by=uploader, ip="", now=now, case=_case(db, job.case_id), object_type="ingest",
+           object_id=job.id, detail=report.summary + "".join(f" | {n}: {r}" for n, r in rejected[:50]))
+    db.flush()
+    return job
 
 
-def _series_for(db: Session, case, info: dicom.InstanceInfo, now: datetime) -> Series:
-    study = db.scalar(select(Study).where(Study.case_id == case.id, Study.study_instance_uid == info.study_instance_uid))
-    if study is None:
-        study = Study(case_id=case.id, study_instance_uid=info.study_instance_uid, study_date=info.study_date,
-                      description=info.study_description[:200], created_at=now)
-        db.add(study)
-        db.flush()
-    series = db.scalar(select(Series).where(Series.study_id == study.id, Series.series_instance_uid == info.series_instance_uid))
-    if series is None:
-        series = Series(study_id=study.id, series_instance_uid=info.series_instance_uid, modality=info.modality[:16],
-                        description=info.series_description[:200], series_number=info.series_number)
-        db.add(series)
-        db.flush()
-    return series
+def _case(db: Session, case_id: int):
+    from review_portal.cases.models import Case
+
+    return db.get(Case, case_id)
+
+
+def ingest_scans(db: Session, storage: LocalStorage, case, uploads, *, by, ip: str, now: datetime) -> IngestReport:
+    """Upload and ingest in one step (inline, until a worker takes over the processing)."""
+    if not uploads:
+        return IngestReport()
+    job = create_ingest(db, storage, case, uploads, by=by, ip=ip, now=now)
+    return IngestReport.of(process_ingest(db, storage, job.id, now=now))
+
+
+def ingest_progress(job: IngestJob) -> dict:
+    report = IngestReport.of(job)
+    return {
+        "id": job.id, "status": job.status, "total": job.total, "processed": job.processed,
+        "accepted": report.accepted, "duplicates": report.duplicates,
+        "rejected": [{"name": n, "reason": r} for n, r in report.rejected],
+        "summary": report.summary if job.status == IngestStatus.DONE else "",
+        "error": job.error or "",
+    }
+
+
+def get_ingest_in_case(db: Session, case_id: int, ingest_id: int) -> IngestJob:
+    job = db.get(IngestJob, ingest_id)
+    if job is None or job.case_id != case_id:
+        raise NotFound("No such upload.")
+    return job
+
+
+def ingests_of_case(db: Session, case_id: int) -> list[IngestJob]:
+    return list(db.scalars(select(IngestJob).where(IngestJob.case_id == case_id).order_by(IngestJob.id.desc())))
+
+
+# --------------------------------------------------------------------------
+# Series and slices
+# --------------------------------------------------------------------------
 
 
 def ordered_slices(series: Series) -> list[Slice]:
@@ -127,7 +292,7 @@ def _as_info(inst: Instance) -> dicom.InstanceInfo:
     )
 
 
-def _make_series_thumbnail(db: Session, storage: LocalStorage, series: Series) -> None:
+def _make_series_thumbnail(storage: LocalStorage, series: Series) -> None:
     slices = ordered_slices(series)
     if not slices:
         return
@@ -147,3 +312,104 @@ def series_of_case(db: Session, case_id: int) -> list[Series]:
 
 def get_series_in_case(db: Session, case_id: int, series_id: int) -> Series | None:
     return db.scalar(select(Series).join(Study).where(Series.id == series_id, Study.case_id == case_id))
+
+
+def series_label(series: Series) -> str:
+    number = f" (series {series.series_number})" if series.series_number is not None else ""
+    return f"{series.modality} {series.description or 'series'}{number}".strip()
+
+
+def slice_label(slices: list[Slice], index: int) -> str:
+    chosen = slices[index]
+    label = f"Slice {index + 1} of {len(slices)}"
+    if chosen.instance.slice_position is not None and chosen.instance.frames <= 1:
+        label += f", position {chosen.instance.slice_position:.1f} mm"
+    return label
+
+
+def window_label(center: float | None, width: float | None) -> str:
+    if center is None or width is None:
+        return "Window from the file"
+    return f"W {width:g} / L {center:g}"
+
+
+# --------------------------------------------------------------------------
+# Key images
+# --------------------------------------------------------------------------
+
+
+def mark_key_image(db: Session, storage: LocalStorage, case, series: Series, *, slice_index: int,
+                   center: float | None, width: float | None, caption: str, by, ip: str, now: datetime) -> KeyImage:
+    """Keep a slice, at the window it was read with, as a PNG rendered now (what the letter shows)."""
+    if not can_mark_key_images(by, case):
+        raise PermissionDenied("Only the assigned reviewer marks key images, before the opinion is signed.")
+    slices = ordered_slices(series)
+    if not 0 <= slice_index < len(slices):
+        raise InvalidInput("No such slice in this series.")
+    if (center is None) != (width is None) or (width is not None and width <= 0):
+        raise InvalidInput("Give both window centre and a positive width, or neither.")
+    caption = (caption or "").strip()
+    if len(caption) > MAX_CAPTION:
+        raise InvalidInput(f"Keep the caption under {MAX_CAPTION} characters.")
+    chosen = slices[slice_index]
+    try:
+        png = dicom.render_frame(storage.local_path(chosen.instance.blob_key), chosen.frame, center=center,
+                                 width=width, png_compression=6)
+    except dicom.DicomRejected as exc:
+        raise InvalidInput(f"This image cannot be kept: {exc.reason}")
+    png_key, _ = storage.put_bytes(png)
+    key_image = db.scalar(select(KeyImage).where(
+        KeyImage.case_id == case.id, KeyImage.series_id == series.id, KeyImage.slice_index == slice_index))
+    if key_image is None:
+        key_image = KeyImage(case_id=case.id, series_id=series.id, slice_index=slice_index)
+        db.add(key_image)
+    key_image.window_center, key_image.window_width = center, width
+    key_image.caption, key_image.png_key = caption, png_key
+    key_image.created_at, key_image.created_by_id = now, by.id
+    db.flush()
+    record(db, action="key_image.marked", by=by, ip=ip, now=now, case=case, object_type="key_image",
+           object_id=key_image.id, detail=f"series {series.id} slice {slice_index + 1}; {window_label(center, width)}")
+    return key_image
+
+
+def unmark_key_image(db: Session, case, key_image_id: int, *, by, ip: str, now: datetime) -> None:
+    if not can_mark_key_images(by, case):
+        raise PermissionDenied("Only the assigned reviewer changes key images, before the opinion is signed.")
+    key_image = db.get(KeyImage, key_image_id)
+    if key_image is None or key_image.case_id != case.id:
+        raise NotFound("No such key image.")
+    record(db, action="key_image.unmarked", by=by, ip=ip, now=now, case=case, object_type="key_image",
+           object_id=key_image.id, detail=f"series {key_image.series_id} slice {key_image.slice_index + 1}")
+    db.delete(key_image)
+    db.flush()
+
+
+def key_images_of_case(db: Session, case_id: int) -> list[KeyImage]:
+    return list(db.scalars(
+        select(KeyImage).where(KeyImage.case_id == case_id).order_by(KeyImage.series_id, KeyImage.slice_index)
+    ))
+
+
+def get_key_image_in_case(db: Session, case_id: int, key_image_id: int) -> KeyImage:
+    key_image = db.get(KeyImage, key_image_id)
+    if key_image is None or key_image.case_id != case_id:
+        raise NotFound("No such key image.")
+    return key_image
+
+
+def key_images_for_letter(db: Session, case_id: int) -> list[dict]:
+    """Plain values for the letter: caption, where the image is, the window, and the stored PNG's key."""
+    out = []
+    slices_by_series: dict[int, list[Slice]] = {}
+    for key_image in key_images_of_case(db, case_id):
+        series = key_image.series
+        slices = slices_by_series.setdefault(series.id, ordered_slices(series))
+        in_range = 0 <= key_image.slice_index < len(slices)
+        out.append({
+            "caption": key_image.caption,
+            "series_label": series_label(series),
+            "slice_label": slice_label(slices, key_image.slice_index) if in_range else f"Slice {key_image.slice_index + 1}",
+            "window_label": window_label(key_image.window_center, key_image.window_width),
+            "png_key": key_image.png_key,
+        })
+    return out

@@ -1,0 +1,299 @@
+"""Imaging speed: ingest through the real upload endpoint, render times, thumbnails, RSS during a 1 GB upload.
+
+    /work/main/.venv/bin/python benchmarks/imaging.py [--slices 200] [--big-mb 1024]
+
+Synthesizes a 512 x 512 CT series from pydicom-data's 693_UNCR.dcm (one study/series/frame of
+reference, new SOP Instance UIDs, InstanceNumber, ImagePositionPatient z, pixels varied slice to
+slice) in three variants: uncompressed, JPEG lossless (SV1, encoded with GDCM) and JPEG 2000
+lossless (pylibjpeg-openjpeg). The portal runs as a separate process (werkzeug, threaded) so its
+resident memory can be sampled while a client streams ~1 GB to it. Prints figures; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PASSWORD = "benchmark-password-1"
+
+
+# ------------------------------------------------------------------ synthesis
+
+
+def synthesize(dest: Path, count: int, variant: str) -> list[Path]:
+    import numpy as np
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import JPEG2000Lossless, generate_uid
+
+    source = get_testdata_file("693_UNCR.dcm", download=False)
+    if source is None:
+        raise SystemExit("pydicom-data is needed: pip install pydicom-data==1.0.0")
+    base = dcmread(source)
+    dtype = base.pixel_array.dtype
+    pixels = base.pixel_array.astype(np.int32)
+    rng = np.random.default_rng(42)
+    dest.mkdir(parents=True, exist_ok=True)
+    study, series, frame_of_ref = generate_uid(), generate_uid(), generate_uid()
+    x, y, z0 = (float(v) for v in base.ImagePositionPatient)
+    bits = int(base.BitsStored)
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if base.PixelRepresentation else (0, (1 << bits) - 1)
+    paths = []
+    for n in range(count):
+        ds = copy.deepcopy(base)  # compress() rewrites elements in place; never share them between slices
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_ref
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.InstanceNumber = n + 1
+        ds.ImagePositionPatient = [x, y, z0 + n * 1.25]
+        ds.SliceLocation = z0 + n * 1.25
+        # A smooth drift plus noise: neighbouring slices differ like real ones, so neither
+        # compression nor caching is flattered by identical frames.
+        varied = pixels + int(20 * np.sin(n / 9.0)) + rng.integers(-6, 7, size=pixels.shape)
+        ds.PixelData = np.clip(varied, lo, hi).astype(dtype).tobytes()
+        path = dest / f"IM{n:04d}.dcm"
+        if variant == "j2k":
+            ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
+        ds.save_as(path, enforce_file_format=True)
+        if variant == "jpeg-lossless":
+            _gdcm_to_jpeg_lossless(path)
+        paths.append(path)
+    return paths
+
+
+def _gdcm_to_jpeg_lossless(path: Path) -> None:
+    import gdcm
+
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(path))
+    if not reader.Read():
+        raise RuntimeError("gdcm could not read the synthetic slice")
+    change = gdcm.ImageChangeTransferSyntax()
+    change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
+    change.SetInput(reader.GetImage())
+    if not change.Change():
+        raise RuntimeError("gdcm could not encode JPEG lossless")
+    writer = gdcm.ImageWriter()
+    writer.SetFileName(str(path))
+    writer.SetFile(reader.GetFile())
+    writer.SetImage(change.GetOutput())
+    if not writer.Write():
+        raise RuntimeError("gdcm could not write the JPEG lossless slice")
+
+
+# ------------------------------------------------------------------ the server process
+
+
+def serve(workdir: Path, port_file: Path) -> None:
+    """Child process: a fresh portal with one referring physician and an open referral."""
+    from datetime import date
+    from werkzeug.serving import make_server
+
+    from config import TestConfig
+    from review_portal import create_app
+    from review_portal.auth.models import Institution, Role
+    from review_portal.auth.services import create_user
+    from review_portal.cases.services import Referral, submit_referral
+    from review_portal.clock import utcnow
+    from review_portal.db import create_all, session
+
+    app = create_app(TestConfig, DATABASE_URL=f"sqlite:///{workdir / 'bench.db'}", STORAGE_DIR=str(workdir / "store"))
+    create_all(app.extensions["db_engine"])
+    with app.app_context():
+        db = session()
+        hospital = Institution(name="Bench Hospital")
+        db.add(hospital)
+        db.flush()
+        now = utcnow()
+        user = create_user(db, email="bench@example.test", name="Bench Referrer", password=PASSWORD,
+                           role=Role.REFERRING, now=now, institution=hospital)
+        for n in range(4):
+            submit_referral(db, app.extensions["storage"], Referral(
+                patient_name=f"Bench {n}", patient_dob=date(1960, 1, 1), patient_sex="female", patient_mrn=f"B{n}",
+                question="?", diagnosis_in_question="x", plan_in_question="y", review_type="radiology_read",
+                cancer_site="pediatric", priority="routine"), documents=[], scans=[], by=user, ip="", now=now,
+                turnaround_days=TestConfig.TURNAROUND_DAYS)
+        db.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    port_file.write_text(str(server.server_port))
+    server.serve_forever()
+
+
+class MultipartBody:
+    """A multipart/form-data body streamed from files, with a known length (no chunking, nothing in memory)."""
+
+    def __init__(self, field: str, paths: list[Path], repeat: int = 1, extra: dict | None = None):
+        self.boundary = "benchboundary7d1c"
+        self.parts = []
+        for key, value in (extra or {}).items():
+            self.parts.append((f'--{self.boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode(), None))
+        for r in range(repeat):
+            for p in paths:
+                head = (f'--{self.boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="r{r}-{p.name}"\r\n'
+                        f"Content-Type: application/dicom\r\n\r\n").encode()
+                self.parts.append((head, p))
+        self.tail = f"--{self.boundary}--\r\n".encode()
+        self.length = sum(len(h) + (p.stat().st_size + 2 if p else 0) for h, p in self.parts) + len(self.tail)
+        self._gen = self._chunks()
+        self._buf = b""
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _chunks(self):
+        for head, path in self.parts:
+            yield head
+            if path is not None:
+                with open(path, "rb") as fh:
+                    while chunk := fh.read(1024 * 1024):
+                        yield chunk
+                yield b"\r\n"
+        yield self.tail
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buf) < size:
+            try:
+                self._buf += next(self._gen)
+            except StopIteration:
+                break
+        if size < 0:
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+
+def upload(session, base: str, case_id: int, paths: list[Path], repeat: int = 1):
+    body = MultipartBody("scans", paths, repeat)
+    started = time.perf_counter()
+    r = session.post(f"{base}/cases/{case_id}/scans", data=body,
+                     headers={"Content-Type": body.content_type, "X-Requested-With": "fetch"})
+    elapsed = time.perf_counter() - started
+    r.raise_for_status()
+    return elapsed, r.json()["ingest"], body.length
+
+
+# ------------------------------------------------------------------ measurements
+
+
+def render_figures(paths: list[Path]) -> dict:
+    from review_portal.imaging import dicom
+
+    out = {}
+    for fmt in ("png", "jpeg"):
+        for p in paths:  # cold pass: parses and caches headers
+            dicom.render_frame(p, center=40.0, width=400.0, fmt=fmt)
+        times = []
+        for p in paths:
+            t = time.perf_counter()
+            dicom.render_frame(p, center=40.0, width=400.0, fmt=fmt)
+            times.append((time.perf_counter() - t) * 1000)
+        out[fmt] = statistics.median(times)
+    times = []
+    for p in paths[:50]:
+        t = time.perf_counter()
+        dicom.make_thumbnail(p)
+        times.append((time.perf_counter() - t) * 1000)
+    out["thumbnail"] = statistics.median(times)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--slices", type=int, default=200)
+    parser.add_argument("--big-mb", type=int, default=1024, help="size of the large upload (0 to skip)")
+    parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(Path(args.serve[0]), Path(args.serve[1]))
+        return
+
+    import psutil
+    import requests
+
+    with tempfile.TemporaryDirectory(prefix="imaging-bench-") as tmp:
+        tmp = Path(tmp)
+        print(f"Synthesizing {args.slices} slices of 512 x 512 CT from 693_UNCR.dcm ...", flush=True)
+        variants = {}
+        for variant in ("uncompressed", "jpeg-lossless", "j2k"):
+            t = time.perf_counter()
+            variants[variant] = synthesize(tmp / variant, args.slices, variant)
+            size = sum(p.stat().st_size for p in variants[variant]) / 2**20
+            print(f"  {variant:14s} {size:7.1f} MB in {time.perf_counter() - t:5.1f} s", flush=True)
+
+        port_file = tmp / "port"
+        server_dir = tmp / "server"
+        server_dir.mkdir()
+        proc = subprocess.Popen([sys.executable, __file__, "--serve", str(server_dir), str(port_file)], cwd=ROOT)
+        try:
+            while not port_file.exists():
+                if proc.poll() is not None:
+                    raise SystemExit("the portal did not start")
+                time.sleep(0.1)
+            time.sleep(0.2)
+            base = f"http://127.0.0.1:{port_file.read_text().strip()}"
+            session = requests.Session()
+            r = session.post(f"{base}/login", data={"email": "bench@example.test", "password": PASSWORD}, allow_redirects=False)
+            assert r.status_code == 302, r.text
+
+            print("\nIngest through POST /cases/<id>/scans (upload + parse + store + index + thumbnail):")
+            for case_id, (variant, paths) in enumerate(variants.items(), start=1):
+                elapsed, report, length = upload(session, base, case_id, paths)
+                print(f"  {variant:14s} {len(paths) / elapsed:7.0f} instances/s  ({elapsed:5.2f} s, "
+                      f"{length / 2**20 / elapsed:6.1f} MB/s, accepted {report['accepted']}, rejected {len(report['rejected'])})",
+                      flush=True)
+
+            print("\nRender one slice, window/level 40/400 applied, warm (median over the series):")
+            for variant, paths in variants.items():
+                f = render_figures(paths)
+                print(f"  {variant:14s} PNG {f['png']:6.2f} ms   JPEG {f['jpeg']:6.2f} ms   thumbnail {f['thumbnail']:6.2f} ms",
+                      flush=True)
+
+            if args.big_mb:
+                paths = variants["uncompressed"]
+                per_set = sum(p.stat().st_size for p in paths)
+                repeat = max(1, round(args.big_mb * 2**20 / per_set))
+                server = psutil.Process(proc.pid)
+                baseline = server.memory_info().rss
+                peak = [baseline]
+                done = threading.Event()
+
+                def sample():
+                    while not done.is_set():
+                        try:
+                            peak[0] = max(peak[0], server.memory_info().rss)
+                        except psutil.NoSuchProcess:
+                            return
+                        time.sleep(0.05)
+
+                sampler = threading.Thread(target=sample, daemon=True)
+                sampler.start()
+                try:
+                    elapsed, report, length = upload(session, base, 4, paths, repeat=repeat)
+                finally:
+                    done.set()
+                sampler.join()
+                print(f"\nLarge upload: {length / 2**30:.2f} GB ({len(paths) * repeat} files) in {elapsed:.1f} s; "
+                      f"server RSS {baseline / 2**20:.0f} MB before, peak {peak[0] / 2**20:.0f} MB "
+                      f"(accepted {report['accepted']}, already on file {report['duplicates']})")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
