@@ -112,8 +112,9 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.imaging.routes import bp as imaging_bp
     from review_portal.letters.routes import bp as letters_bp
     from review_portal.opinions.routes import bp as opinions_bp
+    from review_portal.privacy.routes import bp as privacy_bp
 
-    for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, opinions_bp, letters_bp, health_bp, audit_bp):
+    for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, opinions_bp, letters_bp, health_bp, audit_bp, privacy_bp):
         app.register_blueprint(bp)
 
 

@@ -22,6 +22,8 @@ from review_portal.cases.services import HistoryItem, Referral, UploadedFile, su
 from review_portal.clock import utcnow
 
 DEMO_PASSWORD = "demo-password-2026"
+# Demo only (seed-demo is refused in production): every demo reviewer, coordinator and admin shares it.
+DEMO_TOTP_SECRET = "DEMOSECRETDEMOSECRETDEMOSECRET22"  # nosec B105 - public demo value, documented in README
 
 
 class DemoRefused(Exception):
@@ -85,7 +87,11 @@ def seed(app, db) -> bool:
     db.flush()
 
     def user(email, name, role, inst, **kw):
-        return create_user(db, email=email, name=name, password=DEMO_PASSWORD, role=role, now=now, institution=inst, **kw)
+        u = create_user(db, email=email, name=name, password=DEMO_PASSWORD, role=role, now=now, institution=inst, **kw)
+        if u.mfa_required:
+            # Pre-enrolled so a newcomer can log in: the shared demo secret is printed in the README.
+            u.totp_secret, u.totp_enabled_at = DEMO_TOTP_SECRET, now
+        return u
 
     roe = user("referrer@demo.example", "Dr Jane Roe", Role.REFERRING, riverside, credentials="MD")
     khan = user("khan@demo.example", "Dr Imran Khan", Role.REFERRING, lakeside, credentials="MD")
