@@ -21,9 +21,10 @@ from review_portal.auth.services import create_user
 from review_portal.cases.services import HistoryItem, Referral, UploadedFile, submit_referral
 from review_portal.clock import utcnow
 
-DEMO_PASSWORD = "demo-password-2026"
+DEMO_PASSWORD = "demo-password-2026"  # nosec B105 - public demo password, printed in the README
 # Demo only (seed-demo is refused in production): every demo reviewer, coordinator and admin shares it.
-DEMO_TOTP_SECRET = "DEMOSECRETDEMOSECRETDEMOSECRET22"  # nosec B105 - public demo value, documented in README
+# A public value printed in the README, hence the bandit exemption.
+DEMO_TOTP_SECRET = "DEMOSECRETDEMOSECRETDEMOSECRET22"  # nosec B105
 
 
 class DemoRefused(Exception):

@@ -65,8 +65,7 @@ ACTIONS: dict[str, str] = {
 }
 # Modalities where text is commonly burned into the pixels when the header does not say otherwise.
 BURNED_IN_LIKELY = frozenset({"US", "SC", "OT", "XC", "ES", "GM", "SM", "DOC"})
-DEID_METHOD = ("DICOM PS3.15 E.1 Basic Application Level Confidentiality Profile; "
-               "Retain Longitudinal Temporal Information with Modified Dates Option")
+DEID_METHOD = "PS3.15 E.1 Basic Profile; Modified Dates Option"  # LO: at most 64 characters
 
 
 @dataclass
