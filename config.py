@@ -22,6 +22,24 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_HTTPONLY = True
+    # Sessions live on the server (auth.sessions); these end them. The idle timeout is the HIPAA automatic logoff.
+    SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", 15))
+    SESSION_ABSOLUTE_HOURS = int(os.environ.get("SESSION_ABSOLUTE_HOURS", 12))
+    # Coordinators and admins see open cases and those closed within this many days; older ones need
+    # emergency access ("break the glass"), which lasts EMERGENCY_ACCESS_MINUTES.
+    ARCHIVE_AFTER_DAYS = int(os.environ.get("ARCHIVE_AFTER_DAYS", 30))
+    EMERGENCY_ACCESS_MINUTES = int(os.environ.get("EMERGENCY_ACCESS_MINUTES", 60))
+    # Closed cases are purged (files and rows, never the audit trail) this many days after closing.
+    RETENTION_DAYS = int(os.environ.get("RETENTION_DAYS", 3650))
+    # Account e-mail (reset, invitation). Without MAIL_SERVER, mail is kept in an in-memory outbox.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", 587))
+    MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS", "1") != "0"
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
+    MAIL_FROM = os.environ.get("MAIL_FROM", "no-reply@second-opinion.example")
+    # Endpoint names other parts of the portal make public (e.g. letter verification); see security.py.
+    PUBLIC_ENDPOINTS_EXTRA: tuple[str, ...] = ()
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None  # tied to the session instead, so long uploads don't expire
     DEMO_DATA_ALLOWED = True
@@ -76,6 +94,8 @@ class ProductionConfig(Config):
     DEMO_DATA_ALLOWED = False
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
+    # __Host- cookies are only accepted over HTTPS, for this exact host, path / (no subdomain can plant one).
+    SESSION_COOKIE_NAME = "__Host-session"
     SECRET_KEY = os.environ.get("SECRET_KEY", "")
 
 

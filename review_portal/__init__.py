@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
+from flask import session as flask_session
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm.exc import StaleDataError
@@ -53,13 +54,37 @@ def create_app(config=None, **overrides) -> Flask:
 
     @login_manager.user_loader
     def load_user(user_id: str):
+        """The user of a live server-side session, or nobody (ended, idle or too old sessions log out)."""
+        from datetime import timedelta
+
+        from review_portal.auth import sessions
         from review_portal.auth.models import User
+        from review_portal.clock import utcnow
 
         try:
-            return database.session.get(User, int(user_id))
+            user = database.session.get(User, int(user_id))
         except (TypeError, ValueError):
             return None
+        if user is None or not user.active:
+            return None
+        live = sessions.resolve(
+            database.session(), flask_session.get("sid"), user.id, now=utcnow(),
+            idle=timedelta(minutes=app.config["SESSION_IDLE_MINUTES"]),
+            absolute=timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"]),
+        )
+        if live is None:
+            flask_session.pop("_user_id", None)
+            flask_session.pop("sid", None)
+            g.session_ended = True
+            return None
+        return user
 
+    from review_portal.audit import chain
+    from review_portal.security import configure_logging
+
+    chain.install_once(database.session)
+    if not app.testing:
+        configure_logging(app)
     _register_blueprints(app)
     _register_request_boundary(app)
     _register_error_handlers(app)
@@ -81,6 +106,7 @@ def _check_config(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from review_portal.assignment.routes import bp as assignment_bp
+    from review_portal.audit.routes import bp as audit_bp
     from review_portal.auth.routes import bp as auth_bp
     from review_portal.cases.routes import bp as cases_bp
     from review_portal.health import bp as health_bp
@@ -91,9 +117,10 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.messaging.routes import bp as messaging_bp
     from review_portal.notifications.routes import bp as notifications_bp
     from review_portal.opinions.routes import bp as opinions_bp
+    from review_portal.privacy.routes import bp as privacy_bp
 
     for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, dicomweb_bp, opinions_bp, letters_bp, health_bp,
-               messaging_bp, notifications_bp):
+               messaging_bp, notifications_bp, audit_bp, privacy_bp):
         app.register_blueprint(bp)
     # STOW-RS clients are not browsers and send no form token. Cross-site forgery is still blocked: a
     # multipart/related POST is not a "simple" request (the browser pre-flights it and we answer no
@@ -112,15 +139,23 @@ def _configure_mail(app: Flask) -> None:
 
 
 def _discard_unit_of_work(app: Flask) -> None:
-    database.session.rollback()
+    from review_portal.audit.services import restore_survivors
+
+    db = database.session()
+    db.rollback()
     store = app.extensions["storage"]
     for key in storage_mod.end_journal():
         # A blob created in a failed request belongs to nothing: remove it so no half-written case remains.
         store.delete(key)
+    # Failed logins, denied accesses and the like must be recorded precisely because the request failed.
+    if restore_survivors(db):
+        db.commit()
 
 
 def _register_request_boundary(app: Flask) -> None:
-    from review_portal.security import require_login, set_security_headers
+    from review_portal.security import assign_request_id, require_login, set_security_headers
+
+    app.before_request(assign_request_id)
 
     @app.before_request
     def _begin():
@@ -156,12 +191,43 @@ def _error_response(error: DomainError | HTTPException):
         code, title, message = error.status_code, _TITLES.get(error.status_code, "Error"), error.message
     else:
         code, title, message = error.code or 500, error.name, error.description
+    _audit_denial(code)
     if _wants_json():
-        return jsonify(error=message, status=code), code
+        return jsonify(error=message, status=code, request_id=g.get("request_id", "")), code
+    if getattr(error, "case", None) is not None and hasattr(error, "case"):
+        from review_portal.audit.forms import EmergencyAccessForm
+
+        return render_template("audit/emergency.html", case=error.case, message=message,
+                               form=EmergencyAccessForm()), code
     return render_template("errors/error.html", code=code, title=title, message=message), code
 
 
-_TITLES = {400: "Please check your input", 403: "Not allowed", 404: "Not found", 409: "Not possible right now"}
+_TITLES = {400: "Please check your input", 403: "Not allowed", 404: "Not found", 409: "Not possible right now",
+           429: "Please wait"}
+
+
+def _audit_denial(code: int) -> None:
+    """A logged-in user refused an object that exists (403, or 404 on a case they may not see) is audited."""
+    if code not in (403, 404):
+        return
+    from flask_login import current_user
+
+    from review_portal.audit.services import record
+    from review_portal.cases.models import Case
+    from review_portal.clock import utcnow
+
+    if not current_user.is_authenticated:
+        return
+    case = None
+    case_id = (request.view_args or {}).get("case_id")
+    if isinstance(case_id, int):
+        case = database.session.get(Case, case_id)
+    if code == 404 and case is None:
+        return  # nothing there: a typo or a guess at an id that does not exist
+    record(database.session(), action="access.denied", by=current_user._get_current_object(),
+           ip=request.remote_addr or "", now=utcnow(), case=case, object_type="route",
+           object_id=(request.endpoint or "")[:64], outcome="denied", survive_rollback=True,
+           detail=f"{request.method} {request.path[:300]} -> {code}")
 
 
 def _register_error_handlers(app: Flask) -> None:
@@ -188,10 +254,11 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error):
-        app.logger.exception("Unhandled error")
+        # The log line carries the request id and the stack trace; the user gets only the id.
+        app.logger.exception("Unhandled error (request %s)", g.get("request_id", "-"))
         message = "Something went wrong on our side. Nothing was saved. The error has been logged."
         if _wants_json():
-            return jsonify(error=message, status=500), 500
+            return jsonify(error=message, status=500, request_id=g.get("request_id", "")), 500
         return render_template("errors/error.html", code=500, title="Unexpected error", message=message), 500
 
 

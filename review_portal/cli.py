@@ -38,3 +38,39 @@ def register(app) -> None:
         report = sla_check(session(), policy=policy_from_config(current_app.config), now=utcnow())
         session.commit()
         click.echo(f"SLA check: {report.summary()}.")
+
+    @app.cli.command("audit-verify")
+    def audit_verify():
+        """Check the audit trail's hash chain; name the first broken link. Exit status 1 if broken."""
+        from review_portal.audit.chain import seal, verify
+
+        seal(current_app.extensions["db_engine"])
+        verdict = verify(session())
+        if not verdict.ok:
+            click.echo(f"AUDIT TRAIL BROKEN after {verdict.checked} good events: {verdict.problem}", err=True)
+            raise SystemExit(1)
+        click.echo(f"Audit trail intact: {verdict.checked} events chained; head hash {verdict.head_hash}.")
+        if verdict.unsealed:
+            click.echo(f"{verdict.unsealed} events are not sealed yet.")
+
+    @app.cli.command("purge-retention")
+    @click.option("--dry-run", is_flag=True, help="List the cases that would be purged, change nothing.")
+    def purge_retention(dry_run: bool):
+        """Remove closed cases older than RETENTION_DAYS (files and rows; the audit trail stays)."""
+        from review_portal.clock import utcnow
+        from review_portal.privacy.retention import delete_files, due_for_purge, purge
+
+        days = current_app.config["RETENTION_DAYS"]
+        now = utcnow()
+        if dry_run:
+            for case in due_for_purge(session(), now=now, retention_days=days):
+                click.echo(f"would purge {case.reference} (closed {case.closed_at:%Y-%m-%d})")
+            return
+        report = purge(session(), now=now, retention_days=days)
+        session.commit()
+        delete_files(session(), current_app.extensions["storage"], report)
+        click.echo(f"Purged {len(report.cases)} case(s) closed more than {days} days ago: "
+                   f"{report.blobs_deleted} files removed, {report.blobs_kept_shared} kept (shared with other cases).")
+        if report.leftovers:
+            click.echo("Files still present: " + ", ".join(report.leftovers), err=True)
+            raise SystemExit(1)

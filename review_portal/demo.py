@@ -25,7 +25,10 @@ from review_portal.cases.services import HistoryItem, Referral, UploadedFile, cl
 from review_portal.messaging.services import post_message, request_information
 from review_portal.clock import utcnow
 
-DEMO_PASSWORD = "demo-password-2026"
+DEMO_PASSWORD = "demo-password-2026"  # nosec B105 - public demo password, printed in the README
+# Demo only (seed-demo is refused in production): every demo reviewer, coordinator and admin shares it.
+# A public value printed in the README, hence the bandit exemption.
+DEMO_TOTP_SECRET = "DEMOSECRETDEMOSECRETDEMOSECRET22"  # nosec B105
 
 
 class DemoRefused(Exception):
@@ -94,7 +97,11 @@ def seed(app, db) -> bool:
     db.flush()
 
     def user(email, name, role, inst, **kw):
-        return create_user(db, email=email, name=name, password=DEMO_PASSWORD, role=role, now=now, institution=inst, **kw)
+        u = create_user(db, email=email, name=name, password=DEMO_PASSWORD, role=role, now=now, institution=inst, **kw)
+        if u.mfa_required:
+            # Pre-enrolled so a newcomer can log in: the shared demo secret is printed in the README.
+            u.totp_secret, u.totp_enabled_at = DEMO_TOTP_SECRET, now
+        return u
 
     roe = user("referrer@demo.example", "Dr Jane Roe", Role.REFERRING, riverside, credentials="MD")
     khan = user("khan@demo.example", "Dr Imran Khan", Role.REFERRING, lakeside, credentials="MD")

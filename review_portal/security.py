@@ -1,22 +1,54 @@
-"""Deny by default: every endpoint needs a logged-in user unless it is on the allowlist."""
+"""Deny by default, security headers, request ids.
+
+Every endpoint needs a logged-in user (with a live server-side session, see auth.sessions) unless it
+is on PUBLIC_ENDPOINTS. Adding a public page means adding it here, where a reviewer of the code sees it.
+"""
 from __future__ import annotations
 
+import logging
+import secrets
 from functools import wraps
 
-from flask import abort, redirect, request, url_for
+from flask import abort, current_app, g, has_request_context, jsonify, redirect, request, url_for
 from flask_login import current_user
 
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "health.healthz", "letters.verify_letter"})
+PUBLIC_ENDPOINTS = frozenset({
+    "static",
+    "health.healthz",
+    "auth.login",
+    "auth.login_mfa",        # second step of login: needs the first step's pending state
+    "auth.login_enrol",      # first-login MFA enrolment: same
+    "auth.forgot_password",
+    "auth.reset_password",   # needs a valid single-use token
+    "auth.accept_invitation",
+    "letters.verify_letter",  # answers only genuine / issue date / sha256; rate-limited per address
+})
+# Public endpoints added by other parts (e.g. letter verification) are registered here by name.
+EXTRA_PUBLIC_CONFIG_KEY = "PUBLIC_ENDPOINTS_EXTRA"
+
+
+def is_public(endpoint: str | None) -> bool:
+    if endpoint is None:
+        return False
+    return endpoint in PUBLIC_ENDPOINTS or endpoint in current_app.config.get(EXTRA_PUBLIC_CONFIG_KEY, ())
 
 
 def require_login():
-    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+    if request.endpoint is None:
+        return None  # no such route: the 404 handler answers
+    if is_public(request.endpoint):
         return None
     if not current_user.is_authenticated:
-        if request.method == "GET":
+        if request.method == "GET" and not _wants_json():
             return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+        if _wants_json():
+            return jsonify(error="Log in first.", status=401), 401
         abort(401)
     return None
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json" or request.headers.get("X-Requested-With") == "fetch"
 
 
 def roles_required(*roles: str):
@@ -32,16 +64,42 @@ def roles_required(*roles: str):
     return decorator
 
 
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
+       "frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+
+
 def set_security_headers(response):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-    )
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if current_app.config.get("PRODUCTION"):
+        # Browsers must never again talk to us over plain HTTP (HIPAA 164.312(e) transmission security).
+        response.headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
     if request.endpoint != "static" and "Cache-Control" not in response.headers:
         # Patient data must not linger in shared caches or the back-button cache of a shared workstation.
         response.headers["Cache-Control"] = "no-store"
+    if getattr(g, "request_id", None):
+        response.headers["X-Request-ID"] = g.request_id
     return response
+
+
+def assign_request_id():
+    """A short random id per request: shown on error pages, written in every log line and audit event."""
+    g.request_id = secrets.token_hex(8)
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
+def configure_logging(app) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [request %(request_id)s] %(name)s: %(message)s"))
+    app.logger.handlers[:] = [handler]
+    app.logger.setLevel(logging.INFO)

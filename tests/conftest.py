@@ -18,6 +18,8 @@ from review_portal.cases.services import HistoryItem, Referral, UploadedFile, su
 from review_portal.db import create_all, session as db_session
 
 PASSWORD = "correct-horse-battery"
+# Every user whose role requires a second factor is enrolled with this TOTP secret (base32).
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)  # a Monday
 INSTITUTION = TestConfig.INSTITUTION
 TURNAROUND = TestConfig.TURNAROUND_DAYS
@@ -79,8 +81,35 @@ def users(db):
     from review_portal.assignment.models import ReviewerProfile
 
     db.add(ReviewerProfile(user_id=people["radiologist"].id, reading_areas=["breast", "chest"], capacity=8))
+    for person in people.values():
+        if person.mfa_required:
+            person.totp_secret, person.totp_enabled_at = TOTP_SECRET, NOW
     db.commit()
     return people
+
+
+def totp_now() -> str:
+    import pyotp
+
+    return pyotp.TOTP(TOTP_SECRET).now()
+
+
+def _allow_code_reuse(app, email):
+    """Logging the same test user in twice within 30 s would be a (correctly refused) TOTP replay;
+    the helpers are about getting in, so they forget the last used step. Replay has its own tests."""
+    from sqlalchemy import text
+
+    with app.extensions["db_engine"].begin() as conn:
+        conn.execute(text("UPDATE users SET totp_last_step = NULL WHERE email = :e"), {"e": email})
+
+
+def login_client(app, client, email, password=PASSWORD):
+    """Password, then the TOTP step when the account has one. Returns the last response."""
+    r = client.post("/login", data={"email": email, "password": password})
+    if r.status_code == 302 and r.headers["Location"].endswith("/login/mfa"):
+        _allow_code_reuse(app, email)
+        r = client.post("/login/mfa", data={"code": totp_now()})
+    return r
 
 
 def referral(**overrides) -> Referral:
@@ -150,20 +179,21 @@ def make_case(db, storage, users, tmp_path):
 
 
 class Auth:
-    def __init__(self, client):
+    def __init__(self, client, app=None):
         self.client = client
+        self.app = app
 
     def login(self, user_or_email, password=PASSWORD):
         email = getattr(user_or_email, "email", user_or_email)
-        return self.client.post("/login", data={"email": email, "password": password})
+        return login_client(self.app, self.client, email, password)
 
     def logout(self):
         return self.client.post("/logout")
 
 
 @pytest.fixture
-def auth(client):
-    return Auth(client)
+def auth(app, client):
+    return Auth(client, app)
 
 
 @pytest.fixture
@@ -171,10 +201,11 @@ def login_as(app, users):
     """A fresh logged-in test client for the given role key."""
     def _login(key):
         c = app.test_client()
-        r = c.post("/login", data={"email": users[key].email, "password": PASSWORD})
-        assert r.status_code == 302, r.data
+        r = login_client(app, c, users[key].email)
+        assert r.status_code == 302 and "/login" not in r.headers["Location"], r.data
         return c
     return _login
 
 
-testdata.__test__ = False  # a helper, not a test, when imported into test modules
+testdata.__test__ = False
+login_client.__test__ = False  # a helper, not a test, when imported into test modules

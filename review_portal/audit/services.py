@@ -1,12 +1,37 @@
-"""Writing and reading the audit trail. Records join the caller's transaction."""
+"""Writing and reading the audit trail. Records join the caller's transaction.
+
+`record(...)` fills in what the request knows (user agent, request id, the reason of an emergency
+access in force) so callers pass only what they know. Events that must outlive a failed request
+(failed logins, denied accesses) pass survive_rollback=True: the request boundary writes them again
+after rolling back everything else.
+"""
 from __future__ import annotations
 
+import csv
+import io
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from review_portal.audit.models import AuditEvent
+
+_SURVIVORS = "audit_survivors"
+
+
+def _request_context() -> dict:
+    try:
+        from flask import g, has_request_context, request
+    except ImportError:  # pragma: no cover
+        return {}
+    if not has_request_context():
+        return {}
+    return {
+        "user_agent": (request.headers.get("User-Agent") or "")[:255],
+        "request_id": getattr(g, "request_id", ""),
+        "emergency_reason": getattr(g, "emergency_reason", ""),
+    }
 
 
 def record(
@@ -20,20 +45,53 @@ def record(
     object_type: str = "",
     object_id: object = "",
     detail: str = "",
+    outcome: str = "success",
+    user_agent: str | None = None,
+    reason: str = "",
+    flagged: bool = False,
+    patient=None,
+    survive_rollback: bool = False,
 ) -> AuditEvent:
-    event = AuditEvent(
+    ctx = _request_context()
+    patient = patient if patient is not None else case
+    emergency = ctx.get("emergency_reason", "") if case is not None else ""
+    values = dict(
         at=now,
         actor_id=getattr(by, "id", None),
         actor_email=getattr(by, "email", "") or "",
-        action=action,
+        actor_role=str(getattr(by, "role", "") or ""),
+        action=action[:64],
         case_id=getattr(case, "id", None),
-        object_type=object_type,
-        object_id=str(object_id or ""),
-        source_ip=ip or "",
-        detail=detail[:2000],
+        case_ref=(getattr(case, "reference", "") or "")[:32],
+        patient_mrn=(getattr(patient, "patient_mrn", "") or "")[:64],
+        patient_name=(getattr(patient, "patient_name", "") or "")[:200],
+        object_type=object_type[:32],
+        object_id=str(object_id or "")[:64],
+        source_ip=(ip or "")[:64],
+        user_agent=(user_agent if user_agent is not None else ctx.get("user_agent", ""))[:255],
+        outcome=outcome[:16],
+        reason=(reason or emergency)[:2000],
+        flagged=bool(flagged or emergency),
+        request_id=ctx.get("request_id", "")[:32],
+        detail=(detail or "")[:2000],
     )
+    event = AuditEvent(**values)
     db.add(event)
+    if survive_rollback:
+        db.info.setdefault(_SURVIVORS, []).append(values)
     return event
+
+
+def forget_survivors(db: Session) -> None:
+    db.info.pop(_SURVIVORS, None)
+
+
+def restore_survivors(db: Session) -> int:
+    """After a rollback: write again the events that must outlive the failed unit of work."""
+    survivors = db.info.pop(_SURVIVORS, [])
+    for values in survivors:
+        db.add(AuditEvent(**values))
+    return len(survivors)
 
 
 def events_for_case(db: Session, case_id: int, limit: int = 200) -> list[AuditEvent]:
@@ -42,3 +100,70 @@ def events_for_case(db: Session, case_id: int, limit: int = 200) -> list[AuditEv
             select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
         )
     )
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    patient: str = ""
+    user: str = ""
+    case: str = ""
+    action: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    flagged_only: bool = False
+    outcome: str = ""
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search(db: Session, q: AuditQuery, *, limit: int = 200, offset: int = 0) -> list[AuditEvent]:
+    query = select(AuditEvent)
+    if q.patient.strip():
+        term = q.patient.strip()
+        like = f"%{_escape_like(term.lower())}%"
+        query = query.where(or_(AuditEvent.patient_mrn == term, AuditEvent.patient_name.ilike(like, escape="\\")))
+    if q.user.strip():
+        query = query.where(AuditEvent.actor_email.ilike(f"%{_escape_like(q.user.strip().lower())}%", escape="\\"))
+    if q.case.strip():
+        term = q.case.strip()
+        query = query.where(or_(AuditEvent.case_ref == term.upper(), AuditEvent.case_id == (int(term) if term.isdigit() else -1)))
+    if q.action.strip():
+        query = query.where(AuditEvent.action.startswith(q.action.strip(), autoescape=True))
+    if q.outcome:
+        query = query.where(AuditEvent.outcome == q.outcome)
+    if q.since:
+        query = query.where(AuditEvent.at >= q.since)
+    if q.until:
+        query = query.where(AuditEvent.at < q.until)
+    if q.flagged_only:
+        query = query.where(AuditEvent.flagged.is_(True))
+    return list(db.scalars(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).offset(offset).limit(limit)))
+
+
+# Reads and deliveries of a patient's information: what HIPAA §164.528 calls disclosures and what a
+# patient asking "who saw my record" wants to know.
+DISCLOSURE_COLUMNS = ["time (UTC)", "user", "role", "action", "case", "object", "outcome", "source address",
+                      "emergency reason", "event id", "event hash"]
+
+
+def _csv_safe(value: str) -> str:
+    # A cell starting with = + - @ would run as a formula in a spreadsheet (CSV injection).
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def disclosures_csv(db: Session, *, patient_mrn: str, since: datetime | None = None, until: datetime | None = None) -> str:
+    query = select(AuditEvent).where(AuditEvent.patient_mrn == patient_mrn)
+    if since:
+        query = query.where(AuditEvent.at >= since)
+    if until:
+        query = query.where(AuditEvent.at < until)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(DISCLOSURE_COLUMNS)
+    for e in db.scalars(query.order_by(AuditEvent.at, AuditEvent.id)):
+        writer.writerow([_csv_safe(str(v)) for v in (
+            e.at.strftime("%Y-%m-%d %H:%M:%S"), e.actor_email or "(anonymous)", e.actor_role, e.action, e.case_ref,
+            f"{e.object_type} {e.object_id}".strip(), e.outcome, e.source_ip, e.reason, e.id, e.hash or "(unsealed)")])
+    return out.getvalue()

@@ -41,13 +41,28 @@ def can_view_case(user, case) -> bool:
     if user is None or not getattr(user, "is_authenticated", False):
         return False
     if is_staff(user):
-        return True
+        return staff_may_view(user, case)
     if user.role == Role.REFERRING:
         return case.referring_id == user.id
     if user.role == Role.REVIEWER:
         # An offered reviewer sees the case to decide whether to accept (conflicts, expertise).
         return is_reviewer_of(user, case)
     return False
+
+
+def staff_may_view(user, case) -> bool:
+    """The working queue (open and recently closed cases), or an archived case under emergency access."""
+    from review_portal.audit import emergency
+    from review_portal.clock import utcnow
+
+    now = utcnow()
+    if emergency.in_staff_scope(case, now):
+        return True
+    grant = emergency.active_grant(user, case, now)
+    if grant is None:
+        return False
+    emergency.note_in_request(grant)
+    return True
 
 
 def can_submit_referral(user) -> bool:

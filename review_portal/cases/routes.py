@@ -156,7 +156,8 @@ def download_document(case_id: int, document_id: int):
     if doc is None or doc.case_id != case.id:
         raise NotFound("No such document.")
     record(db(), action="document.downloaded", case=case, object_type="document", object_id=doc.id, **actor())
-    return send_file(storage().local_path(doc.sha256), mimetype="application/pdf", as_attachment=True,
+    # Always a download, with the type recorded when the content was checked: never rendered inline.
+    return send_file(storage().local_path(doc.sha256), mimetype=doc.content_type, as_attachment=True,
                      download_name=doc.filename, max_age=0)
 
 

@@ -72,8 +72,31 @@ def validate_referral(referral: Referral, now: datetime) -> None:
 
 
 def is_pdf(path: Path) -> bool:
+    return document_type(path) == "application/pdf"
+
+
+# Accepted report formats, recognised by their content (the name and the browser's claim are ignored).
+DOCUMENT_TYPES = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg", "image/tiff": "tif",
+                  "image/gif": "gif", "image/webp": "webp"}
+
+
+def document_type(path: Path) -> str | None:
+    """The real type of a document from its first bytes, or None when it is not an accepted format."""
     with open(path, "rb") as fh:
-        return fh.read(1024).lstrip().startswith(b"%PDF-")
+        head = fh.read(1024)
+    if head.lstrip().startswith(b"%PDF-"):
+        return "application/pdf"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def submit_referral(
@@ -100,9 +123,10 @@ def submit_referral(
     if by.role != Role.REFERRING:
         raise InvalidInput("Only referring physicians submit referrals.")
     validate_referral(referral, now)
-    not_pdf = [d.filename for d in documents if not is_pdf(d.path)]
-    if not_pdf:
-        raise InvalidInput("Reports must be PDF files; these are not: " + ", ".join(not_pdf) + ".")
+    not_accepted = [d.filename for d in documents if document_type(d.path) is None]
+    if not_accepted:
+        raise InvalidInput("Reports must be PDF files or images (PNG, JPEG, TIFF, GIF, WebP); these are not: "
+                           + ", ".join(n[:100] for n in not_accepted[:20]) + ".")
 
     case = Case(
         reference=f"pending-{now.timestamp()}-{by.id}",
@@ -139,10 +163,13 @@ def submit_referral(
 
 
 def add_document(db: Session, storage: LocalStorage, case: Case, upload: UploadedFile, *, by: User, now: datetime) -> Document:
+    content_type = document_type(upload.path) or "application/octet-stream"
     key, _ = storage.put_file(upload.path)
+    # Only the base name, and the extension of the real type, so the name cannot lie about the content.
+    stem = Path(upload.filename.replace("\\", "/")).stem[:200] or "report"
     doc = Document(
-        filename=Path(upload.filename).name[:255] or "report.pdf",
-        content_type="application/pdf",
+        filename=f"{stem}.{DOCUMENT_TYPES.get(content_type, 'bin')}",
+        content_type=content_type,
         size=upload.path.stat().st_size,
         sha256=key,
         uploaded_at=now,
@@ -188,7 +215,13 @@ def close_case(db: Session, case: Case, *, by: User, ip: str, now: datetime, why
 def get_case_for(db: Session, user: User, case_id: int) -> Case:
     """Load a case the user may see, or raise NotFound (never reveal that it exists)."""
     case = db.get(Case, case_id)
-    if case is None or not can_view_case(user, case):
+    if case is None:
+        raise NotFound("No such case.")
+    if not can_view_case(user, case):
+        if is_staff(user):
+            from review_portal.audit.emergency import EmergencyAccessRequired
+
+            raise EmergencyAccessRequired(case)
         raise NotFound("No such case.")
     return case
 

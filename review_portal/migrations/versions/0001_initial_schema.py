@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:27:02.803587
+Create Date: 2026-11-26 18:32:53.739575
 """
 from alembic import op
 import sqlalchemy as sa
@@ -24,6 +24,16 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_institutions')),
     sa.UniqueConstraint('name', name=op.f('uq_institutions_name'))
     )
+    op.create_table('login_throttles',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('scope', sa.String(length=16), nullable=False),
+    sa.Column('key', sa.String(length=255), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('last_failed_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('blocked_until', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_throttles')),
+    sa.UniqueConstraint('scope', 'key', name=op.f('uq_login_throttles_scope'))
+    )
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=255), nullable=False),
@@ -36,6 +46,10 @@ def upgrade():
     sa.Column('sites', sa.JSON(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('password_changed_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('totp_secret', sa.String(length=64), nullable=True),
+    sa.Column('totp_enabled_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('totp_last_step', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['institution_id'], ['institutions.id'], name=op.f('fk_users_institution_id_institutions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email'))
@@ -43,10 +57,61 @@ def upgrade():
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_users_role'), ['role'], unique=False)
 
+    op.create_table('audit_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('actor_email', sa.String(length=255), nullable=False),
+    sa.Column('actor_role', sa.String(length=20), nullable=False),
+    sa.Column('action', sa.String(length=64), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=True),
+    sa.Column('case_ref', sa.String(length=32), nullable=False),
+    sa.Column('patient_mrn', sa.String(length=64), nullable=False),
+    sa.Column('patient_name', sa.String(length=200), nullable=False),
+    sa.Column('object_type', sa.String(length=32), nullable=False),
+    sa.Column('object_id', sa.String(length=64), nullable=False),
+    sa.Column('source_ip', sa.String(length=64), nullable=False),
+    sa.Column('user_agent', sa.String(length=255), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('flagged', sa.Boolean(), nullable=False),
+    sa.Column('request_id', sa.String(length=32), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=True),
+    sa.Column('prev_hash', sa.String(length=64), nullable=True),
+    sa.Column('hash', sa.String(length=64), nullable=True),
+    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_audit_events_actor_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_events')),
+    sa.UniqueConstraint('seq', name=op.f('uq_audit_events_seq'))
+    )
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_case_at', ['case_id', 'at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_events_action'), ['action'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_events_actor_id'), ['actor_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_events_at'), ['at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_events_flagged'), ['flagged'], unique=False)
+        batch_op.create_index('ix_audit_patient', ['patient_mrn'], unique=False)
+
+    op.create_table('auth_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('purpose', sa.String(length=16), nullable=False),
+    sa.Column('token_sha256', sa.String(length=64), nullable=False),
+    sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_auth_tokens_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_auth_tokens')),
+    sa.UniqueConstraint('token_sha256', name=op.f('uq_auth_tokens_token_sha256'))
+    )
+    with op.batch_alter_table('auth_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_auth_tokens_user_id'), ['user_id'], unique=False)
+
     op.create_table('cases',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('reference', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=24), nullable=False),
+    sa.Column('fhir_status', sa.String(length=16), nullable=False),
     sa.Column('review_type', sa.String(length=24), nullable=False),
     sa.Column('cancer_site', sa.String(length=24), nullable=False),
     sa.Column('priority', sa.String(length=12), nullable=False),
@@ -62,7 +127,11 @@ def upgrade():
     sa.Column('due_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('closed_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('hold_started_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('letter_released_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('letter_released_by_id', sa.Integer(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['letter_released_by_id'], ['users.id'], name=op.f('fk_cases_letter_released_by_id_users')),
     sa.ForeignKeyConstraint(['referring_id'], ['users.id'], name=op.f('fk_cases_referring_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cases')),
     sa.UniqueConstraint('reference', name=op.f('uq_cases_reference'))
@@ -71,44 +140,86 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_cases_referring_id'), ['referring_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_status'), ['status'], unique=False)
 
-    op.create_table('assignments',
+    op.create_table('emergency_access',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('case_ref', sa.String(length=32), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('granted_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reviewed_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reviewed_by_id', sa.Integer(), nullable=True),
+    sa.Column('review_note', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['reviewed_by_id'], ['users.id'], name=op.f('fk_emergency_access_reviewed_by_id_users')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_emergency_access_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_emergency_access'))
+    )
+    with op.batch_alter_table('emergency_access', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_emergency_access_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_emergency_access_user_id'), ['user_id'], unique=False)
+
+    op.create_table('out_of_office',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('starts_on', sa.Date(), nullable=False),
+    sa.Column('ends_on', sa.Date(), nullable=False),
+    sa.Column('note', sa.String(length=200), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_out_of_office_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_out_of_office'))
+    )
+    with op.batch_alter_table('out_of_office', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_out_of_office_user_id'), ['user_id'], unique=False)
+
+    op.create_table('recovery_codes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('code_hash', sa.String(length=255), nullable=False),
+    sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_recovery_codes_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_recovery_codes'))
+    )
+    with op.batch_alter_table('recovery_codes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_recovery_codes_user_id'), ['user_id'], unique=False)
+
+    op.create_table('reviewer_profiles',
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('reading_areas', sa.JSON(), nullable=False),
+    sa.Column('capacity', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_reviewer_profiles_user_id_users')),
+    sa.PrimaryKeyConstraint('user_id', name=op.f('pk_reviewer_profiles'))
+    )
+    op.create_table('user_sessions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token_sha256', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('end_reason', sa.String(length=32), nullable=False),
+    sa.Column('source_ip', sa.String(length=64), nullable=False),
+    sa.Column('user_agent', sa.String(length=255), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_sessions_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_user_sessions')),
+    sa.UniqueConstraint('token_sha256', name=op.f('uq_user_sessions_token_sha256'))
+    )
+    with op.batch_alter_table('user_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_user_sessions_user_id'), ['user_id'], unique=False)
+
+    op.create_table('case_messages',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
-    sa.Column('reviewer_id', sa.Integer(), nullable=False),
-    sa.Column('assigned_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('assigned_by_id', sa.Integer(), nullable=True),
-    sa.Column('reason', sa.String(length=500), nullable=False),
-    sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('ended_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['assigned_by_id'], ['users.id'], name=op.f('fk_assignments_assigned_by_id_users')),
-    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_assignments_case_id_cases')),
-    sa.ForeignKeyConstraint(['reviewer_id'], ['users.id'], name=op.f('fk_assignments_reviewer_id_users')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_assignments'))
+    sa.Column('author_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=24), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['author_id'], ['users.id'], name=op.f('fk_case_messages_author_id_users')),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_case_messages_case_id_cases')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_case_messages'))
     )
-    with op.batch_alter_table('assignments', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_assignments_active'), ['active'], unique=False)
-        batch_op.create_index(batch_op.f('ix_assignments_case_id'), ['case_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_assignments_reviewer_id'), ['reviewer_id'], unique=False)
-
-    op.create_table('audit_events',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('actor_id', sa.Integer(), nullable=True),
-    sa.Column('actor_email', sa.String(length=255), nullable=False),
-    sa.Column('action', sa.String(length=64), nullable=False),
-    sa.Column('case_id', sa.Integer(), nullable=True),
-    sa.Column('object_type', sa.String(length=32), nullable=False),
-    sa.Column('object_id', sa.String(length=64), nullable=False),
-    sa.Column('source_ip', sa.String(length=64), nullable=False),
-    sa.Column('detail', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_audit_events_actor_id_users')),
-    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_audit_events_case_id_cases')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_events'))
-    )
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.create_index('ix_audit_case_at', ['case_id', 'at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_audit_events_action'), ['action'], unique=False)
-        batch_op.create_index(batch_op.f('ix_audit_events_at'), ['at'], unique=False)
+    with op.batch_alter_table('case_messages', schema=None) as batch_op:
+        batch_op.create_index('ix_case_messages_case_at', ['case_id', 'created_at'], unique=False)
 
     op.create_table('documents',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -126,6 +237,25 @@ def upgrade():
     with op.batch_alter_table('documents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_documents_case_id'), ['case_id'], unique=False)
 
+    op.create_table('follow_up_questions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('asked_by_id', sa.Integer(), nullable=False),
+    sa.Column('question', sa.Text(), nullable=False),
+    sa.Column('asked_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('answered_by_id', sa.Integer(), nullable=True),
+    sa.Column('answer', sa.Text(), nullable=False),
+    sa.Column('answered_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('addendum_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['answered_by_id'], ['users.id'], name=op.f('fk_follow_up_questions_answered_by_id_users')),
+    sa.ForeignKeyConstraint(['asked_by_id'], ['users.id'], name=op.f('fk_follow_up_questions_asked_by_id_users')),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_follow_up_questions_case_id_cases')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_follow_up_questions'))
+    )
+    with op.batch_alter_table('follow_up_questions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_follow_up_questions_case_id'), ['case_id'], unique=False)
+
     op.create_table('history_entries',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -137,6 +267,62 @@ def upgrade():
     )
     with op.batch_alter_table('history_entries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_history_entries_case_id'), ['case_id'], unique=False)
+
+    op.create_table('information_requests',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('requested_by_id', sa.Integer(), nullable=False),
+    sa.Column('items', sa.JSON(), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('requested_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('answered_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('answered_by_id', sa.Integer(), nullable=True),
+    sa.Column('answer', sa.Text(), nullable=False),
+    sa.Column('attachments_summary', sa.String(length=300), nullable=False),
+    sa.ForeignKeyConstraint(['answered_by_id'], ['users.id'], name=op.f('fk_information_requests_answered_by_id_users')),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_information_requests_case_id_cases')),
+    sa.ForeignKeyConstraint(['requested_by_id'], ['users.id'], name=op.f('fk_information_requests_requested_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_information_requests'))
+    )
+    with op.batch_alter_table('information_requests', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_information_requests_case_id'), ['case_id'], unique=False)
+
+    op.create_table('ingest_jobs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('processed', sa.Integer(), nullable=False),
+    sa.Column('sources', sa.JSON(), nullable=False),
+    sa.Column('report', sa.JSON(), nullable=False),
+    sa.Column('error', sa.Text(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_ingest_jobs_case_id_cases')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_ingest_jobs_created_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ingest_jobs'))
+    )
+    with op.batch_alter_table('ingest_jobs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ingest_jobs_case_id'), ['case_id'], unique=False)
+
+    op.create_table('notifications',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sa.String(length=24), nullable=False),
+    sa.Column('text', sa.String(length=300), nullable=False),
+    sa.Column('link', sa.String(length=300), nullable=False),
+    sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('read_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_notifications_case_id_cases')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_notifications_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))
+    )
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notifications_user_id'), ['user_id'], unique=False)
+        batch_op.create_index('ix_notifications_user_unread', ['user_id', 'read_at'], unique=False)
 
     op.create_table('opinions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -170,6 +356,28 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_opinions')),
     sa.UniqueConstraint('case_id', name=op.f('uq_opinions_case_id'))
     )
+    op.create_table('reviews',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('review_type', sa.String(length=24), nullable=False),
+    sa.Column('is_lead', sa.Boolean(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('fhir_status', sa.String(length=16), nullable=False),
+    sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('triage_reason', sa.String(length=1000), nullable=False),
+    sa.Column('findings', sa.Text(), nullable=False),
+    sa.Column('near_due_flagged_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('overdue_escalated_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_reviews_case_id_cases')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_reviews'))
+    )
+    with op.batch_alter_table('reviews', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_reviews_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_reviews_due_at'), ['due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_reviews_status'), ['status'], unique=False)
+
     op.create_table('studies',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -183,6 +391,51 @@ def upgrade():
     )
     with op.batch_alter_table('studies', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_studies_case_id'), ['case_id'], unique=False)
+
+    op.create_table('assignments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('review_id', sa.Integer(), nullable=False),
+    sa.Column('reviewer_id', sa.Integer(), nullable=False),
+    sa.Column('assigned_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('assigned_by_id', sa.Integer(), nullable=True),
+    sa.Column('reason', sa.String(length=1000), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('fhir_status', sa.String(length=16), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('responded_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decline_reason', sa.String(length=16), nullable=False),
+    sa.Column('decline_note', sa.String(length=500), nullable=False),
+    sa.Column('ended_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['assigned_by_id'], ['users.id'], name=op.f('fk_assignments_assigned_by_id_users')),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_assignments_case_id_cases')),
+    sa.ForeignKeyConstraint(['review_id'], ['reviews.id'], name=op.f('fk_assignments_review_id_reviews')),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['users.id'], name=op.f('fk_assignments_reviewer_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_assignments'))
+    )
+    with op.batch_alter_table('assignments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_assignments_active'), ['active'], unique=False)
+        batch_op.create_index(batch_op.f('ix_assignments_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_assignments_review_id'), ['review_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_assignments_reviewer_id'), ['reviewer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_assignments_status'), ['status'], unique=False)
+
+    op.create_table('escalations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('review_id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=12), nullable=False),
+    sa.Column('at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reviewer_id', sa.Integer(), nullable=True),
+    sa.Column('detail', sa.String(length=500), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_escalations_case_id_cases')),
+    sa.ForeignKeyConstraint(['review_id'], ['reviews.id'], name=op.f('fk_escalations_review_id_reviews')),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['users.id'], name=op.f('fk_escalations_reviewer_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_escalations'))
+    )
+    with op.batch_alter_table('escalations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_escalations_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_escalations_review_id'), ['review_id'], unique=False)
 
     op.create_table('opinion_addenda',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -222,6 +475,7 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('series_id', sa.Integer(), nullable=False),
     sa.Column('sop_instance_uid', sa.String(length=64), nullable=False),
+    sa.Column('sop_class_uid', sa.String(length=64), nullable=False),
     sa.Column('instance_number', sa.Integer(), nullable=True),
     sa.Column('slice_position', sa.Float(), nullable=True),
     sa.Column('frames', sa.Integer(), nullable=False),
@@ -240,6 +494,26 @@ def upgrade():
     )
     with op.batch_alter_table('instances', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_instances_series_id'), ['series_id'], unique=False)
+
+    op.create_table('key_images',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('series_id', sa.Integer(), nullable=False),
+    sa.Column('slice_index', sa.Integer(), nullable=False),
+    sa.Column('window_center', sa.Float(), nullable=True),
+    sa.Column('window_width', sa.Float(), nullable=True),
+    sa.Column('caption', sa.String(length=300), nullable=False),
+    sa.Column('png_key', sa.String(length=64), nullable=False),
+    sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_key_images_case_id_cases')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_key_images_created_by_id_users')),
+    sa.ForeignKeyConstraint(['series_id'], ['series.id'], name=op.f('fk_key_images_series_id_series')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_key_images')),
+    sa.UniqueConstraint('case_id', 'series_id', 'slice_index', name=op.f('uq_key_images_case_id'))
+    )
+    with op.batch_alter_table('key_images', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_key_images_case_id'), ['case_id'], unique=False)
 
     op.create_table('letters',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -275,6 +549,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_letters_case_id'))
 
     op.drop_table('letters')
+    with op.batch_alter_table('key_images', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_key_images_case_id'))
+
+    op.drop_table('key_images')
     with op.batch_alter_table('instances', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_instances_series_id'))
 
@@ -288,39 +566,99 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_opinion_addenda_case_id'))
 
     op.drop_table('opinion_addenda')
-    with op.batch_alter_table('studies', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_studies_case_id'))
+    with op.batch_alter_table('escalations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_escalations_review_id'))
+        batch_op.drop_index(batch_op.f('ix_escalations_case_id'))
 
-    op.drop_table('studies')
-    op.drop_table('opinions')
-    with op.batch_alter_table('history_entries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_history_entries_case_id'))
-
-    op.drop_table('history_entries')
-    with op.batch_alter_table('documents', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_documents_case_id'))
-
-    op.drop_table('documents')
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_audit_events_at'))
-        batch_op.drop_index(batch_op.f('ix_audit_events_action'))
-        batch_op.drop_index('ix_audit_case_at')
-
-    op.drop_table('audit_events')
+    op.drop_table('escalations')
     with op.batch_alter_table('assignments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_assignments_status'))
         batch_op.drop_index(batch_op.f('ix_assignments_reviewer_id'))
+        batch_op.drop_index(batch_op.f('ix_assignments_review_id'))
         batch_op.drop_index(batch_op.f('ix_assignments_case_id'))
         batch_op.drop_index(batch_op.f('ix_assignments_active'))
 
     op.drop_table('assignments')
+    with op.batch_alter_table('studies', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_studies_case_id'))
+
+    op.drop_table('studies')
+    with op.batch_alter_table('reviews', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_reviews_status'))
+        batch_op.drop_index(batch_op.f('ix_reviews_due_at'))
+        batch_op.drop_index(batch_op.f('ix_reviews_case_id'))
+
+    op.drop_table('reviews')
+    op.drop_table('opinions')
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_user_unread')
+        batch_op.drop_index(batch_op.f('ix_notifications_user_id'))
+
+    op.drop_table('notifications')
+    with op.batch_alter_table('ingest_jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ingest_jobs_case_id'))
+
+    op.drop_table('ingest_jobs')
+    with op.batch_alter_table('information_requests', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_information_requests_case_id'))
+
+    op.drop_table('information_requests')
+    with op.batch_alter_table('history_entries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_history_entries_case_id'))
+
+    op.drop_table('history_entries')
+    with op.batch_alter_table('follow_up_questions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_follow_up_questions_case_id'))
+
+    op.drop_table('follow_up_questions')
+    with op.batch_alter_table('documents', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_documents_case_id'))
+
+    op.drop_table('documents')
+    with op.batch_alter_table('case_messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_case_messages_case_at')
+
+    op.drop_table('case_messages')
+    with op.batch_alter_table('user_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_user_sessions_user_id'))
+
+    op.drop_table('user_sessions')
+    op.drop_table('reviewer_profiles')
+    with op.batch_alter_table('recovery_codes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_recovery_codes_user_id'))
+
+    op.drop_table('recovery_codes')
+    with op.batch_alter_table('out_of_office', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_out_of_office_user_id'))
+
+    op.drop_table('out_of_office')
+    with op.batch_alter_table('emergency_access', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_emergency_access_user_id'))
+        batch_op.drop_index(batch_op.f('ix_emergency_access_case_id'))
+
+    op.drop_table('emergency_access')
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cases_status'))
         batch_op.drop_index(batch_op.f('ix_cases_referring_id'))
 
     op.drop_table('cases')
+    with op.batch_alter_table('auth_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_auth_tokens_user_id'))
+
+    op.drop_table('auth_tokens')
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_patient')
+        batch_op.drop_index(batch_op.f('ix_audit_events_flagged'))
+        batch_op.drop_index(batch_op.f('ix_audit_events_at'))
+        batch_op.drop_index(batch_op.f('ix_audit_events_actor_id'))
+        batch_op.drop_index(batch_op.f('ix_audit_events_action'))
+        batch_op.drop_index('ix_audit_case_at')
+
+    op.drop_table('audit_events')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_users_role'))
 
     op.drop_table('users')
+    op.drop_table('login_throttles')
     op.drop_table('institutions')
     # ### end Alembic commands ###

@@ -1,0 +1,120 @@
+"""Second factor: TOTP (RFC 6238, pyotp) with replay refusal, QR enrolment, hashed one-time recovery codes."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+import pyotp
+import segno
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from review_portal.audit.services import record
+from review_portal.auth import passwords
+from review_portal.auth.models import RecoveryCode, User
+from review_portal.errors import InvalidInput
+
+ISSUER = "Northbridge Second Opinion"
+STEP = 30
+RECOVERY_CODES = 10
+# Recovery codes: 10 groups-of-5 characters from an alphabet without look-alikes (no 0/O, 1/l/I).
+_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+
+
+def new_secret() -> str:
+    return pyotp.random_base32()
+
+
+def provisioning_uri(secret: str, email: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER)
+
+
+def qr_svg_data_uri(uri: str) -> str:
+    """The otpauth:// URI as a QR code, rendered here (no third-party service ever sees the secret)."""
+    return segno.make(uri, error="m").svg_data_uri(scale=5, border=2)
+
+
+def _normalise(code: str) -> str:
+    return "".join(ch for ch in (code or "") if not ch.isspace()).lower()
+
+
+def matching_step(secret: str, code: str, now: datetime, window: int = 1) -> int | None:
+    """The time step (now ± window) whose code equals `code`, or None."""
+    code = _normalise(code)
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int(now.timestamp()) // STEP
+    for step in range(current - window, current + window + 1):
+        if secrets.compare_digest(totp.at(step * STEP), code):
+            return step
+    return None
+
+
+def verify_totp(db: Session, user: User, code: str, *, ip: str, now: datetime) -> bool:
+    """Accept a current code once. A code from a step already used (or earlier) is a replay and refused."""
+    if not user.mfa_enabled:
+        return False
+    step = matching_step(user.totp_secret, code, now)
+    if step is None:
+        return False
+    if user.totp_last_step is not None and step <= user.totp_last_step:
+        record(db, action="mfa.replay_refused", by=user, ip=ip, now=now, object_type="user", object_id=user.id,
+               outcome="denied", survive_rollback=True)
+        return False
+    user.totp_last_step = step
+    return True
+
+
+def use_recovery_code(db: Session, user: User, code: str, *, ip: str, now: datetime) -> bool:
+    code = _normalise(code).replace("-", "")
+    if len(code) != 10:
+        return False
+    for row in db.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))):
+        if passwords.verify_password(row.code_hash, code):
+            row.used_at = now
+            left = remaining_recovery_codes(db, user)
+            record(db, action="mfa.recovery_code_used", by=user, ip=ip, now=now, object_type="user", object_id=user.id,
+                   detail=f"recovery codes left={left}")
+            return True
+    return False
+
+
+def remaining_recovery_codes(db: Session, user: User) -> int:
+    return len(list(db.scalars(select(RecoveryCode.id).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)))))
+
+
+def issue_recovery_codes(db: Session, user: User, *, now: datetime) -> list[str]:
+    """Replace any earlier codes with fresh ones; return them in clear text exactly once."""
+    for row in db.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
+        db.delete(row)
+    codes = ["".join(secrets.choice(_ALPHABET) for _ in range(10)) for _ in range(RECOVERY_CODES)]
+    for code in codes:
+        db.add(RecoveryCode(user_id=user.id, code_hash=passwords.hash_password(code), created_at=now))
+    db.flush()
+    return [f"{c[:5]}-{c[5:]}" for c in codes]
+
+
+def enrol(db: Session, user: User, secret: str, code: str, *, by: User, ip: str, now: datetime) -> list[str]:
+    """Turn TOTP on once the user's app has produced a valid code for `secret`; return new recovery codes."""
+    step = matching_step(secret, code, now)
+    if step is None:
+        record(db, action="mfa.enrolment_failed", by=by, ip=ip, now=now, object_type="user", object_id=user.id,
+               outcome="failed", survive_rollback=True)
+        raise InvalidInput("That code does not match. Check the time on your phone and type the current 6-digit code.")
+    user.totp_secret = secret
+    user.totp_enabled_at = now
+    user.totp_last_step = step
+    codes = issue_recovery_codes(db, user, now=now)
+    record(db, action="mfa.enrolled", by=by, ip=ip, now=now, object_type="user", object_id=user.id)
+    return codes
+
+
+def reset(db: Session, user: User, *, by: User, ip: str, now: datetime, reason: str = "") -> None:
+    """Remove the second factor (lost phone, or the user turning it off). Required roles re-enrol at next login."""
+    user.totp_secret = None
+    user.totp_enabled_at = None
+    user.totp_last_step = None
+    for row in db.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
+        db.delete(row)
+    record(db, action="mfa.reset", by=by, ip=ip, now=now, object_type="user", object_id=user.id, detail=reason[:500])
