@@ -5,7 +5,7 @@ or rolls back when anything failed. Services only flush.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timezone
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker

@@ -1,7 +1,7 @@
 """Helpers shared by the blueprints' thin views."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, request, url_for
 from flask_login import current_user
 
 from review_portal.clock import utcnow
@@ -26,3 +26,8 @@ def page_arg() -> int:
         return max(1, int(request.args.get("page", 1)))
     except ValueError:
         return 1
+
+
+def letterhead() -> dict:
+    """The letterhead from config, plus the public address where a recipient checks a letter."""
+    return dict(current_app.config["INSTITUTION"], verification_url=url_for("letters.verify_letter", _external=True))

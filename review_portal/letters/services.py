@@ -136,13 +136,19 @@ def issue_letter(db: Session, storage: LocalStorage, case, opinion, *, instituti
                  key_images: list[dict] | None = None, addendum=None, change_summary: str = "") -> Letter:
     """Render the PDF, keep it content-addressed, and deliver it to the referring physician's portal.
 
-    The first letter moves the case to "letter delivered"; a re-issue after an addendum leaves the
-    case where it is and keeps every earlier version retrievable.
+    The first letter moves the case to "letter delivered"; a re-issue after an addendum is delivered
+    again (a closed case stays closed) and every earlier version stays retrievable.
+    `key_images` defaults to the case's marked key images.
     """
     from review_portal.letters.render import render_letter_pdf
 
     if not opinion.is_signed:
         raise IllegalTransition("A letter can only be issued for a signed opinion.")
+    if key_images is None:
+        # The reviewer's key images, as marked in the viewer, travel with every version of the letter.
+        from review_portal.imaging.services import key_images_for_letter
+
+        key_images = key_images_for_letter(db, case.id)
     previous = list(db.scalars(select(Letter).where(Letter.case_id == case.id).order_by(Letter.version)))
     version = len(previous) + 1
     code = new_verification_code()

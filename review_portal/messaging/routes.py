@@ -10,7 +10,7 @@ from review_portal.messaging import services
 from review_portal.messaging.forms import (
     FollowUpAnswerForm, FollowUpForm, InformationAnswerForm, InformationRequestForm, MessageForm,
 )
-from review_portal.web import actor, db, storage
+from review_portal.web import actor, db, letterhead, storage
 
 bp = Blueprint("messaging", __name__)
 
@@ -87,6 +87,7 @@ def ask_follow_up(case_id: int):
 def answer_follow_up(case_id: int, follow_up_id: int):
     case = get_case_for(db(), current_user, case_id)
     form = _valid(FollowUpAnswerForm())
-    services.answer_follow_up(db(), case, follow_up_id, answer=form.answer.data, **actor())
+    services.answer_follow_up(db(), storage(), case, follow_up_id, answer=form.answer.data,
+                              institution=letterhead(), **actor())
     flash("Answer sent to the referring physician.", "success")
     return _back(case)

@@ -176,8 +176,11 @@ def ask_follow_up(db: Session, case, *, question: str, max_questions: int, by, i
     return follow_up
 
 
-def answer_follow_up(db: Session, case, follow_up_id: int, *, answer: str, by, ip: str, now: datetime) -> FollowUpQuestion:
-    """Store the reviewer's answer. The opinions domain turns it into an addendum (see the integration note)."""
+def answer_follow_up(db: Session, storage, case, follow_up_id: int, *, answer: str, institution: dict,
+                     by, ip: str, now: datetime) -> FollowUpQuestion:
+    """Store the reviewer's answer and add it to the opinion as a signed addendum, which re-issues the letter."""
+    from review_portal.opinions.services import add_addendum
+
     if not permissions.can_answer_follow_up(by, case):
         raise PermissionDenied("Only the reviewer who signed the opinion answers follow-up questions.")
     follow_up = db.get(FollowUpQuestion, follow_up_id)
@@ -193,6 +196,11 @@ def answer_follow_up(db: Session, case, follow_up_id: int, *, answer: str, by, i
     db.flush()
     record(db, action="follow_up.answered", by=by, ip=ip, now=now, case=case, object_type="follow_up",
            object_id=follow_up.id)
+    # The answer is part of the opinion from now on: the one addendum mechanism, a new letter version.
+    letter = add_addendum(db, storage, case, follow_up.answer,
+                          reason=f"Answer to follow-up question {follow_up.number}: {follow_up.question}"[:300],
+                          by=by, ip=ip, now=now, institution=institution)
+    follow_up.addendum_id = letter.addendum_id
     notify(db, case.referring, kind="follow_up_answer", case=case, now=now,
            text=f"Your follow-up question {follow_up.number} on case {case.reference} has been answered.")
     return follow_up

@@ -4,8 +4,9 @@ from __future__ import annotations
 from review_portal.cases.lifecycle import CaseStatus
 from review_portal.cases.permissions import is_current_reviewer
 
-# An addendum follows a delivered letter; the case keeps its state (no "amended" state exists or is needed).
-ADDENDUM_STATUSES = frozenset({CaseStatus.OPINION_SIGNED, CaseStatus.LETTER_DELIVERED, CaseStatus.CLOSED})
+# An addendum follows a delivered letter; the new version is delivered again (see letters.services.issue_letter).
+ADDENDUM_STATUSES = frozenset({CaseStatus.OPINION_SIGNED, CaseStatus.LETTER_DELIVERED, CaseStatus.ACKNOWLEDGED,
+                               CaseStatus.CLOSED})
 
 
 def can_add_addendum(user, case, opinion) -> bool:

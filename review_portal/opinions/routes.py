@@ -1,4 +1,4 @@
-from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
@@ -10,14 +10,9 @@ from review_portal.opinions.forms import AddendumForm, OpinionForm, SignForm
 from review_portal.opinions.services import (
     DRAFT_FIELDS, OpinionDraft, SignatureRefused, opinion_for_case, save_draft, sign_addendum, sign_and_issue_letter,
 )
-from review_portal.web import actor, db, storage
+from review_portal.web import actor, db, letterhead, storage
 
 bp = Blueprint("opinions", __name__)
-
-
-def institution() -> dict:
-    """The letterhead from config, plus the public address where a recipient checks a letter."""
-    return dict(current_app.config["INSTITUTION"], verification_url=url_for("letters.verify_letter", _external=True))
 
 
 def _case_for_reviewer(case_id: int):
@@ -90,7 +85,7 @@ def sign(case_id: int):
     based_on = _version_arg(form.version.data) if form.version.data else None
     try:
         letter = sign_and_issue_letter(db(), storage(), case, password=form.password.data, attested=form.attest.data,
-                                       institution=institution(), based_on_version=based_on, **actor())
+                                       institution=letterhead(), based_on_version=based_on, **actor())
     except SignatureRefused:
         db().commit()  # nothing but the refusal's audit record has been written at this point
         raise
@@ -106,7 +101,7 @@ def add_addendum(case_id: int):
         raise InvalidInput(" ".join(e for errs in form.errors.values() for e in errs))
     try:
         letter = sign_addendum(db(), storage(), case, form.text.data, reason=form.reason.data or "",
-                               password=form.password.data, attested=form.attest.data, institution=institution(), **actor())
+                               password=form.password.data, attested=form.attest.data, institution=letterhead(), **actor())
     except SignatureRefused:
         db().commit()  # keep the refusal's audit record
         raise

@@ -90,6 +90,15 @@ def test_whole_second_opinion_loop(app, db, users, login_as):
     answer_url = re.search(rf"/cases/{case.id}/follow-ups/\d+/answer", page).group(0)
     assert reviewer.post(answer_url, data={"answer": "Yes: ALK and ROS1 by NGS."}).status_code == 302
     assert "ALK and ROS1 by NGS" in referrer.get(f"/cases/{case.id}").get_data(as_text=True)
+    # The answer is a signed addendum: letter version 2 carries it and awaits acknowledgement again.
+    db.expire_all()
+    assert db.get(Case, case.id).status == "letter_delivered"
+    versions = referrer.get(f"/cases/{case.id}/letters").get_data(as_text=True)
+    v2_url = re.findall(rf"/cases/{case.id}/letters/\d+\.pdf", versions)
+    v2 = max(v2_url, key=lambda u: int(re.search(r"/letters/(\d+)\.pdf", u).group(1)))
+    v2_text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(referrer.get(v2).data)).pages).split())
+    assert "ALK and ROS1 by NGS" in v2_text and "stage IB" in v2_text
+    assert referrer.post(f"/cases/{case.id}/acknowledge").status_code == 302
 
     assert referrer.post(f"/cases/{case.id}/close").status_code == 302
     db.expire_all()
@@ -105,4 +114,5 @@ def test_whole_second_opinion_loop(app, db, users, login_as):
                             .order_by(AuditEvent.id)))
     assert [m.split(" (")[0] for m in moves] == [
         "submitted → assigned", "assigned → in_review", "in_review → opinion_signed",
-        "opinion_signed → letter_delivered", "letter_delivered → acknowledged", "acknowledged → closed"]
+        "opinion_signed → letter_delivered", "letter_delivered → acknowledged", "acknowledged → letter_delivered",
+        "letter_delivered → acknowledged", "acknowledged → closed"]
