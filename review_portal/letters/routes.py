@@ -50,7 +50,7 @@ def acknowledge(case_id: int):
     if not ConfirmForm().validate():
         raise InvalidInput("Your form expired. Reload the page and try again.")
     acknowledge_letter(db(), case, **actor())
-    flash(f"Receipt acknowledged. Case {case.reference} is closed.", "success")
+    flash(f"Receipt acknowledged for case {case.reference}.", "success")
     return redirect(url_for("cases.show_case", case_id=case.id))
 
 

@@ -13,12 +13,15 @@ from pypdf import PdfWriter
 from sqlalchemy import func, select
 
 from review_portal.assignment.models import Assignment
-from review_portal.assignment.services import choose_reviewer, ineligibility, reassign_case, route_case
+from review_portal.assignment.services import (
+    RoutingFacts, accept_offer, choose_reviewer, ineligibility, open_case_counts, profiles_by_user, reassign_case,
+    route_review,
+)
 from review_portal.audit.models import AuditEvent
 from review_portal.auth.models import Role
 from review_portal.auth.services import create_user
 from review_portal.cases.models import Case, Document
-from review_portal.cases.services import UploadedFile, submit_referral, withdraw_case
+from review_portal.cases.services import UploadedFile, close_case, submit_referral, withdraw_case
 from review_portal.errors import ConcurrentEdit, IllegalTransition, InvalidInput, PermissionDenied
 from review_portal.imaging.models import Instance, Series
 from review_portal.imaging.services import ingest_scans
@@ -50,6 +53,26 @@ def submit(db, storage, users, *, by=None, documents=(), scans=(), now=NOW, **ov
                                    by=by or users["referring"], ip=IP, now=now, turnaround_days=TURNAROUND)
     db.commit()
     return case, report
+
+
+def routing_facts(db) -> RoutingFacts:
+    """What automatic routing knows right now: real loads and profiles, nobody away."""
+    return RoutingFacts(load=open_case_counts(db), profiles=profiles_by_user(db), absences={})
+
+
+def accept(db, case, users, *, now=NOW):
+    """The routed reviewer accepts the offer: the case is then in review and the opinion may be drafted."""
+    accept_offer(db, case.active_assignment, by=users["reviewer"], ip=IP, now=now)
+    db.commit()
+    return case
+
+
+def drafted(db, make_case, users, draft=None):
+    """An accepted case with a complete draft, committed (what signing starts from)."""
+    case = make_case("in_review")
+    save_draft(db, case, draft or FULL_DRAFT, based_on_version=0, by=users["reviewer"], ip=IP, now=NOW)
+    db.commit()
+    return case
 
 
 def audit_rows(db, action, case_id):
@@ -133,7 +156,10 @@ def test_routing_never_picks_a_reviewer_at_the_referring_institution(db, storage
         submit(db, storage, users)
     case, _ = submit(db, storage, users)
     assert case.reviewer.id == users["reviewer"].id
-    assert ineligibility(insider, case) == "works at the referring institution"
+    facts = routing_facts(db)
+    assert facts.load.get(insider.id, 0) == 0 and facts.load[users["reviewer"].id] == 4
+    assert ineligibility(insider, case, case.review_type, facts) == \
+        "works at the referring institution (conflict of interest)"
     assert insider.id not in {a.reviewer_id for a in db.scalars(select(Assignment))}
     with pytest.raises(InvalidInput, match="referring institution"):
         reassign_case(db, case, insider, by=users["coordinator"], ip=IP, now=NOW)
@@ -146,23 +172,23 @@ def test_routing_never_picks_the_referring_physician(db, storage, users):
                        now=NOW, institution=None)
     db.commit()
     case, _ = submit(db, storage, users, by=dual, cancer_site="pediatric")
-    assert case.status == "submitted"
+    assert case.status == "triage"
     dual.role, dual.specialty, dual.sites = Role.REVIEWER, "medical_oncology", ["pediatric"]
     db.commit()
-    assert ineligibility(dual, case) == "is the referring physician"
-    assert choose_reviewer(db, case).reviewer is None
+    assert ineligibility(dual, case, case.review_type, routing_facts(db)) == "is the referring physician"
+    assert choose_reviewer(db, case.lead_review, NOW).reviewer is None
     with pytest.raises(InvalidInput, match="referring physician"):
         reassign_case(db, case, dual, by=users["coordinator"], ip=IP, now=NOW)
-    # Control: an unrelated pediatric oncologist is chosen.
+    # Control: an unrelated pediatric oncologist is chosen when the triaged review is routed again.
     paeds = add_reviewer(db, "paediatric_oncologist", institution=users["reviewer"].institution, sites=["pediatric"])
-    route_case(db, case, by=users["coordinator"], ip=IP, now=NOW)
+    route_review(db, case.lead_review, by=users["coordinator"], ip=IP, now=NOW)
     assert case.status == "assigned" and case.reviewer.id == paeds.id
 
 
-def test_no_eligible_reviewer_leaves_the_case_submitted_with_an_audit_record(db, storage, users):
+def test_no_eligible_reviewer_sends_the_case_to_triage_with_an_audit_record(db, storage, users):
     case, _ = submit(db, storage, users, cancer_site="pediatric")
-    assert case.status == "submitted"
-    assert case.active_assignment is None
+    assert case.status == "triage"
+    assert case.active_assignment is None and case.lead_review.status == "triage"
     assert db.scalar(select(func.count()).select_from(Assignment).where(Assignment.case_id == case.id)) == 0
     [event] = audit_rows(db, "case.routing_failed", case.id)
     assert "pediatric" in event.detail.lower()
@@ -175,8 +201,9 @@ def test_no_eligible_reviewer_leaves_the_case_submitted_with_an_audit_record(db,
 def test_reassign_refuses_an_ineligible_reviewer(db, make_case, users):
     case = make_case("assigned")
     before = count(db, Assignment)
-    for person, reason in [(users["other_reviewer"], "cancer site"), (users["radiologist"], "specialty"),
-                           (users["reviewer"], "already the reviewer"), (users["coordinator"], "not an active reviewer")]:
+    for person, reason in [(users["other_reviewer"], "does not cover breast"), (users["radiologist"], "specialty"),
+                           (users["reviewer"], "already holds this review"),
+                           (users["coordinator"], "not an active reviewer")]:
         with pytest.raises(InvalidInput, match=reason):
             reassign_case(db, case, person, by=users["coordinator"], ip=IP, now=NOW)
     assert count(db, Assignment) == before
@@ -229,9 +256,16 @@ def test_due_date_counts_business_days(db, storage, users, start, priority, due)
 # --------------------------------------------------------------------------- opinion drafting
 
 
-def test_save_draft_moves_assigned_to_in_review(db, make_case, users):
+def test_accepting_the_offer_moves_assigned_to_in_review_and_opens_the_draft(db, make_case, users):
     case = make_case("assigned")
-    opinion = save_draft(db, case, FULL_DRAFT, based_on_version=None, by=users["reviewer"], ip=IP, now=NOW)
+    # An offer not yet accepted cannot be worked on: no draft, and the case stays offered.
+    with pytest.raises(PermissionDenied):
+        save_draft(db, case, FULL_DRAFT, based_on_version=0, by=users["reviewer"], ip=IP, now=NOW)
+    db.rollback()
+    assert opinion_for_case(db, case.id) is None and db.get(Case, case.id).status == "assigned"
+    accept(db, case, users)
+    assert case.status == "in_review" and case.active_assignment.status == "accepted"
+    opinion = save_draft(db, case, FULL_DRAFT, based_on_version=0, by=users["reviewer"], ip=IP, now=NOW)
     db.commit()
     assert case.status == "in_review"
     assert opinion.status == "draft" and opinion.version == 1
@@ -239,9 +273,9 @@ def test_save_draft_moves_assigned_to_in_review(db, make_case, users):
 
 
 def test_save_draft_with_a_stale_version_is_refused(db, make_case, users):
-    case = make_case("assigned")
+    case = make_case("in_review")
     reviewer = users["reviewer"]
-    first = save_draft(db, case, FULL_DRAFT, based_on_version=None, by=reviewer, ip=IP, now=NOW)
+    first = save_draft(db, case, FULL_DRAFT, based_on_version=0, by=reviewer, ip=IP, now=NOW)
     db.commit()
     loaded_version = first.version
     second = save_draft(db, case, OpinionDraft(rationale="tab A"), based_on_version=loaded_version, by=reviewer,
@@ -257,19 +291,19 @@ def test_save_draft_with_a_stale_version_is_refused(db, make_case, users):
 
 @pytest.mark.parametrize("who", ["other_reviewer", "radiologist", "referring", "coordinator"])
 def test_only_the_assigned_reviewer_saves_a_draft(db, make_case, users, who):
-    case = make_case("assigned")
+    case = make_case("in_review")  # accepted: the assigned reviewer could save now, nobody else
     with pytest.raises(PermissionDenied):
-        save_draft(db, case, FULL_DRAFT, based_on_version=None, by=users[who], ip=IP, now=NOW)
+        save_draft(db, case, FULL_DRAFT, based_on_version=0, by=users[who], ip=IP, now=NOW)
     db.rollback()
     assert opinion_for_case(db, case.id) is None
-    assert db.get(Case, case.id).status == "assigned"
+    assert db.get(Case, case.id).status == "in_review"
 
 
 # --------------------------------------------------------------------------- signing
 
 
 def test_sign_with_a_wrong_password_is_refused_and_stays_draft(db, make_case, users):
-    case = make_case("in_review")
+    case = drafted(db, make_case, users)
     with pytest.raises(InvalidInput, match="password"):
         sign_opinion(db, case, password="not-the-password", attested=True, by=users["reviewer"], ip=IP, now=NOW)
     db.rollback()
@@ -280,17 +314,14 @@ def test_sign_with_a_wrong_password_is_refused_and_stays_draft(db, make_case, us
 
 
 def test_sign_without_attestation_is_refused(db, make_case, users):
-    case = make_case("in_review")
+    case = drafted(db, make_case, users)
     with pytest.raises(InvalidInput, match="reviewed"):
         sign_opinion(db, case, password=PASSWORD, attested=False, by=users["reviewer"], ip=IP, now=NOW)
     assert opinion_for_case(db, case.id).status == "draft"
 
 
 def test_sign_lists_the_missing_fields(db, make_case, users):
-    case = make_case("assigned")
-    save_draft(db, case, OpinionDraft(diagnosis_concordance="confirmed", reviewer_diagnosis="IDC."),
-               based_on_version=None, by=users["reviewer"], ip=IP, now=NOW)
-    db.commit()
+    case = drafted(db, make_case, users, OpinionDraft(diagnosis_concordance="confirmed", reviewer_diagnosis="IDC."))
     with pytest.raises(InvalidInput) as err:
         sign_opinion(db, case, password=PASSWORD, attested=True, by=users["reviewer"], ip=IP, now=NOW)
     message = err.value.message
@@ -302,7 +333,7 @@ def test_sign_lists_the_missing_fields(db, make_case, users):
 
 
 def test_sign_and_issue_letter_signs_and_delivers(db, storage, make_case, users):
-    case = make_case("in_review")
+    case = drafted(db, make_case, users)
     signed_at = NOW + timedelta(hours=5)
     letter = sign_and_issue_letter(db, storage, case, password=PASSWORD, attested=True, institution=INSTITUTION,
                                    by=users["reviewer"], ip=IP, now=signed_at)
@@ -348,19 +379,37 @@ def test_save_draft_after_signing_is_refused(db, make_case, users):
 # --------------------------------------------------------------------------- acknowledgement and withdrawal
 
 
-def test_acknowledge_closes_the_case(db, make_case, users):
+def test_acknowledge_then_close_the_case(db, make_case, users):
     case = make_case("letter_delivered")
     at = NOW + timedelta(days=2)
     letter = acknowledge_letter(db, case, by=users["referring"], ip=IP, now=at)
     db.commit()
-    assert case.status == "closed" and case.closed_at == at
+    # Receipt confirmed, but the case stays open for follow-up questions until it is closed.
+    assert case.status == "acknowledged" and case.closed_at is None
     assert letter.acknowledged_at == at and letter.acknowledged_by_id == users["referring"].id
+    closed_at = at + timedelta(hours=1)
+    close_case(db, case, by=users["referring"], ip=IP, now=closed_at)
+    db.commit()
+    assert case.status == "closed" and case.closed_at == closed_at
 
 
-def test_acknowledge_twice_is_an_illegal_transition(db, make_case, users):
-    case = make_case("closed")
+def test_only_a_coordinator_closes_an_unacknowledged_letter(db, make_case, users):
+    case = make_case("letter_delivered")
+    with pytest.raises(IllegalTransition):
+        close_case(db, case, by=users["referring"], ip=IP, now=NOW + timedelta(days=1))
+    with pytest.raises(PermissionDenied):
+        close_case(db, case, by=users["other_referring"], ip=IP, now=NOW + timedelta(days=1))
+    assert case.status == "letter_delivered" and case.closed_at is None
+    close_case(db, case, by=users["coordinator"], ip=IP, now=NOW + timedelta(days=1))
+    assert case.status == "closed"
+
+
+@pytest.mark.parametrize("start", ["acknowledged", "closed"])
+def test_acknowledge_twice_is_an_illegal_transition(db, make_case, users, start):
+    case = make_case(start)
     with pytest.raises(IllegalTransition):
         acknowledge_letter(db, case, by=users["referring"], ip=IP, now=NOW + timedelta(days=3))
+    assert case.status == start
 
 
 def test_only_the_referring_physician_acknowledges(db, make_case, users):
@@ -403,9 +452,20 @@ def _second_oncologist(db, users):
     return add_reviewer(db, "second_oncologist", institution=users["reviewer"].institution)
 
 
+def _case_at(db, make_case, users, start, extra):
+    """make_case(start), where "drafted" is an accepted case with a complete draft (what signing needs)."""
+    if start == "drafted":
+        return drafted(db, make_case, users)
+    return make_case(start, **extra)
+
+
+def _status_of(start):
+    return "in_review" if start == "drafted" else start
+
+
 STATE_CHANGES = {
     # name: (start status, extra case kwargs, action, expected audit actions, status after)
-    "assign from triage": ("submitted", {"cancer_site": "pediatric"},
+    "assign from triage": ("triage", {"cancer_site": "pediatric"},
                            lambda db, storage, case, users: reassign_case(
                                db, case, add_reviewer(db, "paeds", institution=users["reviewer"].institution,
                                                       sites=["pediatric"]), by=users["coordinator"], ip=IP, now=NOW),
@@ -414,18 +474,26 @@ STATE_CHANGES = {
                  lambda db, storage, case, users: reassign_case(db, case, _second_oncologist(db, users),
                                                                 by=users["coordinator"], ip=IP, now=NOW),
                  ["case.assigned"], "assigned"),
-    "first draft": ("assigned", {},
-                    lambda db, storage, case, users: save_draft(db, case, FULL_DRAFT, based_on_version=None,
+    "accept offer": ("assigned", {},
+                     lambda db, storage, case, users: accept_offer(db, case.active_assignment, by=users["reviewer"],
+                                                                   ip=IP, now=NOW),
+                     ["assignment.accepted", "case.status_changed"], "in_review"),
+    # Not a change of the case's state, but of patient data: audited in the same unit of work.
+    "first draft": ("in_review", {},
+                    lambda db, storage, case, users: save_draft(db, case, FULL_DRAFT, based_on_version=0,
                                                                 by=users["reviewer"], ip=IP, now=NOW),
                     ["opinion.draft_saved"], "in_review"),
-    "sign": ("in_review", {},
+    "sign": ("drafted", {},
              lambda db, storage, case, users: sign_and_issue_letter(
                  db, storage, case, password=PASSWORD, attested=True, institution=INSTITUTION,
                  by=users["reviewer"], ip=IP, now=NOW),
              ["opinion.signed", "letter.issued"], "letter_delivered"),
     "acknowledge": ("letter_delivered", {},
                     lambda db, storage, case, users: acknowledge_letter(db, case, by=users["referring"], ip=IP, now=NOW),
-                    ["letter.acknowledged"], "closed"),
+                    ["letter.acknowledged", "case.status_changed"], "acknowledged"),
+    "close": ("acknowledged", {},
+              lambda db, storage, case, users: close_case(db, case, by=users["referring"], ip=IP, now=NOW),
+              ["case.status_changed"], "closed"),
     "withdraw": ("assigned", {},
                  lambda db, storage, case, users: withdraw_case(db, case, reason="r", by=users["referring"], ip=IP,
                                                                 now=NOW),
@@ -436,7 +504,7 @@ STATE_CHANGES = {
 @pytest.mark.parametrize("name", list(STATE_CHANGES))
 def test_every_state_change_writes_its_audit_row_in_the_same_transaction(db, storage, make_case, users, name):
     start, extra, action, audit_actions, after = STATE_CHANGES[name]
-    case = make_case(start, **extra)
+    case = _case_at(db, make_case, users, start, extra)
     case_id = case.id
     before = {a: {r.id for r in audit_rows(db, a, case_id)} for a in audit_actions}
     action(db, storage, case, users)
@@ -448,7 +516,7 @@ def test_every_state_change_writes_its_audit_row_in_the_same_transaction(db, sto
     # ...and gone with the state change when the transaction is rolled back: one unit of work.
     db.rollback()
     db.expire_all()
-    assert db.get(Case, case_id).status == start
+    assert db.get(Case, case_id).status == _status_of(start)
     for audit_action in audit_actions:
         assert {r.id for r in audit_rows(db, audit_action, case_id)} == before[audit_action]
 
@@ -461,13 +529,13 @@ def test_submission_writes_submitted_and_assigned_audit_rows(db, storage, users)
 
 
 FAILING_CALLS = {
-    "wrong password": ("in_review", lambda db, storage, case, users: sign_opinion(
+    "wrong password": ("drafted", lambda db, storage, case, users: sign_opinion(
         db, case, password="wrong-password-123", attested=True, by=users["reviewer"], ip=IP, now=NOW)),
     "withdraw a delivered case": ("letter_delivered", lambda db, storage, case, users: withdraw_case(
         db, case, reason="late", by=users["referring"], ip=IP, now=NOW)),
     "reassign to an ineligible reviewer": ("assigned", lambda db, storage, case, users: reassign_case(
         db, case, users["other_reviewer"], by=users["coordinator"], ip=IP, now=NOW)),
-    "stale draft": ("in_review", lambda db, storage, case, users: save_draft(
+    "stale draft": ("drafted", lambda db, storage, case, users: save_draft(
         db, case, FULL_DRAFT, based_on_version=999, by=users["reviewer"], ip=IP, now=NOW)),
 }
 
@@ -475,18 +543,18 @@ FAILING_CALLS = {
 @pytest.mark.parametrize("name", list(FAILING_CALLS))
 def test_a_failed_call_rolled_back_leaves_no_audit_row(db, storage, make_case, users, name):
     start, call = FAILING_CALLS[name]
-    case = make_case(start)
+    case = _case_at(db, make_case, users, start, {})
     case_id = case.id
     before = db.scalar(select(func.count()).select_from(AuditEvent))
     with pytest.raises((InvalidInput, IllegalTransition, ConcurrentEdit)):
         call(db, storage, case, users)
     db.rollback()
     assert db.scalar(select(func.count()).select_from(AuditEvent)) == before
-    assert db.get(Case, case_id).status == start
+    assert db.get(Case, case_id).status == _status_of(start)
 
 
 def test_wrong_password_is_audited_until_rolled_back(db, make_case, users):
-    case = make_case("in_review")
+    case = drafted(db, make_case, users)
     with pytest.raises(InvalidInput):
         sign_opinion(db, case, password="wrong-password-123", attested=True, by=users["reviewer"], ip=IP, now=NOW)
     assert len(audit_rows(db, "opinion.sign_refused", case.id)) == 1

@@ -72,7 +72,8 @@ def csrf_app(tmp_path):
 
 
 def test_autosave_with_csrf_on_needs_the_header_token(csrf_app):
-    from tests.conftest import NOW, referral
+    from tests.conftest import NOW, TOTP_SECRET, referral, totp_now
+    from review_portal.assignment.services import accept_offer
     from review_portal.auth.models import Institution, Role, User
     from review_portal.auth.services import create_user
     from review_portal.cases.services import submit_referral
@@ -85,15 +86,22 @@ def test_autosave_with_csrf_on_needs_the_header_token(csrf_app):
     create_user(db, email="ref@x.example", name="Ref", password=PASSWORD, role=Role.REFERRING, now=NOW, institution=None)
     reviewer = create_user(db, email="rev@x.example", name="Rev", password=PASSWORD, role=Role.REVIEWER, now=NOW,
                            institution=inst, specialty="medical_oncology", sites=["breast"])
+    reviewer.totp_secret, reviewer.totp_enabled_at = TOTP_SECRET, NOW  # reviewers log in with a second factor
     referrer = db.scalar(select(User).where(User.email == "ref@x.example"))
     case, _ = submit_referral(db, csrf_app.extensions["storage"], referral(), documents=[], scans=[], by=referrer,
                               ip="127.0.0.1", now=NOW, turnaround_days=TestConfig.TURNAROUND_DAYS)
-    db.commit()
     assert case.reviewer.id == reviewer.id
+    accept_offer(db, case.active_assignment, by=reviewer, ip="127.0.0.1", now=NOW)  # drafting needs an accepted offer
+    db.commit()
     client = csrf_app.test_client()
     login_page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page).group(1)
-    assert client.post("/login", data={"email": "rev@x.example", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    r = client.post("/login", data={"email": "rev@x.example", "password": PASSWORD, "csrf_token": token})
+    assert r.status_code == 302 and r.headers["Location"].endswith("/login/mfa")
+    mfa_page = client.get("/login/mfa").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', mfa_page).group(1)
+    r = client.post("/login/mfa", data={"code": totp_now(), "csrf_token": token})
+    assert r.status_code == 302 and "/login" not in r.headers["Location"]
     page = client.get(f"/cases/{case.id}/opinion").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     refused = client.post(f"/cases/{case.id}/opinion/autosave", data=DRAFT | {"version": "0"}, headers=FETCH)

@@ -14,13 +14,22 @@ from review_portal.cases.models import Case
 from review_portal.db import session as db_session
 from review_portal.letters.models import Letter
 from review_portal.opinions.models import Opinion
-from tests.conftest import PASSWORD
+from review_portal.opinions.services import OpinionDraft, save_draft
+from tests.conftest import NOW, PASSWORD, totp_now
 
 DRAFT = {
     "diagnosis_concordance": "refined", "plan_concordance": "modify",
     "reviewer_diagnosis": "IDC grade 3, HER2 equivocal.", "recommended_plan": "Neoadjuvant chemotherapy first.",
     "rationale": "Tumour size and nodal status favour systemic therapy first.", "further_tests": "HER2 ISH.",
 }
+
+
+def drafted_case(db, make_case, users):
+    """An accepted case whose reviewer has saved a complete draft: what the signing step starts from."""
+    case = make_case("in_review")
+    save_draft(db, case, OpinionDraft(**DRAFT), based_on_version=0, by=users["reviewer"], ip="127.0.0.1", now=NOW)
+    db.commit()
+    return case
 
 
 def opinion_of(db, case_id) -> Opinion | None:
@@ -89,6 +98,19 @@ def test_an_unknown_concordance_value_is_400(db, make_case, login_as):
     r = login_as("reviewer").post(f"/cases/{cid}/opinion", data={**DRAFT, "plan_concordance": "shrug"})
     assert r.status_code == 400
     assert opinion_of(db, cid) is None
+    assert status_of(db, cid) == "in_review"
+    assert db.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "opinion.draft_saved", AuditEvent.case_id == cid)) == 0
+
+
+def test_an_offer_must_be_accepted_before_drafting(db, make_case, login_as):
+    case = make_case("assigned")
+    cid = case.id
+    reviewer = login_as("reviewer")
+    assert reviewer.get(f"/cases/{cid}").status_code == 200  # the offered reviewer sees the case to decide
+    assert reviewer.get(f"/cases/{cid}/opinion").status_code == 403
+    assert reviewer.post(f"/cases/{cid}/opinion", data={**DRAFT, "version": "0"}).status_code == 403
+    assert opinion_of(db, cid) is None
     assert status_of(db, cid) == "assigned"
 
 
@@ -104,8 +126,8 @@ def test_only_the_assigned_reviewer_drafts(db, make_case, login_as, who, status)
 # --------------------------------------------------------------------------- signing
 
 
-def test_sign_with_a_wrong_password_is_400_and_stays_draft(db, make_case, login_as):
-    case = make_case("in_review")
+def test_sign_with_a_wrong_password_is_400_and_stays_draft(db, users, make_case, login_as):
+    case = drafted_case(db, make_case, users)
     cid = case.id
     r = login_as("reviewer").post(f"/cases/{cid}/opinion/sign", data={"password": "not-my-password", "attest": "y"})
     assert r.status_code == 400
@@ -119,7 +141,7 @@ def test_sign_with_a_wrong_password_is_400_and_stays_draft(db, make_case, login_
 def test_a_refused_signature_attempt_is_kept_in_the_audit_trail(db, users, make_case, login_as):
     """sign_opinion records 'opinion.sign_refused' before refusing; a password-guessing attempt on a
     signature must survive the request, like a failed login does."""
-    case = make_case("in_review")
+    case = drafted_case(db, make_case, users)
     cid = case.id
     login_as("reviewer").post(f"/cases/{cid}/opinion/sign", data={"password": "guess-number-one", "attest": "y"})
     db.expire_all()
@@ -128,8 +150,8 @@ def test_a_refused_signature_attempt_is_kept_in_the_audit_trail(db, users, make_
     assert [r.actor_id for r in rows] == [users["reviewer"].id]
 
 
-def test_sign_without_attestation_is_400(db, make_case, login_as):
-    case = make_case("in_review")
+def test_sign_without_attestation_is_400(db, users, make_case, login_as):
+    case = drafted_case(db, make_case, users)
     cid = case.id
     r = login_as("reviewer").post(f"/cases/{cid}/opinion/sign", data={"password": PASSWORD})
     assert r.status_code == 400 and "attestation" in r.get_data(as_text=True)
@@ -137,7 +159,7 @@ def test_sign_without_attestation_is_400(db, make_case, login_as):
 
 
 def test_signing_delivers_a_letter_only_the_case_parties_can_download(db, users, make_case, login_as):
-    case = make_case("in_review")
+    case = drafted_case(db, make_case, users)
     cid, ref = case.id, case.reference
     reviewer = login_as("reviewer")
     r = reviewer.post(f"/cases/{cid}/opinion/sign", data={"password": PASSWORD, "attest": "y"})
@@ -194,8 +216,13 @@ def test_csrf_token_is_required_when_enabled(app, db, make_case, users):
         token = csrf_token(login_page)
         # Even logging in needs the token.
         assert client.post("/login", data={"email": users["reviewer"].email, "password": PASSWORD}).status_code == 400
-        assert client.post("/login", data={"email": users["reviewer"].email, "password": PASSWORD,
-                                           "csrf_token": token}).status_code == 302
+        r = client.post("/login", data={"email": users["reviewer"].email, "password": PASSWORD, "csrf_token": token})
+        assert r.status_code == 302 and r.headers["Location"].endswith("/login/mfa")
+        # ...and so does its second step.
+        mfa_token = csrf_token(client.get("/login/mfa").get_data(as_text=True))
+        assert client.post("/login/mfa", data={"code": totp_now()}).status_code == 400
+        r = client.post("/login/mfa", data={"code": totp_now(), "csrf_token": mfa_token})
+        assert r.status_code == 302 and "/login" not in r.headers["Location"]
 
         r = client.post(f"/cases/{cid}/opinion", data={**DRAFT, "version": ""})
         assert r.status_code == 400
@@ -205,7 +232,7 @@ def test_csrf_token_is_required_when_enabled(app, db, make_case, users):
         with csrf_app.app_context():
             s = db_session()
             assert s.scalar(select(Opinion).where(Opinion.case_id == cid)) is None
-            assert s.get(Case, cid).status == "assigned"
+            assert s.get(Case, cid).status == "in_review"
             db_session.remove()
 
         # Control: the same request with the form's own token goes through.

@@ -301,7 +301,7 @@ def test_withdraw_on_a_closed_case_is_409(db, make_case, login_as):
     client = login_as("referring")
     r = client.post(f"/cases/{cid}/withdraw", data={"reason": "changed my mind"})
     assert r.status_code == 409
-    assert "cannot be moved to withdrawn" in r.get_data(as_text=True)
+    assert "is closed; it can no longer be withdrawn" in r.get_data(as_text=True)
     r = client.post(f"/cases/{cid}/withdraw", data={"reason": "again"}, headers={"Accept": "application/json"})
     assert r.status_code == 409 and r.get_json()["status"] == 409 and "closed" in r.get_json()["error"]
     db.expire_all()
@@ -309,12 +309,22 @@ def test_withdraw_on_a_closed_case_is_409(db, make_case, login_as):
     assert db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "case.withdrawn")) == 0
 
 
-def test_acknowledge_via_the_route_closes_the_case(db, make_case, login_as):
+def test_acknowledge_then_close_via_the_routes(db, make_case, login_as):
     case = make_case("letter_delivered")
-    cid = case.id
+    cid, ref = case.id, case.reference
     client = login_as("referring")
     r = client.post(f"/cases/{cid}/acknowledge")
     assert r.status_code == 302
+    # The confirmation says what happened, and does not claim the case is closed.
+    page = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "Receipt acknowledged" in page and f"Case {ref} is closed" not in page
     db.expire_all()
-    assert db.get(Case, cid).status == "closed"
+    assert db.get(Case, cid).status == "acknowledged" and db.get(Case, cid).closed_at is None
     assert client.post(f"/cases/{cid}/acknowledge").status_code == 409
+    # Closing is its own step, taken by the referring physician once receipt is acknowledged.
+    assert login_as("other_referring").post(f"/cases/{cid}/close").status_code == 404
+    r = client.post(f"/cases/{cid}/close")
+    assert r.status_code == 302
+    db.expire_all()
+    assert db.get(Case, cid).status == "closed" and db.get(Case, cid).closed_at is not None
+    assert client.post(f"/cases/{cid}/close").status_code == 409
