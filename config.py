@@ -31,13 +31,6 @@ class Config:
     EMERGENCY_ACCESS_MINUTES = int(os.environ.get("EMERGENCY_ACCESS_MINUTES", 60))
     # Closed cases are purged (files and rows, never the audit trail) this many days after closing.
     RETENTION_DAYS = int(os.environ.get("RETENTION_DAYS", 3650))
-    # Account e-mail (reset, invitation). Without MAIL_SERVER, mail is kept in an in-memory outbox.
-    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
-    MAIL_PORT = int(os.environ.get("MAIL_PORT", 587))
-    MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS", "1") != "0"
-    MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
-    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
-    MAIL_FROM = os.environ.get("MAIL_FROM", "no-reply@second-opinion.example")
     # Endpoint names other parts of the portal make public (e.g. letter verification); see security.py.
     PUBLIC_ENDPOINTS_EXTRA: tuple[str, ...] = ()
     WTF_CSRF_ENABLED = True
@@ -55,7 +48,8 @@ class Config:
     SLA_NEAR_DUE_HOURS = 24
     # Questions the referring physician may ask after the letter (MyConsult allows three).
     FOLLOW_UP_QUESTIONS_MAX = 3
-    # E-mail notifications. Off by default: messages are written to the log instead.
+    # E-mail: notifications and account mail (reset, invitation) share these settings. Off by default:
+    # notifications are written to the log and account mail is kept in app.extensions["outbox"].
     MAIL_ENABLED = os.environ.get("MAIL_ENABLED", "") == "1"
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
     MAIL_PORT = int(os.environ.get("MAIL_PORT", 25))

@@ -23,6 +23,8 @@ PUBLIC_ENDPOINTS = frozenset({
     "auth.accept_invitation",
     "letters.verify_letter",  # answers only genuine / issue date / sha256; rate-limited per address
 })
+# Blueprints whose callers are programs, not browsers: refused with 401 JSON rather than sent to the login page.
+API_BLUEPRINTS = frozenset({"dicomweb"})
 # Public endpoints added by other parts (e.g. letter verification) are registered here by name.
 EXTRA_PUBLIC_CONFIG_KEY = "PUBLIC_ENDPOINTS_EXTRA"
 
@@ -39,6 +41,10 @@ def require_login():
     if is_public(request.endpoint):
         return None
     if not current_user.is_authenticated:
+        if request.blueprint in API_BLUEPRINTS:
+            # DICOMweb clients are programs (Accept: application/dicom+json, multipart/related...): a login
+            # page would be read as a broken answer, so they get a plain 401 they can act on.
+            return jsonify(error="Log in first.", status=401), 401
         if request.method == "GET" and not _wants_json():
             return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
         if _wants_json():

@@ -1,7 +1,9 @@
 """Account e-mail (reset, invitation). They carry a link and nothing about any patient or case.
 
-With MAIL_SERVER configured, messages go out over SMTP (STARTTLS unless MAIL_USE_TLS is False);
-without it they are kept in app.extensions["outbox"] (tests, demo) and only the subject is logged.
+They use the same settings as notification e-mail (MAIL_ENABLED, MAIL_SERVER, MAIL_PORT, MAIL_USE_STARTTLS,
+MAIL_USERNAME, MAIL_PASSWORD, MAIL_SENDER). With MAIL_ENABLED off they are kept in app.extensions["outbox"]
+(tests, demo) and only the subject is logged. Unlike notifications they are sent at once and a failure is
+an error: the person asking for a reset or sending an invitation must know the mail did not go.
 """
 from __future__ import annotations
 
@@ -13,21 +15,21 @@ from flask import current_app
 
 def send(to: str, subject: str, body: str) -> None:
     app = current_app
+    cfg = app.config
     msg = EmailMessage()
-    msg["From"] = app.config.get("MAIL_FROM", "no-reply@second-opinion.example")
+    msg["From"] = cfg.get("MAIL_SENDER", "no-reply@second-opinion.example")
     msg["To"] = to
     msg["Subject"] = subject
     msg.set_content(body)
-    server = app.config.get("MAIL_SERVER")
-    if not server:
+    if not cfg.get("MAIL_ENABLED"):
         app.extensions.setdefault("outbox", []).append(msg)
-        app.logger.info("mail not sent (no MAIL_SERVER): to=%s subject=%s", to, subject)
+        app.logger.info("mail not sent (MAIL_ENABLED is off): to=%s subject=%s", to, subject)
         return
-    with smtplib.SMTP(server, int(app.config.get("MAIL_PORT", 25)), timeout=10) as smtp:
-        if app.config.get("MAIL_USE_TLS", True):
+    with smtplib.SMTP(cfg["MAIL_SERVER"], int(cfg["MAIL_PORT"]), timeout=float(cfg.get("MAIL_TIMEOUT_SECONDS", 10))) as smtp:
+        if cfg.get("MAIL_USE_STARTTLS"):
             smtp.starttls()
-        if app.config.get("MAIL_USERNAME"):
-            smtp.login(app.config["MAIL_USERNAME"], app.config.get("MAIL_PASSWORD", ""))
+        if cfg.get("MAIL_USERNAME"):
+            smtp.login(cfg["MAIL_USERNAME"], cfg.get("MAIL_PASSWORD", ""))
         smtp.send_message(msg)
 
 

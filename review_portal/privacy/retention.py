@@ -10,20 +10,20 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import String, Table, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
-from review_portal.assignment.models import Assignment
 from review_portal.audit.services import record
-from review_portal.cases.models import Case, Document, HistoryEntry
+from review_portal.cases.models import Case
 from review_portal.db import Base
-from review_portal.imaging.models import Instance, Series, Study
-from review_portal.letters.models import Letter
-from review_portal.opinions.models import Opinion
 from review_portal.storage import LocalStorage
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_KNOWN = {"cases", "history_entries", "documents", "studies", "series", "instances", "assignments", "opinions", "letters"}
+# Kept on purpose: the audit trail and the emergency-access grants are the accounting of who saw the case.
+# Neither has a foreign key to it, so nothing below would reach them anyway; this says so out loud.
+_KEPT = {"audit_events", "emergency_access"}
+# JSON columns that list blob keys as [{"key": ...}] (the files of an upload, kept so the job can be re-run).
+_JSON_BLOB_COLUMNS = {("ingest_jobs", "sources")}
 
 
 @dataclass
@@ -41,23 +41,57 @@ def due_for_purge(db: Session, *, now: datetime, retention_days: int) -> list[Ca
                                               Case.closed_at < cutoff).order_by(Case.id)))
 
 
+def _is_blob_column(col) -> bool:
+    return col.name in ("blob_key", "sha256", "thumbnail_key", "png_key") or col.name.endswith("_blob_key")
+
+
 def _blob_columns():
     """(table, column) pairs that hold blob keys, including tables other parts of the portal add later."""
     for table in Base.metadata.sorted_tables:
         for col in table.columns:
-            if col.name in ("blob_key", "sha256", "thumbnail_key") or col.name.endswith("_blob_key"):
+            if _is_blob_column(col):
                 yield table, col
 
 
-def _keys_of_case(db: Session, case_id: int) -> set[str]:
-    series_ids = select(Series.id).join(Study).where(Study.case_id == case_id)
-    keys = set(db.scalars(select(Document.sha256).where(Document.case_id == case_id)))
-    keys |= set(db.scalars(select(Instance.blob_key).where(Instance.series_id.in_(series_ids))))
-    keys |= {k for k in db.scalars(select(Series.thumbnail_key).where(Series.id.in_(series_ids))) if k}
-    keys |= set(db.scalars(select(Letter.blob_key).where(Letter.case_id == case_id)))
-    for table, col in _blob_columns():
-        if table.name not in _KNOWN and "case_id" in table.c:
-            keys |= {k for k in db.execute(select(col).where(table.c.case_id == case_id)).scalars() if k}
+def _owned_rows(case_id: int) -> dict[Table, object]:
+    """For every table holding rows that belong to the case: a WHERE clause selecting exactly those rows.
+
+    Derived from the foreign keys, so a table another part of the portal adds later (a review, a message,
+    a key image, an addendum, a letter...) is purged with the case without being listed here: a row belongs
+    to the case when it points at the case, or at a row that belongs to the case (an instance -> its series
+    -> its study -> the case). Users and institutions only point the other way and are never reached.
+    """
+    owned: dict[Table, object] = {}
+    cases = Case.__table__
+    owned[cases] = cases.c.id == case_id
+    for table in Base.metadata.sorted_tables:  # parents before children, so each parent's clause is known
+        if table is cases or table.name in _KEPT:
+            continue
+        clauses = []
+        for fk in table.foreign_keys:
+            parent = fk.column.table
+            if parent is cases:
+                clauses.append(fk.parent == case_id)
+            elif parent in owned:
+                clauses.append(fk.parent.in_(select(fk.column).where(owned[parent])))
+        if clauses:
+            owned[table] = or_(*clauses)
+    return owned
+
+
+def _json_keys(value) -> set[str]:
+    return {str(item.get("key", "")) for item in value or [] if isinstance(item, dict)}
+
+
+def _keys_of_case(db: Session, owned: dict[Table, object]) -> set[str]:
+    keys: set[str] = set()
+    for table, where in owned.items():
+        for col in table.columns:
+            if _is_blob_column(col):
+                keys |= {k for k in db.execute(select(col).where(where)).scalars() if k}
+            elif (table.name, col.name) in _JSON_BLOB_COLUMNS:
+                for value in db.execute(select(col).where(where)).scalars():
+                    keys |= _json_keys(value)
     return {k for k in keys if k and _HEX64.match(k)}
 
 
@@ -65,29 +99,28 @@ def _still_referenced(db: Session, key: str) -> bool:
     for table, col in _blob_columns():
         if db.execute(select(col).where(col == key).limit(1)).first() is not None:
             return True
+    for table_name, col_name in _JSON_BLOB_COLUMNS:
+        col = Base.metadata.tables[table_name].c[col_name]
+        # A text search narrows the rows; the JSON itself decides (a key is 64 hex digits, so no false match).
+        for value in db.execute(select(col).where(cast(col, String).contains(key))).scalars():
+            if key in _json_keys(value):
+                return True
     return False
 
 
 def purge_case(db: Session, case: Case, *, by, ip: str, now: datetime, report: PurgeReport) -> None:
-    keys = _keys_of_case(db, case.id)
+    reference = case.reference
+    owned = _owned_rows(case.id)
+    keys = _keys_of_case(db, owned)
     record(db, action="case.purged", by=by, ip=ip, now=now, case=case, object_type="case", object_id=case.id,
            detail=f"retention purge; closed {case.closed_at:%Y-%m-%d}; files={len(keys)}")
-    series_ids = select(Series.id).join(Study).where(Study.case_id == case.id)
-    # Tables added by other parts of the portal that point at the case go first.
+    # Children before parents; each clause selects through parents that are still there.
     for table in reversed(Base.metadata.sorted_tables):
-        if table.name not in _KNOWN and "case_id" in table.c and table.name not in ("audit_events", "emergency_access"):
-            db.execute(delete(table).where(table.c.case_id == case.id))
-    db.execute(delete(Letter).where(Letter.case_id == case.id))
-    db.execute(delete(Opinion).where(Opinion.case_id == case.id))
-    db.execute(delete(Assignment).where(Assignment.case_id == case.id))
-    db.execute(delete(Instance).where(Instance.series_id.in_(series_ids)))
-    db.execute(delete(Series).where(Series.id.in_(select(Series.id).join(Study).where(Study.case_id == case.id))))
-    db.execute(delete(Study).where(Study.case_id == case.id))
-    db.execute(delete(HistoryEntry).where(HistoryEntry.case_id == case.id))
-    db.execute(delete(Document).where(Document.case_id == case.id))
-    db.execute(delete(Case).where(Case.id == case.id).execution_options(synchronize_session=False))
+        if table in owned:
+            db.execute(delete(table).where(owned[table]).execution_options(synchronize_session=False))
     db.flush()
-    report.cases.append(case.reference)
+    db.expunge(case)  # its row is gone; the session must not try to write it back
+    report.cases.append(reference)
     report.candidate_keys |= keys
 
 

@@ -128,12 +128,12 @@ def test_referral_review_sign_and_acknowledge_in_the_browser(app, live_server, p
     assert db.get(Case, case.id).status == "closed"
 
 
-def test_request_information_answer_and_resume_in_the_browser(live_server, page, db, users, make_case):
+def test_request_information_answer_and_resume_in_the_browser(app, live_server, page, db, users, make_case):
     base = live_server
     case = make_case("in_review", cancer_site="thoracic")
 
     # The reviewer asks for specific records: the case goes on hold.
-    login(page, base, users["reviewer"].email)
+    login(page, base, users["reviewer"].email, app)
     page.goto(f"{base}/cases/{case.id}")
     page.click("text=Request more information")
     page.check("input[name=items][value=pathology_slides]")
@@ -157,8 +157,8 @@ def test_request_information_answer_and_resume_in_the_browser(live_server, page,
     assert "PD-L1 TPS 60%" in page.locator("#conversation").inner_text()
     logout(page)
 
-    # Back with the reviewer: the review resumed and the answer is in the thread.
-    login(page, base, users["reviewer"].email)
+    # Back with the reviewer (a second login within the same TOTP step): the review resumed and the answer is in the thread.
+    login(page, base, users["reviewer"].email, app)
     page.goto(f"{base}/cases/{case.id}")
     assert "In review" in page.locator(".head-badges").inner_text()
     assert "PD-L1 TPS 60%" in page.locator("#conversation").inner_text()

@@ -24,6 +24,14 @@ def test_scroll_window_level_and_key_image(live_server, page, db, storage, make_
     [series] = series_of_case(db, case.id)
 
     login(page, live_server, users["reviewer"].email)
+    # Offered, not yet accepted: the reviewer may look at the scans but keeps no key image.
+    page.goto(f"{live_server}/cases/{case.id}/series/{series.id}")
+    wait_until(page, LOADED)
+    assert page.locator("#key-caption").count() == 0
+    page.goto(f"{live_server}/cases/{case.id}")
+    page.click("#accept-offer")
+    assert "In review" in page.locator(".head-badges").inner_text()
+
     page.goto(f"{live_server}/cases/{case.id}/series/{series.id}")
     wait_until(page, LOADED)
     readout = page.locator("#slice-readout")

@@ -78,8 +78,50 @@ def test_documents_only_when_chosen(make_case, login_as, db, storage, tmp_path, 
     assert any(n.startswith("documents/") for n in zipfile.ZipFile(io.BytesIO(r.data)).namelist())
 
 
-def test_retention_purge_removes_files_and_rows_keeps_the_audit_trail(app, make_case, db, storage):
-    old = make_case("closed", scans=["CT_small.dcm", "MR_small.dcm"])
+def _hang_everything_on(db, storage, case, users):
+    """Rows every part of the portal attaches to a case: messages, requests, follow-ups, an addendum (and its
+    letter version), a key image with its own PNG, an escalation; then the case is acknowledged and closed."""
+    from review_portal.assignment.models import Escalation
+    from review_portal.cases.services import close_case
+    from review_portal.imaging.models import KeyImage
+    from review_portal.letters.services import acknowledge_letter
+    from review_portal.messaging.models import InformationRequest
+    from review_portal.messaging.services import ask_follow_up, post_message
+    from review_portal.opinions.services import add_addendum
+    from tests.conftest import INSTITUTION, NOW
+
+    reviewer, referring, ctx = case.reviewer, users["referring"], {"ip": "127.0.0.1"}
+    later = NOW + timedelta(hours=5)
+    post_message(db, case, body="Thank you.", by=referring, now=later, **ctx)
+    ask_follow_up(db, case, question="Radiotherapy afterwards?", max_questions=3, by=referring, now=later, **ctx)
+    add_addendum(db, storage, case, "Radiotherapy afterwards, yes.", reason="follow-up", by=reviewer, now=later,
+                 institution=INSTITUTION, **ctx)
+    db.add(InformationRequest(case_id=case.id, requested_by_id=reviewer.id, items=["records"], detail="Op note.",
+                              status="answered", requested_at=NOW))
+    review = case.reviews[0]
+    db.add(Escalation(review_id=review.id, case_id=case.id, kind="near_due", at=NOW, reviewer_id=reviewer.id))
+    png_key, _ = storage.put_bytes(b"\x89PNG key image of this case only")
+    series = db.scalars(select(Series).join(Study).where(Study.case_id == case.id)).first()
+    db.add(KeyImage(case_id=case.id, series_id=series.id, slice_index=0, caption="Lesion", png_key=png_key,
+                    created_at=NOW, created_by_id=reviewer.id))
+    acknowledge_letter(db, case, by=referring, now=later, **ctx)
+    close_case(db, case, by=referring, now=later, **ctx)
+    db.commit()
+    return png_key
+
+
+def test_retention_purge_removes_files_and_rows_keeps_the_audit_trail(app, make_case, db, storage, users):
+    from review_portal.db import Base
+
+    old = make_case("letter_delivered", scans=["CT_small.dcm", "MR_small.dcm"])
+    key_image_png = _hang_everything_on(db, storage, old, users)
+    case_tables = [t for t in Base.metadata.sorted_tables if "case_id" in t.c and t.name != "emergency_access"]
+
+    def rows_of(case_id):
+        return {t.name for t in case_tables if db.execute(select(t.c.case_id).where(t.c.case_id == case_id)).first()}
+
+    assert {"case_messages", "follow_up_questions", "information_requests", "opinion_addenda", "letters", "key_images",
+            "escalations", "notifications", "reviews", "assignments", "ingest_jobs", "studies"} <= rows_of(old.id)
     keep = make_case("closed", scans=["CT_small.dcm"])  # shares one file with the old case (same bytes)
     open_case = make_case("assigned")
     old_id, old_ref = old.id, old.reference
@@ -101,7 +143,9 @@ def test_retention_purge_removes_files_and_rows_keeps_the_audit_trail(app, make_
     db.expire_all()
     assert db.get(Case, old_id) is None and db.get(Case, keep.id) and db.get(Case, open_case.id)
     assert not db.scalars(select(Study).where(Study.case_id == old_id)).all()
+    assert rows_of(old_id) <= {"audit_events"} and rows_of(keep.id)  # the trail stays; the other case is whole
     assert all(not storage.exists(k) for k in keys - shared) and all(storage.exists(k) for k in shared)
+    assert key_image_png not in shared and not storage.exists(key_image_png)
     trail = db.scalars(select(AuditEvent).where(AuditEvent.case_ref == old_ref)).all()
     assert {"case.submitted", "case.purged"} <= {e.action for e in trail}
     assert verify(db).ok

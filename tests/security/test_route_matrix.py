@@ -8,6 +8,8 @@ Known GET routes additionally have an expected status per role (EXPECTED); exten
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -33,14 +35,38 @@ EXPECTED = {
     "cases.list_cases": {r: 200 for r in ROLES},
     "auth.account": {r: 200 for r in ROLES},
 }
+CASE_TEAM = {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200}
+STAFF_ONLY = {r: (200 if r in ("coordinator", "admin") else 404) for r in ROLES}  # not staff: the page does not exist
+EXPECTED.update({
+    # Imaging (issue 3): everyone on the case reads the images; scans are added only while the case is open
+    # (case A's letter is out), by nobody once it is.
+    **{e: CASE_TEAM for e in ("imaging.view_case_images", "imaging.series_info", "imaging.slice_header",
+                              "imaging.key_image_png", "imaging.show_ingest")},
+    "imaging.add_scans": {"referring": 403, "reviewer": 403, "coordinator": 403, "admin": 403},
+    **{e: CASE_TEAM for e in ("dicomweb.search_studies", "dicomweb.search_series", "dicomweb.search_instances",
+                              "dicomweb.retrieve_study", "dicomweb.retrieve_series", "dicomweb.retrieve_instance",
+                              "dicomweb.study_metadata", "dicomweb.series_metadata", "dicomweb.instance_metadata",
+                              "dicomweb.render_instance")},
+    # Opinions and letters (issue 5): the signed opinion is read through its letters; nobody edits it any more.
+    "opinions.edit_opinion": {"referring": 302, "reviewer": 302, "coordinator": 302, "admin": 302},
+    "opinions.opinion_token": {"referring": 403, "reviewer": 403, "coordinator": 403, "admin": 403},
+    **{e: CASE_TEAM for e in ("letters.letter_versions", "letters.fhir_diagnostic_report", "letters.fhir_task")},
+    # Workflow (issue 4): the queue is the coordinators'; availability is the reviewers'; a notification
+    # opens (redirects to its case) only for the person it was sent to.
+    "assignment.dashboard": STAFF_ONLY,
+    "assignment.reassign": STAFF_ONLY,  # the form; the POST refuses a case that is no longer open
+    "assignment.availability": {r: (200 if r in ("reviewer", "other_reviewer", "radiologist") else 404) for r in ROLES},
+    "notifications.list_notifications": {r: 200 for r in ROLES},
+    "notifications.open_notification": {r: (302 if r == "reviewer" else 404) for r in ROLES},
+})
 
 
 @pytest.fixture
 def world(app, db, users, make_case, login_as, tmp_path):
     from weasyprint import HTML
 
-    from review_portal.cases.services import HistoryItem, UploadedFile, submit_referral
-    from tests.conftest import NOW, TURNAROUND, referral
+    from review_portal.cases.services import UploadedFile
+    from tests.conftest import NOW
 
     pdf = tmp_path / "r.pdf"
     HTML(string="<p>report</p>").write_pdf(pdf)
@@ -58,9 +84,33 @@ def world(app, db, users, make_case, login_as, tmp_path):
     db.commit()
     series = db.scalar(select(Series).join(Study).where(Study.case_id == case_a.id))
     letter = db.scalar(select(Letter).where(Letter.case_id == case_a.id))
+    instance = series.instances[0]
+    # Case A's own objects from the other parts of the portal: a key image, its upload, its review and
+    # assignment, a follow-up question, the reviewer's notification about it and out-of-office period.
+    from review_portal.assignment.models import OutOfOffice
+    from review_portal.imaging.models import IngestJob, KeyImage
+    from review_portal.messaging.services import ask_follow_up
+    from review_portal.notifications.models import Notification
+
+    png_key, _ = app.extensions["storage"].put_bytes(app.extensions["storage"].read_bytes(series.thumbnail_key))
+    key_image = KeyImage(case_id=case_a.id, series_id=series.id, slice_index=0, caption="", png_key=png_key,
+                         created_at=NOW, created_by_id=users["reviewer"].id)
+    away = OutOfOffice(user_id=users["reviewer"].id, starts_on=NOW.date() + timedelta(days=30),
+                       ends_on=NOW.date() + timedelta(days=31), note="")
+    db.add_all([key_image, away])
+    follow_up = ask_follow_up(db, case_a, question="Radiotherapy?", max_questions=3, by=users["referring"], ip="1",
+                              now=NOW + timedelta(hours=3))
+    db.commit()
+    note = db.scalar(select(Notification).where(Notification.user_id == users["reviewer"].id,
+                                                Notification.case_id == case_a.id).order_by(Notification.id))
     ids = {"case_id": case_a.id, "series_id": series.id, "letter_id": letter.id,
            "document_id": case_a.documents[0].id, "index": 0, "user_id": bystander.id, "grant_id": 1,
-           "token": "not-a-token"}
+           "token": "not-a-token", "fmt": "png", "key_image_id": key_image.id,
+           "ingest_id": db.scalar(select(IngestJob.id).where(IngestJob.case_id == case_a.id)),
+           "assignment_id": case_a.active_assignment.id, "review_id": case_a.lead_review.id,
+           "follow_up_id": follow_up.id, "notification_id": note.id, "period_id": away.id,
+           "study_uid": series.study.study_instance_uid, "series_uid": series.series_instance_uid,
+           "sop_uid": instance.sop_instance_uid, "frame": 1}
     clients = {role: login_as(role) for role in ROLES}
     return {"a": case_a, "b": case_b, "ids": ids, "clients": clients, "login_as": login_as}
 
@@ -82,12 +132,17 @@ def _rules(app):
 
 
 def test_every_route_denies_by_default_and_by_object(app, world):
+    # Every page about a case states who gets what: a new one cannot rely on the generic rules alone.
+    case_gets = {r.endpoint for r in _rules(app) if "case_id" in r.arguments and "GET" in (r.methods or ())}
+    assert case_gets - set(EXPECTED) == set()
     checked = 0
     for rule in _rules(app):
         with app.test_request_context():
             url = _url(rule, world["ids"])
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            anon = app.test_client().open(url, method=method)
+            # buffered: read each answer whole, as a real client does. A streamed answer left unread (DICOMweb
+            # retrieve) would keep its request context pushed in this one test thread and leak its user into the next.
+            anon = app.test_client().open(url, method=method, buffered=True)
             if rule.endpoint not in PUBLIC_ENDPOINTS:
                 assert anon.status_code in (302, 401), (rule.endpoint, method, anon.status_code)
                 if anon.status_code == 302:
@@ -95,11 +150,11 @@ def test_every_route_denies_by_default_and_by_object(app, world):
             for role in ROLES:
                 # A state-changing call (logout, log out everywhere...) gets a fresh session so later checks still run.
                 client = world["clients"][role] if method == "GET" else world["login_as"](role)
-                r = client.open(url, method=method)
+                r = client.open(url, method=method, buffered=True)
                 if method == "GET" and r.status_code == 302 and "/login" in r.headers["Location"]:
                     # An earlier "log out everywhere" ended this role's cached session: log in again and retry.
                     world["clients"][role] = client = world["login_as"](role)
-                    r = client.open(url, method=method)
+                    r = client.open(url, method=method, buffered=True)
                 assert r.status_code != 500, (rule.endpoint, role, method)
                 if "case_id" in rule.arguments and role in STRANGERS:
                     assert r.status_code in (403, 404), (rule.endpoint, role, method, r.status_code)

@@ -13,6 +13,7 @@ from pydicom.pixels import pixel_array
 from sqlalchemy import func, select
 
 import review_portal.imaging.dicom as dicom_mod
+from review_portal.assignment.services import accept_offer
 from review_portal.audit.models import AuditEvent
 from review_portal.cases.services import UploadedFile
 from review_portal.errors import PermissionDenied
@@ -192,9 +193,11 @@ def test_key_images_for_letter_and_audit(db, storage, make_case, users, tmp_path
     services.process_ingest(db, storage, job.id, now=NOW)
     [series] = services.series_of_case(db, case.id)
     reviewer = case.reviewer
-    with pytest.raises(PermissionDenied):
-        services.mark_key_image(db, storage, case, series, slice_index=1, center=None, width=None, caption="x",
-                                by=users["referring"], ip="", now=NOW)
+    for not_yet in (users["referring"], reviewer):  # the reviewer has only been offered the case so far
+        with pytest.raises(PermissionDenied):
+            services.mark_key_image(db, storage, case, series, slice_index=1, center=None, width=None, caption="x",
+                                    by=not_yet, ip="", now=NOW)
+    accept_offer(db, case.active_assignment, by=reviewer, ip="", now=NOW)
     key = services.mark_key_image(db, storage, case, series, slice_index=3, center=-600.0, width=1500.0,
                                   caption="Spiculated nodule", by=reviewer, ip="10.0.0.1", now=NOW)
     services.mark_key_image(db, storage, case, series, slice_index=0, center=None, width=None, caption="",

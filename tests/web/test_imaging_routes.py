@@ -72,12 +72,24 @@ def test_add_scans_permissions_and_ingest_progress(ct_case, login_as, tmp_path):
     assert login_as("other_referring").get(r.headers["Location"]).status_code == 404
 
 
+def _accept_offer(client, db, case):
+    """The routed reviewer accepts the offer through the worklist button; only then is the case theirs to work on."""
+    from review_portal.assignment.models import Assignment
+
+    offer = db.scalar(select(Assignment.id).where(Assignment.case_id == case.id, Assignment.status == "offered"))
+    r = client.post(f"/cases/{case.id}/assignments/{offer}/accept")
+    assert r.status_code == 302, r.data
+
+
 def test_key_image_marking_through_routes(ct_case, login_as, db, users):
     case, series = ct_case
     fetch = {"X-Requested-With": "fetch"}
     form = {"series_id": series.id, "slice_index": 1, "window_center": -600, "window_width": 1500, "caption": "RUL nodule"}
     assert login_as("referring").post(f"/cases/{case.id}/key-images", data=form, headers=fetch).status_code == 403
     c = login_as("reviewer")
+    # Offered is not yet accepted: the reviewer may look, but marks nothing until the review is theirs.
+    assert c.post(f"/cases/{case.id}/key-images", data=form, headers=fetch).status_code == 403
+    _accept_offer(c, db, case)
     r = c.post(f"/cases/{case.id}/key-images", data=form, headers=fetch)
     assert r.status_code == 200, r.json
     key = r.json["key_image"]
@@ -92,8 +104,10 @@ def test_key_image_marking_through_routes(ct_case, login_as, db, users):
     assert "key_image.marked" in actions and "key_image.unmarked" in actions
 
 
-def test_opinion_page_embeds_the_viewer(ct_case, login_as):
+def test_opinion_page_embeds_the_viewer(ct_case, login_as, db):
     case, _ = ct_case
-    page = login_as("reviewer").get(f"/cases/{case.id}/opinion")
+    c = login_as("reviewer")
+    _accept_offer(c, db, case)
+    page = c.get(f"/cases/{case.id}/opinion")
     assert page.status_code == 200
     assert b'class="dicom-viewer"' in page.data and b"js/viewer.js" in page.data
