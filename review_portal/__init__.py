@@ -38,12 +38,16 @@ def create_app(config=None, **overrides) -> Flask:
 
     passwords.configure(app.config.get("ARGON2_TIME_COST"), app.config.get("ARGON2_MEMORY_COST"))
 
+    from review_portal import jobs, logs
+
+    logs.init_app(app)
     Path(app.config["STORAGE_DIR"]).mkdir(parents=True, exist_ok=True)
     if str(app.config["DATABASE_URL"]).startswith("sqlite:///"):
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     database.init_app(app)
     database.import_models()
-    app.extensions["storage"] = storage_mod.LocalStorage(Path(app.config["STORAGE_DIR"]))
+    app.extensions["storage"] = storage_mod.storage_from_config(app.config)
+    jobs.init_app(app)
 
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -70,12 +74,23 @@ def create_app(config=None, **overrides) -> Flask:
     return app
 
 
+class ConfigurationError(RuntimeError):
+    """The configuration is unsafe for where it is being used; the app refuses to start."""
+
+
 def _check_config(app: Flask) -> None:
     if app.config.get("PRODUCTION"):
-        if not app.config.get("SECRET_KEY") or app.config["SECRET_KEY"] == "dev-only-not-secret":
-            raise RuntimeError("Production needs a SECRET_KEY.")
-        if app.debug:
-            raise RuntimeError("Production refuses to run with debug on.")
+        key = app.config.get("SECRET_KEY") or ""
+        if not key or key in ("dev-only-not-secret", "test-secret") or len(key) < 32:
+            raise ConfigurationError("Production needs a SECRET_KEY of at least 32 random characters "
+                                     "(python -c 'import secrets; print(secrets.token_hex(32))').")
+        if app.debug or app.config.get("DEBUG"):
+            raise ConfigurationError("Production refuses to run with debug on.")
+        if str(app.config.get("DATABASE_URL", "")).startswith("sqlite") and not app.config.get("ALLOW_SQLITE_IN_PRODUCTION"):
+            raise ConfigurationError("Production refuses SQLite: set DATABASE_URL=postgresql+psycopg://... "
+                                     "(or ALLOW_SQLITE_IN_PRODUCTION=1 for a single-machine install).")
+        if app.config.get("STORAGE_BACKEND") == "s3" and not app.config.get("S3_BUCKET"):
+            raise ConfigurationError("STORAGE_BACKEND=s3 needs S3_BUCKET.")
 
 
 def _register_blueprints(app: Flask) -> None:

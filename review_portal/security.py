@@ -6,7 +6,7 @@ from functools import wraps
 from flask import abort, redirect, request, url_for
 from flask_login import current_user
 
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "health.healthz"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "health.healthz", "health.readyz"})
 
 
 def require_login():

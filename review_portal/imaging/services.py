@@ -87,8 +87,10 @@ def ingest_scans(db: Session, storage: LocalStorage, case, uploads, *, by, ip: s
             touched.add(series.id)
             report.accepted += 1
         db.flush()
-        for series_id in touched:
-            _make_series_thumbnail(db, storage, db.get(Series, series_id))
+        from review_portal import jobs
+
+        for series_id in sorted(touched):
+            jobs.submit(db, "imaging.series_thumbnail", now=now, case_id=case.id, series_id=series_id)
     finally:
         storage.remove_workdir(workdir)
     record(db, action="scans.ingested", by=by, ip=ip, now=now, case=case,

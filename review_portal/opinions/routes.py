@@ -47,5 +47,8 @@ def sign(case_id: int):
         raise InvalidInput(" ".join(e for errs in form.errors.values() for e in errs))
     letter = sign_and_issue_letter(db(), storage(), case, password=form.password.data, attested=form.attest.data,
                                    institution=current_app.config["INSTITUTION"], **actor())
-    flash(f"Opinion signed. Letter version {letter.version} delivered to the referring physician.", "success")
+    if letter is not None:
+        flash(f"Opinion signed. Letter version {letter.version} delivered to the referring physician.", "success")
+    else:
+        flash("Opinion signed. The letter is being prepared; this page shows when it is delivered.", "success")
     return redirect(url_for("cases.show_case", case_id=case.id))
