@@ -164,6 +164,8 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(StaleDataError)
     def _stale(_error):
+        # The failed flush left the session unusable; the error page itself needs it (current user, menus).
+        database.session.rollback()
         return _error_response(ConcurrentEdit("Someone else changed this record at the same moment. Reload and try again."))
 
     @app.errorhandler(CSRFError)
@@ -183,6 +185,7 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error):
         app.logger.exception("Unhandled error")
+        database.session.rollback()  # a failed flush must not break the error page too
         message = "Something went wrong on our side. Nothing was saved. The error has been logged."
         if _wants_json():
             return jsonify(error=message, status=500), 500
