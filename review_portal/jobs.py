@@ -4,7 +4,7 @@ A job is a row (`BackgroundJob`) naming a registered handler and its plain keywo
 (ids and strings, never ORM objects), so the database, not the queue, is the record of what
 was asked, how often it was tried and why it failed. Redis only carries the job id.
 
-    submit(db, "letters.issue", now=now, case_id=case.id, opinion_id=opinion.id, ...)
+    submit(db, storage, "letters.issue", now=now, case_id=case.id, opinion_id=opinion.id, ...)
 
 * Inline (no REDIS_URL): the handler runs at once inside a savepoint of the caller's
   transaction; a failure is retried up to `max_attempts` times, then the job is marked failed
@@ -137,12 +137,13 @@ def runner_from_config(config):
     return InlineRunner()
 
 
-def _current_runner_and_storage():
+def _current_runner():
+    """The app's runner; outside an application (scripts, fixtures) jobs run inline."""
     from flask import current_app, has_app_context
 
     if has_app_context():
-        return current_app.extensions.get("jobs") or InlineRunner(), current_app.extensions["storage"]
-    raise RuntimeError("jobs.submit needs an application context")
+        return current_app.extensions.get("jobs") or InlineRunner()
+    return InlineRunner()
 
 
 def init_app(app) -> None:
@@ -154,8 +155,7 @@ def init_app(app) -> None:
 def _dispatch_after_commit(sess: Session) -> None:
     pending = sess.info.pop(_PENDING, None)
     if pending:
-        runner, _ = _current_runner_and_storage()
-        runner.dispatch(pending)
+        _current_runner().dispatch(pending)
 
 
 @event.listens_for(scoped.session_factory, "after_rollback")
@@ -165,7 +165,7 @@ def _forget_after_rollback(sess: Session) -> None:
 
 # -- the interface -------------------------------------------------------------------------------
 
-def submit(db: Session, name: str, *, now: datetime, case_id: int | None = None,
+def submit(db: Session, storage, name: str, *, now: datetime, case_id: int | None = None,
            max_attempts: int = DEFAULT_MAX_ATTEMPTS, **params) -> BackgroundJob:
     """Record a job and run it (inline) or queue it (RQ, after commit). Returns the job row."""
     if name not in _HANDLERS:
@@ -177,19 +177,17 @@ def submit(db: Session, name: str, *, now: datetime, case_id: int | None = None,
                         attempts=0, max_attempts=max(1, max_attempts), error="", result="", created_at=now)
     db.add(job)
     db.flush()
-    runner, storage = _current_runner_and_storage()
-    runner.submitted(db, storage, job, now)
+    _current_runner().submitted(db, storage, job, now)
     return job
 
 
-def rerun(db: Session, job: BackgroundJob, *, now: datetime) -> BackgroundJob:
+def rerun(db: Session, storage, job: BackgroundJob, *, now: datetime) -> BackgroundJob:
     """Give a failed job a fresh set of attempts (an operator's or user's retry)."""
     if job.status != FAILED:
         return job
     job.status, job.attempts, job.error, job.finished_at = QUEUED, 0, "", None
     db.flush()
-    runner, storage = _current_runner_and_storage()
-    runner.submitted(db, storage, job, now)
+    _current_runner().submitted(db, storage, job, now)
     return job
 
 
@@ -314,7 +312,5 @@ def requeue_abandoned(db: Session, *, now: datetime, waiting_longer_than: timede
         if job.id in ids and job.status == RUNNING:
             job.status = QUEUED
     db.commit()
-    from flask import current_app
-
-    current_app.extensions["jobs"].dispatch(ids)
+    _current_runner().dispatch(ids)
     return ids

@@ -90,19 +90,25 @@ def _close_app(app) -> None:
 
 
 @pytest.fixture
-def pg_app(pg_database, tmp_path):
-    app = _make_app(pg_database.url, tmp_path)
+def app_overrides():
+    """Extra config for `app`; a test module overrides this fixture (e.g. S3 storage, a Redis queue)."""
+    return {}
+
+
+@pytest.fixture
+def pg_app(pg_database, tmp_path, app_overrides):
+    app = _make_app(pg_database.url, tmp_path, **app_overrides)
     yield app
     _close_app(app)
     pg_database.empty()
 
 
 @pytest.fixture
-def app(request, tmp_path):
+def app(request, tmp_path, app_overrides):
     if TEST_DATABASE == "postgresql":
         yield request.getfixturevalue("pg_app")
         return
-    app = _make_app(f"sqlite:///{tmp_path / 'test.db'}", tmp_path)
+    app = _make_app(f"sqlite:///{tmp_path / 'test.db'}", tmp_path, **app_overrides)
     create_all(app.extensions["db_engine"])
     # No app context is held open here: requests must each get their own `g` (flask-login caches the user there).
     yield app
@@ -230,3 +236,23 @@ def login_as(app, users):
 
 
 testdata.__test__ = False  # a helper, not a test, when imported into test modules
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's standalone S3-compatible server (`moto_server`), in its own process on a free port."""
+    from tests.servers import start_s3
+
+    server = start_s3()
+    yield f"http://127.0.0.1:{server.port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """Debian's redis-server on a free port, no persistence."""
+    from tests.servers import start_redis
+
+    server = start_redis()
+    yield f"redis://127.0.0.1:{server.port}/0"
+    server.stop()

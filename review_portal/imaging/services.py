@@ -90,7 +90,7 @@ def ingest_scans(db: Session, storage: LocalStorage, case, uploads, *, by, ip: s
         from review_portal import jobs
 
         for series_id in sorted(touched):
-            jobs.submit(db, "imaging.series_thumbnail", now=now, case_id=case.id, series_id=series_id)
+            jobs.submit(db, storage, "imaging.series_thumbnail", now=now, case_id=case.id, series_id=series_id)
     finally:
         storage.remove_workdir(workdir)
     record(db, action="scans.ingested", by=by, ip=ip, now=now, case=case,

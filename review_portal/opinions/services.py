@@ -122,7 +122,7 @@ def sign_and_issue_letter(db: Session, storage, case, *, password: str, attested
     from review_portal.letters.models import Letter
 
     opinion = sign_opinion(db, case, password=password, attested=attested, by=by, ip=ip, now=now)
-    job = jobs.submit(db, "letters.issue", now=now, case_id=case.id, opinion_id=opinion.id, by_id=by.id, ip=ip,
+    job = jobs.submit(db, storage, "letters.issue", now=now, case_id=case.id, opinion_id=opinion.id, by_id=by.id, ip=ip,
                       institution=dict(institution))
     if job.status != jobs.DONE:
         return None
