@@ -165,7 +165,7 @@ def _forget_after_rollback(sess: Session) -> None:
 
 # -- the interface -------------------------------------------------------------------------------
 
-def submit(db: Session, storage, name: str, *, now: datetime, case_id: int | None = None,
+def submit(db: Session, storage, name: str, /, *, now: datetime, case_id: int | None = None,
            max_attempts: int = DEFAULT_MAX_ATTEMPTS, **params) -> BackgroundJob:
     """Record a job and run it (inline) or queue it (RQ, after commit). Returns the job row."""
     if name not in _HANDLERS:
@@ -291,11 +291,23 @@ def execute(job_id: int) -> str:
                 db.commit()
                 return "failed"
             job.status = QUEUED
-            db.commit()  # the commit hook does not apply here: push the retry explicitly
-            app.extensions["jobs"].dispatch([job_id])
+            db.commit()
+            _requeue_here(app, job_id)
             return "retry queued"
         finally:
             scoped.remove()
+
+
+def _requeue_here(app, job_id: int) -> None:
+    """Put the retry back on the queue this job came from."""
+    from rq import Queue, get_current_job
+
+    current = get_current_job()
+    if current is not None:
+        Queue(current.origin, connection=current.connection).enqueue(
+            "review_portal.jobs.execute", job_id, result_ttl=3600, failure_ttl=7 * 86400)
+    else:
+        app.extensions["jobs"].dispatch([job_id])
 
 
 def requeue_abandoned(db: Session, *, now: datetime, waiting_longer_than: timedelta = timedelta(minutes=10)) -> list[int]:
