@@ -89,7 +89,7 @@ def init_app(app) -> None:
             from flask_login import current_user
 
             access_log.info("request", extra={
-                "method": request.method, "path": request.path, "endpoint": request.endpoint or "",
+                "request_id": rid, "method": request.method, "path": request.path, "endpoint": request.endpoint or "",
                 "status": response.status_code, "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 "user_id": getattr(current_user, "id", None) if current_user and current_user.is_authenticated else None,
                 "remote_addr": request.remote_addr or "",
