@@ -60,6 +60,8 @@ def configure(json_lines: bool, level: str = "INFO") -> None:
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
+    # WeasyPrint logs every layout step at INFO; keep its warnings only.
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 
 access_log = logging.getLogger("review_portal.access")
