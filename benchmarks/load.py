@@ -123,15 +123,26 @@ class User:
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         started = time.perf_counter()
-        try:
-            self.conn.request(method, path, body=body, headers=headers)
-            response = self.conn.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            self.conn.close()
-            with self.lock:
-                self.errors[label].append(f"{type(exc).__name__}: {exc}")
-            return None, b""
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                response = self.conn.getresponse()
+                data = response.read()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                # The server closed an idle keep-alive connection just as we reused it: like a browser,
+                # reconnect and send once more (only then is it an error).
+                self.conn.close()
+                if attempt == 2:
+                    with self.lock:
+                        self.errors[label].append(f"{type(exc).__name__}: {exc}")
+                    return None, b""
+                started = time.perf_counter()
+            except (OSError, http.client.HTTPException) as exc:
+                self.conn.close()
+                with self.lock:
+                    self.errors[label].append(f"{type(exc).__name__}: {exc}")
+                return None, b""
         elapsed = time.perf_counter() - started
         for header, value in response.getheaders():
             if header.lower() == "set-cookie":
