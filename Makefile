@@ -6,9 +6,9 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
-TEST_PACKAGES := $(RUN_PACKAGES) chromium poppler-utils
+TEST_PACKAGES := $(RUN_PACKAGES) chromium poppler-utils postgresql redis-server
 
-.PHONY: run test system-packages test-system-packages venv clean benchmark
+.PHONY: run test system-packages test-system-packages venv clean benchmark benchmark-load
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -38,11 +38,19 @@ run: system-packages venv
 	$(FLASK) seed-demo
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
+# The whole suite twice: on SQLite, then on a throw-away PostgreSQL cluster that the tests start
+# themselves (initdb/pg_ctl in a temp dir, free port; as the `postgres` user when run as root).
+# Redis and the S3-compatible store (moto_server) are started by the tests in both runs.
 test: test-system-packages venv
-	$(PY) -m pytest
+	$(PY) -m pytest -p no:cacheprovider
+	PORTAL_TEST_DB=postgresql $(PY) -m pytest -p no:cacheprovider
+
+benchmark-load: system-packages venv
+	$(PY) benchmarks/load.py
 
 benchmark: venv
-	$(PY) benchmarks/render_and_ingest.py
+	$(PY) benchmarks/imaging.py
+	$(PY) benchmarks/letters.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

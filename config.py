@@ -38,6 +38,24 @@ class Config:
     DEMO_DATA_ALLOWED = True
     PRODUCTION = False
     PAGE_SIZE = 25
+    # Blob storage: "local" (STORAGE_DIR) or "s3" (any S3-compatible store; STORAGE_DIR then holds a verified read cache).
+    STORAGE_BACKEND = os.environ.get("STORAGE_BACKEND", "local")
+    S3_BUCKET = os.environ.get("S3_BUCKET", "")
+    S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "")
+    S3_REGION = os.environ.get("S3_REGION", "")
+    S3_ACCESS_KEY_ID = os.environ.get("S3_ACCESS_KEY_ID", "")
+    S3_SECRET_ACCESS_KEY = os.environ.get("S3_SECRET_ACCESS_KEY", "")
+    # Background jobs run in RQ workers when a Redis URL is set, inline otherwise.
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+    JOB_QUEUE = os.environ.get("JOB_QUEUE", "portal")
+    JOB_MODULES = [m for m in os.environ.get("PORTAL_JOB_MODULES", "").split(",") if m]
+    # Database pool per process (gunicorn worker); PostgreSQL only.
+    DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", 5))
+    DB_MAX_OVERFLOW = int(os.environ.get("DB_MAX_OVERFLOW", 10))
+    # One JSON object per log line (for log shippers); plain text in development.
+    LOG_JSON = os.environ.get("LOG_JSON", "0") == "1"
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    ALLOW_SQLITE_IN_PRODUCTION = os.environ.get("ALLOW_SQLITE_IN_PRODUCTION", "0") == "1"
     # Business days a review may take, by priority.
     TURNAROUND_DAYS = {"routine": 5, "urgent": 2}
     # Days the service does not work (ISO dates), besides weekends. PORTAL_HOLIDAYS=2026-12-25,2026-12-28 overrides.
@@ -91,6 +109,8 @@ class ProductionConfig(Config):
     # __Host- cookies are only accepted over HTTPS, for this exact host, path / (no subdomain can plant one).
     SESSION_COOKIE_NAME = "__Host-session"
     SECRET_KEY = os.environ.get("SECRET_KEY", "")
+    DEBUG = os.environ.get("FLASK_DEBUG", "0") == "1"
+    LOG_JSON = os.environ.get("LOG_JSON", "1") == "1"
 
 
 def config_from_env():

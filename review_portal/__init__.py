@@ -39,12 +39,16 @@ def create_app(config=None, **overrides) -> Flask:
 
     passwords.configure(app.config.get("ARGON2_TIME_COST"), app.config.get("ARGON2_MEMORY_COST"))
 
+    from review_portal import jobs, logs
+
+    logs.init_app(app)
     Path(app.config["STORAGE_DIR"]).mkdir(parents=True, exist_ok=True)
     if str(app.config["DATABASE_URL"]).startswith("sqlite:///"):
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     database.init_app(app)
     database.import_models()
-    app.extensions["storage"] = storage_mod.LocalStorage(Path(app.config["STORAGE_DIR"]))
+    app.extensions["storage"] = storage_mod.storage_from_config(app.config)
+    jobs.init_app(app)
     _configure_mail(app)
 
     csrf.init_app(app)
@@ -80,11 +84,8 @@ def create_app(config=None, **overrides) -> Flask:
         return user
 
     from review_portal.audit import chain
-    from review_portal.security import configure_logging
 
     chain.install_once(database.session)
-    if not app.testing:
-        configure_logging(app)
     _register_blueprints(app)
     _register_request_boundary(app)
     _register_error_handlers(app)
@@ -96,12 +97,23 @@ def create_app(config=None, **overrides) -> Flask:
     return app
 
 
+class ConfigurationError(RuntimeError):
+    """The configuration is unsafe for where it is being used; the app refuses to start."""
+
+
 def _check_config(app: Flask) -> None:
     if app.config.get("PRODUCTION"):
-        if not app.config.get("SECRET_KEY") or app.config["SECRET_KEY"] == "dev-only-not-secret":
-            raise RuntimeError("Production needs a SECRET_KEY.")
-        if app.debug:
-            raise RuntimeError("Production refuses to run with debug on.")
+        key = app.config.get("SECRET_KEY") or ""
+        if not key or key in ("dev-only-not-secret", "test-secret") or len(key) < 32:
+            raise ConfigurationError("Production needs a SECRET_KEY of at least 32 random characters "
+                                     "(python -c 'import secrets; print(secrets.token_hex(32))').")
+        if app.debug or app.config.get("DEBUG"):
+            raise ConfigurationError("Production refuses to run with debug on.")
+        if str(app.config.get("DATABASE_URL", "")).startswith("sqlite") and not app.config.get("ALLOW_SQLITE_IN_PRODUCTION"):
+            raise ConfigurationError("Production refuses SQLite: set DATABASE_URL=postgresql+psycopg://... "
+                                     "(or ALLOW_SQLITE_IN_PRODUCTION=1 for a single-machine install).")
+        if app.config.get("STORAGE_BACKEND") == "s3" and not app.config.get("S3_BUCKET"):
+            raise ConfigurationError("STORAGE_BACKEND=s3 needs S3_BUCKET.")
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -153,9 +165,8 @@ def _discard_unit_of_work(app: Flask) -> None:
 
 
 def _register_request_boundary(app: Flask) -> None:
-    from review_portal.security import assign_request_id, require_login, set_security_headers
-
-    app.before_request(assign_request_id)
+    # The request id (shown on error pages, in every log line and audit event) is assigned by logs.init_app.
+    from review_portal.security import require_login, set_security_headers
 
     @app.before_request
     def _begin():
@@ -235,6 +246,8 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(StaleDataError)
     def _stale(_error):
+        # The failed flush left the session unusable; the error page itself needs it (current user, menus).
+        database.session.rollback()
         return _error_response(ConcurrentEdit("Someone else changed this record at the same moment. Reload and try again."))
 
     @app.errorhandler(CSRFError)
@@ -256,6 +269,7 @@ def _register_error_handlers(app: Flask) -> None:
     def _unexpected(error):
         # The log line carries the request id and the stack trace; the user gets only the id.
         app.logger.exception("Unhandled error (request %s)", g.get("request_id", "-"))
+        database.session.rollback()  # a failed flush must not break the error page too
         message = "Something went wrong on our side. Nothing was saved. The error has been logged."
         if _wants_json():
             return jsonify(error=message, status=500, request_id=g.get("request_id", "")), 500

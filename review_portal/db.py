@@ -47,11 +47,16 @@ class UTCDateTime(TypeDecorator):
 session = scoped_session(sessionmaker(expire_on_commit=False))
 
 
-def make_engine(url: str):
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10):
     kwargs = {}
     if url.startswith("sqlite"):
         # The live-server browser tests and the dev server use threads.
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    elif url.startswith("postgresql"):
+        # One pool per process (gunicorn worker). pre_ping survives a database failover or restart;
+        # recycle keeps connections younger than typical proxy/firewall idle timeouts.
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800,
+                      connect_args={"application_name": "review_portal"})
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         @event.listens_for(engine, "connect")
@@ -64,7 +69,8 @@ def make_engine(url: str):
 
 
 def init_app(app) -> None:
-    engine = make_engine(app.config["DATABASE_URL"])
+    engine = make_engine(app.config["DATABASE_URL"], pool_size=app.config.get("DB_POOL_SIZE", 5),
+                         max_overflow=app.config.get("DB_MAX_OVERFLOW", 10))
     app.extensions["db_engine"] = engine
     session.configure(bind=engine)
 
@@ -84,8 +90,13 @@ def import_models() -> None:
     from review_portal.letters import models as _letters  # noqa: F401
     from review_portal.messaging import models as _messaging  # noqa: F401
     from review_portal.notifications import models as _notifications  # noqa: F401
+    from review_portal import jobs as _jobs  # noqa: F401
 
 
 def create_all(engine) -> None:
     import_models()
     Base.metadata.create_all(engine)
+
+
+def is_postgresql(engine) -> bool:
+    return engine.dialect.name == "postgresql"

@@ -5,16 +5,15 @@ is on PUBLIC_ENDPOINTS. Adding a public page means adding it here, where a revie
 """
 from __future__ import annotations
 
-import logging
-import secrets
 from functools import wraps
 
-from flask import abort, current_app, g, has_request_context, jsonify, redirect, request, url_for
+from flask import abort, current_app, jsonify, redirect, request, url_for
 from flask_login import current_user
 
 PUBLIC_ENDPOINTS = frozenset({
     "static",
     "health.healthz",
+    "health.readyz",
     "auth.login",
     "auth.login_mfa",        # second step of login: needs the first step's pending state
     "auth.login_enrol",      # first-login MFA enrolment: same
@@ -87,25 +86,4 @@ def set_security_headers(response):
     if request.endpoint != "static" and "Cache-Control" not in response.headers:
         # Patient data must not linger in shared caches or the back-button cache of a shared workstation.
         response.headers["Cache-Control"] = "no-store"
-    if getattr(g, "request_id", None):
-        response.headers["X-Request-ID"] = g.request_id
     return response
-
-
-def assign_request_id():
-    """A short random id per request: shown on error pages, written in every log line and audit event."""
-    g.request_id = secrets.token_hex(8)
-
-
-class RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
-        return True
-
-
-def configure_logging(app) -> None:
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [request %(request_id)s] %(name)s: %(message)s"))
-    app.logger.handlers[:] = [handler]
-    app.logger.setLevel(logging.INFO)

@@ -1,8 +1,9 @@
-"""Content-addressed blob store on the local disk.
+"""Content-addressed blob store: a local directory (default) or S3-compatible object storage.
 
 Every file the portal keeps (DICOM originals, PDFs, thumbnails, letters) lives here under
 its sha256, so what a reviewer sees is provably what was sent. No path is ever built from
-request data: keys are validated hex digests.
+request data: keys are validated hex digests. Both backends offer the same methods;
+`storage_from_config` picks one.
 """
 from __future__ import annotations
 
@@ -33,7 +34,28 @@ def end_journal() -> list[str]:
     return keys
 
 
+def _check_key(key: str) -> str:
+    if not _KEY.match(key or ""):
+        raise ValueError("invalid blob key")
+    return key
+
+
+def _journal(key: str) -> None:
+    journal = _new_blobs.get()
+    if journal is not None:
+        journal.append(key)
+
+
+def sha256_of(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := stream.read(CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 class LocalStorage:
+    backend = "local"
+
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -41,8 +63,7 @@ class LocalStorage:
         self._tmp.mkdir(exist_ok=True)
 
     def path(self, key: str) -> Path:
-        if not _KEY.match(key or ""):
-            raise ValueError("invalid blob key")
+        _check_key(key)
         p = (self.root / key[:2] / key[2:4] / key).resolve()
         if self.root not in p.parents:
             raise ValueError("blob path escapes the store")
@@ -74,9 +95,7 @@ class LocalStorage:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp_name, final)
             tmp_name = None
-            journal = _new_blobs.get()
-            if journal is not None:
-                journal.append(key)
+            _journal(key)
             return key, True
         finally:
             if tmp_name and os.path.exists(tmp_name):
@@ -109,3 +128,170 @@ class LocalStorage:
     @staticmethod
     def remove_workdir(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
+
+    def iter_keys(self):
+        """Every stored key (for backup verification)."""
+        for p in sorted(self.root.glob("??/??/*")):
+            if _KEY.match(p.name):
+                yield p.name
+
+    def verify(self, key: str) -> bool:
+        """True when the stored bytes still hash to their key."""
+        with self.open(key) as fh:
+            return sha256_of(fh) == key
+
+    def check_ready(self) -> None:
+        """Raise when the store cannot be written (readiness probe)."""
+        probe = tempfile.NamedTemporaryFile(dir=self._tmp, delete=True)
+        probe.close()
+
+
+class S3Storage:
+    """The same interface on an S3-compatible bucket (AWS S3, MinIO, Ceph RGW...).
+
+    Uploads are spooled once to a local temp file to learn their sha256 (the key), then streamed
+    to the bucket with multipart upload. Reads stream from the bucket. `local_path` keeps a
+    verified local copy for libraries that need a filesystem path (pydicom, send_file).
+    """
+
+    backend = "s3"
+
+    def __init__(self, bucket: str, *, cache_dir: Path, client=None, endpoint_url: str | None = None,
+                 region: str | None = None, access_key: str | None = None, secret_key: str | None = None,
+                 prefix: str = "blobs/"):
+        if client is None:
+            import boto3
+            from botocore.config import Config as BotoConfig
+
+            client = boto3.client(
+                "s3", endpoint_url=endpoint_url or None, region_name=region or "us-east-1",
+                aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
+                config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
+            )
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.cache = Path(cache_dir).resolve()
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.cache / "tmp"
+        self._tmp.mkdir(exist_ok=True)
+
+    def _object(self, key: str) -> str:
+        return self.prefix + _check_key(key)
+
+    def _cache_path(self, key: str) -> Path:
+        _check_key(key)
+        return self.cache / key[:2] / key[2:4] / key
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._object(key))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def put_stream(self, stream: BinaryIO) -> tuple[str, bool]:
+        digest = hashlib.sha256()
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            key = digest.hexdigest()
+            if self.exists(key):
+                return key, False
+            self.client.upload_file(tmp_name, self.bucket, self._object(key),
+                                    ExtraArgs={"Metadata": {"sha256": key}})
+            _journal(key)
+            return key, True
+        finally:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+
+    def put_file(self, path: Path) -> tuple[str, bool]:
+        with open(path, "rb") as fh:
+            return self.put_stream(fh)
+
+    def put_bytes(self, data: bytes) -> tuple[str, bool]:
+        import io
+
+        return self.put_stream(io.BytesIO(data))
+
+    def open(self, key: str) -> BinaryIO:
+        """A streaming, file-like body (read(n), close(), context manager)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._object(key))["Body"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise FileNotFoundError(key) from exc
+            raise
+        return body
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open(key) as body:
+            return body.read()
+
+    def local_path(self, key: str) -> Path:
+        """A local copy, downloaded once and checked against its sha256 before anyone reads it."""
+        cached = self._cache_path(key)
+        if cached.exists():
+            return cached
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out, self.open(key) as body:
+                while chunk := body.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != key:
+                raise OSError(f"stored object {key} does not match its sha256")
+            os.replace(tmp_name, cached)  # atomic: concurrent readers see a whole file or none
+            tmp_name = None
+            return cached
+        finally:
+            if tmp_name and os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
+        self._cache_path(key).unlink(missing_ok=True)
+
+    def workdir(self) -> Path:
+        return Path(tempfile.mkdtemp(dir=self._tmp))
+
+    @staticmethod
+    def remove_workdir(path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    def iter_keys(self):
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(self.prefix):]
+                if _KEY.match(name):
+                    yield name
+
+    def verify(self, key: str) -> bool:
+        with self.open(key) as body:
+            return sha256_of(body) == key
+
+    def check_ready(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
+
+
+def storage_from_config(config) -> LocalStorage | S3Storage:
+    if config.get("STORAGE_BACKEND", "local") == "s3":
+        return S3Storage(
+            config["S3_BUCKET"], cache_dir=Path(config["STORAGE_DIR"]) / "s3-cache",
+            endpoint_url=config.get("S3_ENDPOINT_URL"), region=config.get("S3_REGION"),
+            access_key=config.get("S3_ACCESS_KEY_ID"), secret_key=config.get("S3_SECRET_ACCESS_KEY"),
+        )
+    return LocalStorage(Path(config["STORAGE_DIR"]))

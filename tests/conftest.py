@@ -1,7 +1,14 @@
 """Shared fixtures: an app with its own database and blob store per test, users per role,
-and `make_case(status)` that drives a real case through the services to any state."""
+and `make_case(status)` that drives a real case through the services to any state.
+
+The database is SQLite (a file per test) unless PORTAL_TEST_DB=postgresql: then a throw-away
+PostgreSQL cluster is started once per session (tests/servers.py), the schema is created once,
+and every table is emptied after each test, so each test still starts from an empty database.
+`pg_app` is an app on that PostgreSQL whatever PORTAL_TEST_DB says (concurrency tests need it).
+"""
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -31,19 +38,90 @@ def testdata(name: str) -> Path:
     return Path(path)
 
 
-@pytest.fixture
-def app(tmp_path):
-    app = create_app(TestConfig, DATABASE_URL=f"sqlite:///{tmp_path / 'test.db'}", STORAGE_DIR=str(tmp_path / "store"))
-    create_all(app.extensions["db_engine"])
-    # No app context is held open here: requests must each get their own `g` (flask-login caches the user there).
-    yield app
+TEST_DATABASE = os.environ.get("PORTAL_TEST_DB", "sqlite")
+assert TEST_DATABASE in ("sqlite", "postgresql"), "PORTAL_TEST_DB must be sqlite or postgresql"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the whole session (initdb + pg_ctl in a temp dir, free port)."""
+    from tests.servers import start_postgres
+
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+class _PgTestDatabase:
+    """One database with the schema created once; `empty()` truncates every table between tests."""
+
+    def __init__(self, url: str):
+        from review_portal.db import Base, make_engine
+
+        self.url = url
+        self.engine = make_engine(url, pool_size=1, max_overflow=0)
+        create_all(self.engine)
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        self._truncate = f"TRUNCATE {names} RESTART IDENTITY CASCADE"
+
+    def empty(self) -> None:
+        from sqlalchemy import text
+
+        with self.engine.begin() as conn:
+            # A session object a test kept after its request ended may still hold a transaction open;
+            # the test is over, so end its connection rather than wait on its locks.
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            conn.execute(text(self._truncate))
+
+
+@pytest.fixture(scope="session")
+def pg_database(postgres):
+    db = _PgTestDatabase(postgres.create_database("portal_test"))
+    yield db
+    db.engine.dispose()
+
+
+def _make_app(url: str, tmp_path: Path, **overrides):
+    return create_app(TestConfig, DATABASE_URL=url, STORAGE_DIR=str(tmp_path / "store"), **overrides)
+
+
+def _close_app(app) -> None:
     db_session.remove()
     app.extensions["db_engine"].dispose()
 
 
 @pytest.fixture
+def app_overrides():
+    """Extra config for `app`; a test module overrides this fixture (e.g. S3 storage, a Redis queue)."""
+    return {}
+
+
+@pytest.fixture
+def pg_app(pg_database, tmp_path, app_overrides):
+    app = _make_app(pg_database.url, tmp_path, **app_overrides)
+    yield app
+    _close_app(app)
+    pg_database.empty()
+
+
+@pytest.fixture
+def app(request, tmp_path, app_overrides):
+    if TEST_DATABASE == "postgresql":
+        yield request.getfixturevalue("pg_app")
+        return
+    app = _make_app(f"sqlite:///{tmp_path / 'test.db'}", tmp_path, **app_overrides)
+    create_all(app.extensions["db_engine"])
+    # No app context is held open here: requests must each get their own `g` (flask-login caches the user there).
+    yield app
+    _close_app(app)
+
+
+@pytest.fixture
 def db(app):
-    return db_session()
+    s = db_session()
+    yield s
+    s.close()  # requests remove() the registry's session, not this object: release its connection too
 
 
 @pytest.fixture
@@ -207,5 +285,25 @@ def login_as(app, users):
     return _login
 
 
-testdata.__test__ = False
-login_client.__test__ = False  # a helper, not a test, when imported into test modules
+login_client.__test__ = False
+testdata.__test__ = False  # a helper, not a test, when imported into test modules
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's standalone S3-compatible server (`moto_server`), in its own process on a free port."""
+    from tests.servers import start_s3
+
+    server = start_s3()
+    yield f"http://127.0.0.1:{server.port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """Debian's redis-server on a free port, no persistence."""
+    from tests.servers import start_redis
+
+    server = start_redis()
+    yield f"redis://127.0.0.1:{server.port}/0"
+    server.stop()

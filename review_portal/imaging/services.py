@@ -217,10 +217,11 @@ def process_ingest(
                 db.flush()
                 on_progress(job)
         db.flush()
+        from review_portal import jobs
+
         for series_id in sorted(touched):
-            series = db.get(Series, series_id)
-            db.refresh(series, ["instances"])
-            _make_series_thumbnail(storage, series)
+            # Inline in the embedded default; on a worker when a queue is configured.
+            jobs.submit(db, storage, "imaging.series_thumbnail", now=now, case_id=job.case_id, series_id=series_id)
         save_state()
         job.status = IngestStatus.DONE
         job.finished_at = now

@@ -89,7 +89,10 @@ def sign(case_id: int):
     except SignatureRefused:
         db().commit()  # nothing but the refusal's audit record has been written at this point
         raise
-    flash(f"Opinion signed. Letter version {letter.version} delivered to the referring physician.", "success")
+    if letter is not None:
+        flash(f"Opinion signed. Letter version {letter.version} delivered to the referring physician.", "success")
+    else:
+        flash("Opinion signed. The letter is being prepared; this page shows when it is delivered.", "success")
     return redirect(url_for("cases.show_case", case_id=case.id))
 
 

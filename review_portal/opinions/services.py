@@ -201,13 +201,23 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
 def sign_and_issue_letter(db: Session, storage, case, *, password: str, attested: bool, institution: dict,
                           by, ip: str, now: datetime, key_images: list[dict] | None = None,
                           based_on_version: int | None = None):
-    """Signing and issuing are one unit: a signed opinion never exists without its letter."""
-    from review_portal.letters.services import issue_letter
+    """Sign, then render and deliver the letter through the job interface.
+
+    Signing and issuing are one unit of work. Inline (the embedded default) the letter exists when this
+    returns; with a worker queue it is rendered after the commit and this returns None (the case page shows
+    the job's progress). `key_images` defaults to the key images marked on the case.
+    """
+    from review_portal import jobs
+    from review_portal.letters.models import Letter
 
     opinion = sign_opinion(db, case, password=password, attested=attested, by=by, ip=ip, now=now,
                            based_on_version=based_on_version)
-    return issue_letter(db, storage, case, opinion, institution=institution, by=by, ip=ip, now=now,
-                        key_images=key_images)
+    extra = {"key_images": key_images} if key_images is not None else {}
+    job = jobs.submit(db, storage, "letters.issue", now=now, case_id=case.id, opinion_id=opinion.id, by_id=by.id, ip=ip,
+                      institution=dict(institution), **extra)
+    if job.status != jobs.DONE:
+        return None
+    return db.scalar(select(Letter).where(Letter.opinion_id == opinion.id).order_by(Letter.version.desc()))
 
 
 def addendum_hash(case, opinion: Opinion, *, number: int, reason: str, text: str, by, now: datetime) -> str:

@@ -182,7 +182,8 @@ def test_production_cookies_are_secure_and_host_bound(tmp_path):
     from config import ProductionConfig
     from review_portal import create_app
 
-    app = create_app(ProductionConfig, SECRET_KEY="x" * 40, DATABASE_URL=f"sqlite:///{tmp_path}/p.db", STORAGE_DIR=str(tmp_path / "s"))
+    app = create_app(ProductionConfig, SECRET_KEY="x" * 40, DATABASE_URL=f"sqlite:///{tmp_path}/p.db",
+                     STORAGE_DIR=str(tmp_path / "s"), ALLOW_SQLITE_IN_PRODUCTION=True)
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["SESSION_COOKIE_NAME"].startswith("__Host-")
     assert "Strict-Transport-Security" in app.test_client().get("/healthz").headers
 

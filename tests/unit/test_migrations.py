@@ -1,4 +1,8 @@
-"""The Alembic migrations build the same schema as the models, from an empty database."""
+"""The Alembic migrations build the same schema as the models, from an empty database,
+on SQLite and on PostgreSQL (a real server started by the test session)."""
+import itertools
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
@@ -6,9 +10,22 @@ from sqlalchemy import create_engine, inspect
 from review_portal.db import Base, import_models
 from review_portal.migrations_runner import upgrade
 
+_names = itertools.count()
 
-def test_migrations_create_every_table_and_match_the_models(tmp_path):
-    url = f"sqlite:///{tmp_path / 'migrated.db'}"
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrated.db'}"
+        return
+    postgres = request.getfixturevalue("postgres")
+    name = f"migrate_{next(_names)}"
+    yield postgres.create_database(name)
+    postgres.drop_database(name)
+
+
+def test_migrations_create_every_table_and_match_the_models(empty_database_url):
+    url = empty_database_url
     upgrade(url)
     import_models()
     engine = create_engine(url)
@@ -22,7 +39,6 @@ def test_migrations_create_every_table_and_match_the_models(tmp_path):
     assert diff == [], f"models and migrations disagree: {diff}"
 
 
-def test_upgrade_is_repeatable(tmp_path):
-    url = f"sqlite:///{tmp_path / 'twice.db'}"
-    upgrade(url)
-    upgrade(url)  # a second `make run` must not fail
+def test_upgrade_is_repeatable(empty_database_url):
+    upgrade(empty_database_url)
+    upgrade(empty_database_url)  # a second `make run` must not fail

@@ -18,7 +18,7 @@ from review_portal.security import API_BLUEPRINTS, PUBLIC_ENDPOINTS
 from tests.conftest import NOW, PASSWORD, TOTP_SECRET, login_client
 
 # Kept here by hand on purpose: making a page public must show up as a change to this test as well.
-PUBLIC = {"auth.login", "static", "health.healthz", "letters.verify_letter",
+PUBLIC = {"auth.login", "static", "health.healthz", "health.readyz", "letters.verify_letter",
           # The steps before a session exists: second factor and first enrolment (both need the password step's
           # pending state), password reset by single-use token, and accepting an invitation.
           "auth.login_mfa", "auth.login_enrol", "auth.forgot_password", "auth.reset_password",

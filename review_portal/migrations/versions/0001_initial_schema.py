@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:32:53.739575
+Create Date: 2026-11-26 19:00:58.535926
 """
 from alembic import op
 import sqlalchemy as sa
@@ -206,6 +206,26 @@ def upgrade():
     )
     with op.batch_alter_table('user_sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_sessions_user_id'), ['user_id'], unique=False)
+
+    op.create_table('background_jobs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('params', sa.Text(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('max_attempts', sa.Integer(), nullable=False),
+    sa.Column('error', sa.Text(), nullable=False),
+    sa.Column('result', sa.Text(), nullable=False),
+    sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_background_jobs_case_id_cases')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_background_jobs'))
+    )
+    with op.batch_alter_table('background_jobs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_background_jobs_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_background_jobs_status'), ['status'], unique=False)
 
     op.create_table('case_messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -619,6 +639,11 @@ def downgrade():
         batch_op.drop_index('ix_case_messages_case_at')
 
     op.drop_table('case_messages')
+    with op.batch_alter_table('background_jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_background_jobs_status'))
+        batch_op.drop_index(batch_op.f('ix_background_jobs_case_id'))
+
+    op.drop_table('background_jobs')
     with op.batch_alter_table('user_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_user_sessions_user_id'))
 

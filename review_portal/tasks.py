@@ -1,0 +1,42 @@
+"""The portal's background jobs. Each takes ids, loads what it needs, and is idempotent:
+running it again after a crash finds its earlier result and does nothing twice."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from review_portal.jobs import PermanentJobError, handler
+
+
+@handler("letters.issue")
+def issue_letter_job(db, storage, *, now, case_id: int, opinion_id: int, by_id: int, ip: str, institution: dict,
+                     key_images: list[dict] | None = None):
+    """Render and deliver the letter of a signed opinion (once per opinion)."""
+    from review_portal.auth.models import User
+    from review_portal.cases.models import Case
+    from review_portal.letters.models import Letter
+    from review_portal.letters.services import issue_letter
+    from review_portal.opinions.models import Opinion
+
+    existing = db.scalar(select(Letter).where(Letter.opinion_id == opinion_id))
+    if existing is not None:
+        return f"letter {existing.id} already issued"
+    case, opinion, by = db.get(Case, case_id), db.get(Opinion, opinion_id), db.get(User, by_id)
+    if case is None or opinion is None or by is None:
+        raise PermanentJobError("the case, opinion or reviewer no longer exists")
+    letter = issue_letter(db, storage, case, opinion, institution=institution, by=by, ip=ip, now=now,
+                          key_images=key_images)
+    return f"letter {letter.id} version {letter.version}"
+
+
+@handler("imaging.series_thumbnail")
+def series_thumbnail_job(db, storage, *, now, series_id: int, case_id: int | None = None):
+    """Make (or remake) the thumbnail of one series from its middle slice."""
+    from review_portal.imaging.models import Series
+    from review_portal.imaging.services import _make_series_thumbnail
+
+    series = db.get(Series, series_id)
+    if series is None:
+        raise PermanentJobError("the series no longer exists")
+    db.refresh(series, ["instances"])
+    _make_series_thumbnail(storage, series)
+    return series.thumbnail_key or "no thumbnail (no renderable slice)"
