@@ -77,7 +77,7 @@ class Verdict:
 
 
 def verify(db: Session, batch: int = 2000) -> Verdict:
-    expected_seq, prev, checked, last_id = 1, GENESIS, 0, None
+    expected_seq, prev, checked = 1, GENESIS, 0
     while True:
         rows = list(db.scalars(select(AuditEvent).where(AuditEvent.seq.is_not(None), AuditEvent.seq >= expected_seq)
                                .order_by(AuditEvent.seq).limit(batch)))
@@ -93,7 +93,7 @@ def verify(db: Session, batch: int = 2000) -> Verdict:
             if link_hash(prev, e.seq, e) != e.hash:
                 return Verdict(False, checked, 0, prev, e.id, e.seq,
                                f"event #{e.seq} (id {e.id}) was changed after it was written")
-            prev, expected_seq, checked, last_id = e.hash, expected_seq + 1, checked + 1, e.id
+            prev, expected_seq, checked = e.hash, expected_seq + 1, checked + 1
         db.expunge_all()
     unsealed = len(list(db.scalars(select(AuditEvent.id).where(AuditEvent.seq.is_(None)))))
     return Verdict(True, checked, unsealed, prev)
@@ -109,6 +109,10 @@ def install(session_factory) -> None:
 
     @event.listens_for(session_factory, "after_commit")
     def _seal_after_commit(session):
+        if session.in_nested_transaction():
+            # A SAVEPOINT was released (e.g. an inline job): the outer transaction still holds the write
+            # lock, so sealing from another connection now would only wait on it. Seal at the real commit.
+            return
         session.info.pop("audit_survivors", None)
         if session.info.pop("audit_dirty", False):
             try:
