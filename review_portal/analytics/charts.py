@@ -111,7 +111,8 @@ def hbar_chart(bars: list[Bar], series: list[Series], *, title: str, unit: str =
                          f'stroke="{PALETTE["accent"]}" stroke-width="3" class="chart-reference"/>')
     parts += _legend(series, reference_label, 20 + len(bars) * ROW_HEIGHT + 26)
     parts.append("</svg>")
-    return Markup("".join(parts))
+    # Every text in `parts` went through escape(); the rest is numbers we formatted.
+    return Markup("".join(parts))  # nosec B704
 
 
 def column_chart(labels: list[str], values: list[tuple[float, ...]], series: list[Series], *, title: str) -> Markup:
@@ -148,4 +149,5 @@ def column_chart(labels: list[str], values: list[tuple[float, ...]], series: lis
         parts.append(f'<text x="{x + 14}" y="{height - 11}" {FONT} fill="#1c2533">{escape(s.name)}</text>')
         x += 24 + 7 * len(s.name)
     parts.append("</svg>")
-    return Markup("".join(parts))
+    # Every text in `parts` went through escape(); the rest is numbers we formatted.
+    return Markup("".join(parts))  # nosec B704

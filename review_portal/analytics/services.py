@@ -27,7 +27,7 @@ from review_portal.cases.models import CANCER_SITES, PRIORITIES, Case
 from review_portal.errors import InvalidInput
 from review_portal.letters.models import Letter
 from review_portal.messaging.models import InformationRequest
-from review_portal.opinions.models import RADPEER, Opinion
+from review_portal.opinions.models import Opinion
 from review_portal.outcomes.models import CONFIRMED_BY, CONFIRMED_OPINION, RECOMMENDATION_FOLLOWED, OutcomeFollowUp
 
 # Van Such M, Lohr R, Beckman T, Naessens JM. J Eval Clin Pract 2017;23(4):870-874 (n = 286).
@@ -36,6 +36,10 @@ MAYO_N = 286
 PERIODS = {"30d": ("Last 30 days", 30), "90d": ("Last 90 days", 90), "365d": ("Last 12 months", 365),
            "all": ("All time", None)}
 DEFAULT_PERIOD = "365d"
+# Short enough for a chart axis; the full wording is in opinions.models.RADPEER.
+RADPEER_SHORT = {"1": "1 concur", "2a": "2a miss, unlikely significant", "2b": "2b miss, likely significant",
+                 "3a": "3a major miss, unlikely significant", "3b": "3b major miss, likely significant"}
+CONFIRMED_BY_SHORT = {"pathology": "By pathology", "follow_up": "By follow-up", "other": "By other means"}
 EARLIEST = date(2000, 1, 1)
 
 
@@ -335,8 +339,7 @@ def concordance_figures(facts: list[CaseFacts]) -> list[Figure]:
         _distribution("Plan concordance", "plan", {"agree": "Agree", "modify": "Modify", "different": "Different"}, plan,
                       note="Whether the reviewer agreed with the plan in question."),
         _distribution("RADPEER scores of radiology re-reads", "radpeer",
-                      {code: label.split(" – ")[0] + " " + label.split(" – ")[1].split(",")[0].lower()
-                       for code, label in RADPEER.items()}, radpeer,
+                      RADPEER_SHORT, radpeer,
                       note="ACR RADPEER (2016) score given to the original read; 2b and 3b are likely clinically significant."),
     ]
 
@@ -469,8 +472,7 @@ def outcome_figures(db: Session, facts: list[CaseFacts]) -> list[Figure]:
     differed = [o for o in answered if o.opinions_differed]
     confirmed = Figure(key="outcome_confirmed", title="Where the second opinion differed: which was confirmed",
                        columns=[Column("Confirmed"), Column("Cases", "int"), Column("Share", "pct"),
-                                Column("95% CI", "ci")] + [Column(f"By {label.split(' ')[0].lower()}", "int")
-                                                           for label in CONFIRMED_BY.values()],
+                                Column("95% CI", "ci")] + [Column(CONFIRMED_BY_SHORT[code], "int") for code in CONFIRMED_BY],
                        note="Answers to outcome follow-ups on cases where the diagnosis was refined or different, "
                             "the plan changed, or the RADPEER score showed a discrepancy.")
     n = len(differed)
