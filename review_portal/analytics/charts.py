@@ -121,7 +121,8 @@ def column_chart(labels: list[str], values: list[tuple[float, ...]], series: lis
         return Markup("")
     left, plot_h, plot_w = 36, 150, 560
     width, height = left + plot_w + 10, plot_h + 70
-    top = _nice_max(max([v for row in values for v in row] + [0]))
+    # Counts: a maximum divisible by four keeps the quarter gridlines on whole numbers.
+    top = float(max(4, -(-int(max([v for row in values for v in row] + [0])) // 4) * 4))
     slot = plot_w / len(labels)
     col_w = max(1.0, (slot - 2) / max(1, len(series)))
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}" '
@@ -132,7 +133,7 @@ def column_chart(labels: list[str], values: list[tuple[float, ...]], series: lis
         parts.append(f'<line x1="{left}" y1="{_num(y)}" x2="{left + plot_w}" y2="{_num(y)}" stroke="#d9e0e8" '
                      f'stroke-width="1" class="chart-grid"/>')
         parts.append(f'<text x="{left - 4}" y="{_num(y + 4)}" {FONT} fill="#5d6b7e" text-anchor="end">{v:g}</text>')
-    every = max(1, len(labels) // 8)
+    every = max(1, -(-len(labels) // 10))
     for i, (label, row) in enumerate(zip(labels, values)):
         x0 = left + i * slot + 1
         for j, v in enumerate(row):
@@ -142,7 +143,9 @@ def column_chart(labels: list[str], values: list[tuple[float, ...]], series: lis
                          f'height="{_num(h)}" fill="{PALETTE[s.colour]}" class="chart-{s.colour}"><title>'
                          f'{escape(label)} {escape(s.name)}: {v:g}</title></rect>')
         if i % every == 0:
-            parts.append(f'<text x="{_num(x0)}" y="{10 + plot_h + 14}" {FONT} fill="#5d6b7e">{escape(label)}</text>')
+            # "2026-W19" → "W19", "2026-05" stays: the table beside the chart carries the full label.
+            short = label.split("-", 1)[1] if "-W" in label else label
+            parts.append(f'<text x="{_num(x0)}" y="{10 + plot_h + 14}" {FONT} fill="#5d6b7e">{escape(short)}</text>')
     x = left
     for s in series:
         parts.append(f'<rect x="{x}" y="{height - 20}" width="10" height="10" fill="{PALETTE[s.colour]}" class="chart-{s.colour}"/>')
