@@ -66,6 +66,9 @@ class Config:
     SLA_NEAR_DUE_HOURS = 24
     # Questions the referring physician may ask after the letter (MyConsult allows three).
     FOLLOW_UP_QUESTIONS_MAX = 3
+    # Days after the first letter is delivered when the referring physician is asked what happened
+    # (recommendation followed? final diagnosis? which opinion was confirmed?). `flask outcomes-due` asks.
+    OUTCOME_FOLLOW_UP_DAYS = int(os.environ.get("OUTCOME_FOLLOW_UP_DAYS", 90))
     # E-mail: notifications and account mail (reset, invitation) share these settings. Off by default:
     # notifications are written to the log and account mail is kept in app.extensions["outbox"].
     MAIL_ENABLED = os.environ.get("MAIL_ENABLED", "") == "1"

@@ -117,6 +117,7 @@ def _check_config(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from review_portal.analytics.routes import bp as analytics_bp
     from review_portal.assignment.routes import bp as assignment_bp
     from review_portal.audit.routes import bp as audit_bp
     from review_portal.auth.routes import bp as auth_bp
@@ -129,10 +130,11 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.messaging.routes import bp as messaging_bp
     from review_portal.notifications.routes import bp as notifications_bp
     from review_portal.opinions.routes import bp as opinions_bp
+    from review_portal.outcomes.routes import bp as outcomes_bp
     from review_portal.privacy.routes import bp as privacy_bp
 
     for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, dicomweb_bp, opinions_bp, letters_bp, health_bp,
-               messaging_bp, notifications_bp, audit_bp, privacy_bp):
+               messaging_bp, notifications_bp, audit_bp, privacy_bp, analytics_bp, outcomes_bp):
         app.register_blueprint(bp)
     # STOW-RS clients are not browsers and send no form token. Cross-site forgery is still blocked: a
     # multipart/related POST is not a "simple" request (the browser pre-flights it and we answer no

@@ -1,4 +1,5 @@
-"""Command-line tasks: init-db, seed-demo, sla-check, audit-verify, purge-retention, backup-verify, jobs-requeue."""
+"""Command-line tasks: init-db, seed-demo, sla-check, outcomes-due, audit-verify, purge-retention, backup-verify,
+jobs-requeue."""
 from __future__ import annotations
 
 import click
@@ -38,6 +39,17 @@ def register(app) -> None:
         report = sla_check(session(), policy=policy_from_config(current_app.config), now=utcnow())
         session.commit()
         click.echo(f"SLA check: {report.summary()}.")
+
+    @app.cli.command("outcomes-due")
+    def outcomes_due_command():
+        """Ask referrers what happened, OUTCOME_FOLLOW_UP_DAYS after each first letter (cron, e.g. daily; runs once per case)."""
+        from review_portal.clock import utcnow
+        from review_portal.outcomes.services import request_due_outcomes
+
+        days = int(current_app.config["OUTCOME_FOLLOW_UP_DAYS"])
+        created = request_due_outcomes(session(), days=days, now=utcnow())
+        session.commit()
+        click.echo(f"Outcome follow-ups: {len(created)} asked ({days} days after the letter).")
 
     @app.cli.command("audit-verify")
     def audit_verify():

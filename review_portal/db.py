@@ -91,6 +91,7 @@ def import_models() -> None:
     from review_portal.messaging import models as _messaging  # noqa: F401
     from review_portal.notifications import models as _notifications  # noqa: F401
     from review_portal import jobs as _jobs  # noqa: F401
+    from review_portal.outcomes import models as _outcomes  # noqa: F401
 
 
 def create_all(engine) -> None:

@@ -93,7 +93,8 @@ def seed(app, db) -> bool:
     northbridge = Institution(name="Northbridge Cancer Centre", address="1 Harbour Road\nNorthbridge NB1 2CC")
     riverside = Institution(name="Riverside General Hospital", address="Oncology Department\n40 River Street\nRiverside RV3 9AA")
     lakeside = Institution(name="Lakeside Oncology Clinic", address="12 Lake View\nLakeside LK5 1BB")
-    db.add_all([northbridge, riverside, lakeside])
+    harbourside = Institution(name="Harbourside University Hospital", address="Cancer Centre\n2 Quay Street\nHarbourside HB4 7QQ")
+    db.add_all([northbridge, riverside, lakeside, harbourside])
     db.flush()
 
     def user(email, name, role, inst, **kw):
@@ -114,6 +115,12 @@ def seed(app, db) -> bool:
     # Same institution as Dr Roe: must never be routed Dr Roe's cases.
     brandt = user("riverside.onc@demo.example", "Dr Paul Brandt", Role.REVIEWER, riverside, credentials="MD",
                   specialty="medical_oncology", sites=["breast", "thoracic", "gi"])
+    # Cover the sites the first reviewers do not, so the history spans the specialties.
+    natarajan = user("natarajan@demo.example", "Dr Priya Natarajan", Role.REVIEWER, northbridge, credentials="MD",
+                     specialty="medical_oncology", sites=["gu", "gynecologic", "hematologic", "skin", "sarcoma"])
+    ortega = user("ortega@demo.example", "Dr Luis Ortega", Role.REVIEWER, northbridge, credentials="MD, FACS",
+                  specialty="surgical_oncology", sites=["gu", "gynecologic", "skin", "sarcoma"])
+    chen = user("chen@demo.example", "Dr Mei Chen", Role.REFERRING, harbourside, credentials="MD")
     coordinator = user("coordinator@demo.example", "Sam Carter", Role.COORDINATOR, northbridge)
     user("admin@demo.example", "Alex Admin", Role.ADMIN, northbridge)
     db.add_all([
@@ -121,6 +128,8 @@ def seed(app, db) -> bool:
         ReviewerProfile(user_id=okafor.id, reading_areas=["neuro", "body", "chest", "msk", "breast"], capacity=12),
         ReviewerProfile(user_id=lindqvist.id, capacity=6),
         ReviewerProfile(user_id=brandt.id, capacity=4),
+        ReviewerProfile(user_id=natarajan.id, capacity=8),
+        ReviewerProfile(user_id=ortega.id, capacity=6),
         # Planned leave, shown on her availability page; routing skips her for cases due during it.
         OutOfOffice(user_id=lindqvist.id, starts_on=(now + timedelta(days=21)).date(),
                     ends_on=(now + timedelta(days=35)).date(), note="Annual leave"),
@@ -135,6 +144,11 @@ def seed(app, db) -> bool:
         ct_report = _pdf_report(work, "CT report", "CT chest: 14 mm spiculated nodule, right upper lobe. No mediastinal adenopathy.")
         policy = policy_from_config(app.config)
         ctx = {"ip": "127.0.0.1", "turnaround_days": app.config["TURNAROUND_DAYS"], "holidays": policy.holidays}
+
+        # Sixty-odd completed cases over the past months, for the figures dashboard (see demo_archive).
+        from review_portal.demo_archive import seed_archive
+
+        seed_archive(app, db, storage, referrers=[roe, khan, chen], now=now, policy=policy)
 
         def referral(name, dob, sex, mrn, site, review_type="oncology_opinion", priority="routine", **text):
             return Referral(

@@ -21,6 +21,7 @@ KINDS = {
     "overdue": "Overdue",
     "review_done": "Review completed",
     "declined": "Offer declined",
+    "outcome_request": "Outcome follow-up",
 }
 
 

@@ -34,6 +34,9 @@ EXPECTED = {
     "auth.users": {r: (200 if r == "admin" else 403) for r in ROLES},
     "cases.list_cases": {r: 200 for r in ROLES},
     "auth.account": {r: 200 for r in ROLES},
+    # Figures: staff see the service, reviewers their own work, referrers not at all.
+    "analytics.show_figures": {r: (404 if "referring" in r else 200) for r in ROLES},
+    "outcomes.list_outcomes": {r: (200 if "referring" in r else 404) for r in ROLES},
 }
 CASE_TEAM = {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200}
 STAFF_ONLY = {r: (200 if r in ("coordinator", "admin") else 404) for r in ROLES}  # not staff: the page does not exist

@@ -1,0 +1,1 @@
+"""What the service learns from its own work: concordance, RADPEER, turnaround, volume and workload."""
