@@ -84,6 +84,7 @@ def import_models() -> None:
     from review_portal.letters import models as _letters  # noqa: F401
     from review_portal.messaging import models as _messaging  # noqa: F401
     from review_portal.notifications import models as _notifications  # noqa: F401
+    from review_portal.api import models as _api  # noqa: F401
 
 
 def create_all(engine) -> None:

@@ -22,6 +22,7 @@ PUBLIC_ENDPOINTS = frozenset({
     "auth.reset_password",   # needs a valid single-use token
     "auth.accept_invitation",
     "letters.verify_letter",  # answers only genuine / issue date / sha256; rate-limited per address
+    "api.openapi_document",   # the API's description: no data, so integrators can read it before having a token
 })
 # Public endpoints added by other parts (e.g. letter verification) are registered here by name.
 EXTRA_PUBLIC_CONFIG_KEY = "PUBLIC_ENDPOINTS_EXTRA"
@@ -38,6 +39,13 @@ def require_login():
         return None  # no such route: the 404 handler answers
     if is_public(request.endpoint):
         return None
+    from review_portal.api import auth as api_auth
+
+    if request.blueprint == "api":
+        # The API takes bearer tokens only, never the session cookie (so it needs no CSRF token).
+        return api_auth.authenticate_request()
+    if request.blueprint == "dicomweb" and api_auth.bearer_token() is not None:
+        return api_auth.authenticate_request()
     if not current_user.is_authenticated:
         if request.method == "GET" and not _wants_json():
             return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
@@ -48,6 +56,8 @@ def require_login():
 
 
 def _wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
     return request.accept_mimetypes.best == "application/json" or request.headers.get("X-Requested-With") == "fetch"
 
 
