@@ -231,7 +231,7 @@ def _audit_denial(code: int) -> None:
         return
     case = None
     case_id = (request.view_args or {}).get("case_id")
-    if isinstance(case_id, int):
+    if isinstance(case_id, int) and 0 < case_id < 2**31:  # a guessed id beyond the column would overflow the driver
         case = database.session.get(Case, case_id)
     if code == 404 and case is None:
         return  # nothing there: a typo or a guess at an id that does not exist

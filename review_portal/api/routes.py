@@ -45,7 +45,7 @@ class UnsupportedMediaType(DomainError):
 
 
 def _case(case_id: int):
-    if not 1 <= case_id <= MAX_ID:  # beyond the id column: no such referral (and no database overflow)
+    if not 1 <= case_id <= MAX_ID:
         raise NotFound("No such referral.")
     return cases.get_case_for(db(), current_user, case_id)
 
