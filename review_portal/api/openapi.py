@@ -54,7 +54,7 @@ _O = {
 }
 
 CASE_ID = {"name": "case_id", "in": "path", "required": True, "description": "The referral's id (`id` in a Referral).",
-           "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
+           "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "example": 1}
 
 SCHEMAS = {
     "Error": {

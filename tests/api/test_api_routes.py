@@ -153,3 +153,17 @@ def test_push_studies_with_a_token_through_the_api_alias(client, make_case, make
     r = client.post(f"/api/v1/referrals/{case_id}/studies", data=b"x", content_type="application/json",
                     headers=bearer(writer))
     assert r.status_code == 415 and "multipart/related" in r.json["error"]
+
+
+def test_the_openapi_document_is_valid_public_and_describes_every_api_route(app, client):
+    from openapi_spec_validator import validate
+
+    r = client.get("/api/v1/openapi.json")
+    assert r.status_code == 200 and r.mimetype == "application/json"
+    doc = r.json
+    validate(doc)
+    documented = {(("/api/v1" + path).replace("{case_id}", "<int:case_id>"), method.upper())
+                  for path, item in doc["paths"].items() for method in item}
+    served = {(rule.rule, method) for rule in app.url_map.iter_rules() if rule.endpoint.startswith("api.")
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert documented == served
