@@ -102,6 +102,8 @@ def read_intake(bundle: Bundle) -> Intake:
             problems.append(issue(code, message, expression=where))
         return ok
 
+    need(bundle.type in ("transaction", "batch", "collection"), "business-rule",
+         f"Send a transaction, batch or collection Bundle, not {bundle.type!r}.", "Bundle.type")
     entries = list(enumerate(bundle.entry or []))
     by_type: dict[str, list] = {}
     for n, entry in entries:

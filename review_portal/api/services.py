@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from review_portal.api.models import SCOPES, ApiToken
 from review_portal.audit.services import record
 from review_portal.auth.models import User
-from review_portal.errors import InvalidInput, NotFound, PermissionDenied
+from review_portal.errors import InvalidInput, NotFound
 
-TOKEN_PREFIX = "sop_"
+TOKEN_PREFIX = "sop_"  # nosec B105: a public marker that makes leaked tokens easy to spot, not a secret
 LIFETIMES_DAYS = (7, 30, 90, 365)
 MAX_LIVE_TOKENS = 20
 

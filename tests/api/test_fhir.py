@@ -93,6 +93,7 @@ def test_bad_bundles_answer_an_operation_outcome_and_create_nothing(client, db, 
 
     outcome = _outcome(_post(client, raw, fhir_bundle(drop="ServiceRequest")), 422)
     assert "exactly one ServiceRequest" in outcome.issue[0].diagnostics
+    assert "searchset" in _outcome(_post(client, raw, fhir_bundle() | {"type": "searchset"}), 422).issue[0].diagnostics
 
     by_url = fhir_bundle()
     by_url["entry"][2]["resource"]["content"][0]["attachment"] = {"contentType": "application/pdf",
