@@ -118,6 +118,8 @@ def _check_config(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from review_portal.analytics.routes import bp as analytics_bp
+    from review_portal.api.routes import bp as api_bp
+    from review_portal.api.token_routes import bp as api_tokens_bp
     from review_portal.assignment.routes import bp as assignment_bp
     from review_portal.audit.routes import bp as audit_bp
     from review_portal.auth.routes import bp as auth_bp
@@ -134,8 +136,11 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.privacy.routes import bp as privacy_bp
 
     for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, dicomweb_bp, opinions_bp, letters_bp, health_bp,
-               messaging_bp, notifications_bp, audit_bp, privacy_bp, analytics_bp, outcomes_bp):
+               messaging_bp, notifications_bp, audit_bp, privacy_bp, analytics_bp, outcomes_bp, api_bp, api_tokens_bp):
         app.register_blueprint(bp)
+    # The API authenticates by bearer token only and never by the session cookie (api.auth), so a forged
+    # cross-site request has no credential to ride on: form tokens would protect nothing there.
+    csrf.exempt(api_bp)
     # STOW-RS clients are not browsers and send no form token. Cross-site forgery is still blocked: a
     # multipart/related POST is not a "simple" request (the browser pre-flights it and we answer no
     # CORS), the session cookie is SameSite=Lax, and the view refuses any other content type.
@@ -196,6 +201,8 @@ def _register_request_boundary(app: Flask) -> None:
 
 
 def _wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
     return request.accept_mimetypes.best == "application/json" or request.headers.get("X-Requested-With") == "fetch"
 
 
@@ -205,6 +212,10 @@ def _error_response(error: DomainError | HTTPException):
     else:
         code, title, message = error.code or 500, error.name, error.description
     _audit_denial(code)
+    if request.path.startswith("/api/"):
+        from review_portal.api.errors import api_error
+
+        return api_error(code, message)
     if _wants_json():
         return jsonify(error=message, status=code, request_id=g.get("request_id", "")), code
     if getattr(error, "case", None) is not None and hasattr(error, "case"):
@@ -233,7 +244,7 @@ def _audit_denial(code: int) -> None:
         return
     case = None
     case_id = (request.view_args or {}).get("case_id")
-    if isinstance(case_id, int):
+    if isinstance(case_id, int) and 0 < case_id < 2**31:  # a guessed id beyond the column would overflow the driver
         case = database.session.get(Case, case_id)
     if code == 404 and case is None:
         return  # nothing there: a typo or a guess at an id that does not exist
@@ -273,6 +284,10 @@ def _register_error_handlers(app: Flask) -> None:
         app.logger.exception("Unhandled error (request %s)", g.get("request_id", "-"))
         database.session.rollback()  # a failed flush must not break the error page too
         message = "Something went wrong on our side. Nothing was saved. The error has been logged."
+        if request.path.startswith("/api/"):
+            from review_portal.api.errors import api_error
+
+            return api_error(500, message)
         if _wants_json():
             return jsonify(error=message, status=500, request_id=g.get("request_id", "")), 500
         return render_template("errors/error.html", code=500, title="Unexpected error", message=message), 500

@@ -92,6 +92,7 @@ def import_models() -> None:
     from review_portal.notifications import models as _notifications  # noqa: F401
     from review_portal import jobs as _jobs  # noqa: F401
     from review_portal.outcomes import models as _outcomes  # noqa: F401
+    from review_portal.api import models as _api  # noqa: F401
 
 
 def create_all(engine) -> None:

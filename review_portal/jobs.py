@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 from datetime import datetime, timedelta
 from typing import Callable
 

@@ -21,6 +21,7 @@ PUBLIC_ENDPOINTS = frozenset({
     "auth.reset_password",   # needs a valid single-use token
     "auth.accept_invitation",
     "letters.verify_letter",  # answers only genuine / issue date / sha256; rate-limited per address
+    "api.openapi_document",   # the API's description: no data, so integrators can read it before having a token
 })
 # Blueprints whose callers are programs, not browsers: refused with 401 JSON rather than sent to the login page.
 API_BLUEPRINTS = frozenset({"dicomweb"})
@@ -39,6 +40,13 @@ def require_login():
         return None  # no such route: the 404 handler answers
     if is_public(request.endpoint):
         return None
+    from review_portal.api import auth as api_auth
+
+    if request.blueprint == "api":
+        # The API takes bearer tokens only, never the session cookie (so it needs no CSRF token).
+        return api_auth.authenticate_request()
+    if request.blueprint == "dicomweb" and api_auth.bearer_token() is not None:
+        return api_auth.authenticate_request()
     if not current_user.is_authenticated:
         if request.blueprint in API_BLUEPRINTS:
             # DICOMweb clients are programs (Accept: application/dicom+json, multipart/related...): a login
@@ -53,6 +61,8 @@ def require_login():
 
 
 def _wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
     return request.accept_mimetypes.best == "application/json" or request.headers.get("X-Requested-With") == "fetch"
 
 

@@ -214,6 +214,8 @@ def close_case(db: Session, case: Case, *, by: User, ip: str, now: datetime, why
 
 def get_case_for(db: Session, user: User, case_id: int) -> Case:
     """Load a case the user may see, or raise NotFound (never reveal that it exists)."""
+    if not 0 < case_id < 2**31:  # beyond the id column: nothing there (and the driver would overflow)
+        raise NotFound("No such case.")
     case = db.get(Case, case_id)
     if case is None:
         raise NotFound("No such case.")

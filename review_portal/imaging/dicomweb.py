@@ -2,8 +2,8 @@
 
 Every URL is scoped to a case: /dicomweb/cases/<case_id>/studies/... A case the user may not see
 answers 404, and UIDs are always looked up *within* that case, so a client can never reach another
-case's study by guessing its UID. Who the client is comes from `_client_user()` alone: today the
-logged-in session, later API tokens (add them there, and nowhere else).
+case's study by guessing its UID. Who the client is comes from `_client_user()` alone: an API token
+(`Authorization: Bearer ...`) when one is presented, else the logged-in session.
 """
 from __future__ import annotations
 
@@ -38,7 +38,14 @@ class UnsupportedMediaType(DomainError):
 
 
 def _client_user():
-    """The one place that decides who a DICOMweb client is (session now; API tokens later)."""
+    """The one place that decides who a DICOMweb client is: the owner of the API token it presents
+    (checked before the view by security.require_login → api.auth, read scope for GET, write for STOW),
+    or else the logged-in session."""
+    from review_portal.api.auth import token_user
+
+    user = token_user()
+    if user is not None:
+        return user
     if not current_user.is_authenticated:
         raise PermissionDenied("Log in or present an API token.")
     return current_user._get_current_object()

@@ -37,6 +37,27 @@ EXPECTED = {
     # Figures: staff see the service, reviewers their own work, referrers not at all.
     "analytics.show_figures": {r: (404 if "referring" in r else 200) for r in ROLES},
     "outcomes.list_outcomes": {r: (200 if "referring" in r else 404) for r in ROLES},
+    # The outcome question exists only once it has been asked (90 days after the letter): not yet for case A.
+    "outcomes.answer_outcome": {r: 404 for r in ROLES},
+    "api_tokens.list_tokens": {r: 200 for r in ROLES},
+    "api.openapi_document": {r: 200 for r in ROLES},
+}
+# The JSON API takes bearer tokens only: a logged-in browser session gets 401 on every /api/v1 route.
+API_PUBLIC = {"api.openapi_document"}
+
+
+def _is_api(endpoint: str) -> bool:
+    return endpoint.startswith("api.") and endpoint not in API_PUBLIC
+
+
+# With a token of each role, GET on case A's objects through /api/v1 (case A has its letter delivered).
+API_EXPECTED = {
+    "api.show_referral": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
+    "api.download_letter": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
+    "api.fhir_task": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
+    "api.fhir_diagnostic_report": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
+    "api.list_referrals": {r: 200 for r in ROLES},
+    "api.whoami": {r: 200 for r in ROLES},
 }
 CASE_TEAM = {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200}
 STAFF_ONLY = {r: (200 if r in ("coordinator", "admin") else 404) for r in ROLES}  # not staff: the page does not exist
@@ -125,6 +146,8 @@ def _url(rule, ids):
     for arg in rule.arguments:
         if arg == "filename":
             values[arg] = "css/portal.css"
+        elif arg == "fmt":
+            values[arg] = "png"
         else:
             values[arg] = ids.get(arg, 1)
     return url_for(rule.endpoint, **values)
@@ -136,7 +159,9 @@ def _rules(app):
 
 def test_every_route_denies_by_default_and_by_object(app, world):
     # Every page about a case states who gets what: a new one cannot rely on the generic rules alone.
-    case_gets = {r.endpoint for r in _rules(app) if "case_id" in r.arguments and "GET" in (r.methods or ())}
+    # (The token-only API has its own table, API_EXPECTED, checked per role with tokens below.)
+    case_gets = {r.endpoint for r in _rules(app)
+                 if "case_id" in r.arguments and "GET" in (r.methods or ()) and not _is_api(r.endpoint)}
     assert case_gets - set(EXPECTED) == set()
     checked = 0
     for rule in _rules(app):
@@ -150,6 +175,8 @@ def test_every_route_denies_by_default_and_by_object(app, world):
                 assert anon.status_code in (302, 401), (rule.endpoint, method, anon.status_code)
                 if anon.status_code == 302:
                     assert "/login" in anon.headers["Location"]
+                if _is_api(rule.endpoint):
+                    assert anon.status_code == 401 and anon.is_json, (rule.endpoint, method)
             for role in ROLES:
                 # A state-changing call (logout, log out everywhere...) gets a fresh session so later checks still run.
                 client = world["clients"][role] if method == "GET" else world["login_as"](role)
@@ -159,6 +186,11 @@ def test_every_route_denies_by_default_and_by_object(app, world):
                     world["clients"][role] = client = world["login_as"](role)
                     r = client.open(url, method=method, buffered=True)
                 assert r.status_code != 500, (rule.endpoint, role, method)
+                if _is_api(rule.endpoint):
+                    # The session cookie is no credential for the API, with or without CSRF protection.
+                    assert r.status_code == 401 and r.is_json, (rule.endpoint, role, method, r.status_code)
+                    checked += 1
+                    continue
                 if "case_id" in rule.arguments and role in STRANGERS:
                     assert r.status_code in (403, 404), (rule.endpoint, role, method, r.status_code)
                 if rule.rule.startswith("/admin") and role != "admin":
@@ -183,3 +215,36 @@ def test_sequential_id_guessing_finds_nothing(app, world):
     owner_b = world["clients"]["other_referring"]
     assert owner_b.get(f"/cases/{b.id}/series/{world['ids']['series_id']}").status_code == 404
     assert owner_b.get(f"/cases/{b.id}/letters/{world['ids']['letter_id']}.pdf").status_code == 404
+
+
+def test_api_routes_by_token_per_role(app, db, world):
+    """Every /api/v1 route × every role, with that role's own write token: never a 500, strangers never reach
+    case A (404), and the known GETs answer as expected."""
+    from review_portal.api.services import create_token
+    from review_portal.auth.models import User
+    from review_portal.clock import utcnow
+
+    tokens = {}
+    for role in ROLES:
+        user = db.scalar(select(User).where(User.email == f"{role}@test.example"))
+        tokens[role] = create_token(db, name="matrix", scope="write", days=7, by=user, ip="", now=utcnow())[1]
+    db.commit()
+    checked = 0
+    for rule in _rules(app):
+        if not _is_api(rule.endpoint):
+            continue
+        with app.test_request_context():
+            url = _url(rule, world["ids"])
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            for role in ROLES:
+                r = app.test_client().open(url, method=method, headers={"Authorization": f"Bearer {tokens[role]}"})
+                assert r.status_code != 500, (rule.endpoint, role, method)
+                if r.status_code >= 400:
+                    assert r.is_json, (rule.endpoint, role, method, r.mimetype)  # JSON or OperationOutcome
+                if "case_id" in rule.arguments and role in STRANGERS:
+                    assert r.status_code == 404, (rule.endpoint, role, method, r.status_code)
+                expected = API_EXPECTED.get(rule.endpoint, {}).get(role)
+                if method == "GET" and expected is not None:
+                    assert r.status_code == expected, (rule.endpoint, role, r.status_code)
+                checked += 1
+    assert checked >= 60

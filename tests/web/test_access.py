@@ -22,7 +22,7 @@ PUBLIC = {"auth.login", "static", "health.healthz", "health.readyz", "letters.ve
           # The steps before a session exists: second factor and first enrolment (both need the password step's
           # pending state), password reset by single-use token, and accepting an invitation.
           "auth.login_mfa", "auth.login_enrol", "auth.forgot_password", "auth.reset_password",
-          "auth.accept_invitation"}
+          "auth.accept_invitation", "api.openapi_document"}
 
 
 @pytest.fixture
@@ -243,7 +243,9 @@ def test_every_route_is_protected_unless_allowlisted(app):
             url = url_for(rule.endpoint, **{arg: sample_value(rule, arg) for arg in rule.arguments})
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             r = client.open(url, method=method)
-            if method == "GET" and rule.endpoint.split(".")[0] not in API_BLUEPRINTS:
+            if rule.endpoint.startswith("api."):  # token-only JSON API: no login page to send a client to
+                assert r.status_code == 401 and r.is_json, (rule.endpoint, method, r.status_code)
+            elif method == "GET" and rule.endpoint.split(".")[0] not in API_BLUEPRINTS:
                 assert r.status_code == 302, (rule.endpoint, method, r.status_code)
                 assert urlsplit(r.headers["Location"]).path == "/login", rule.endpoint
             else:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 19:00:58.535926
+Create Date: 2026-11-26 19:24:21.924850
 """
 from alembic import op
 import sqlalchemy as sa
@@ -56,6 +56,25 @@ def upgrade():
     )
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_users_role'), ['role'], unique=False)
+
+    op.create_table('api_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('scope', sa.String(length=8), nullable=False),
+    sa.Column('token_sha256', sa.String(length=64), nullable=False),
+    sa.Column('prefix', sa.String(length=16), nullable=False),
+    sa.Column('created_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_used_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_used_ip', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_tokens_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
+    sa.UniqueConstraint('token_sha256', name=op.f('uq_api_tokens_token_sha256'))
+    )
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_tokens_user_id'), ['user_id'], unique=False)
 
     op.create_table('audit_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -376,6 +395,30 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_opinions')),
     sa.UniqueConstraint('case_id', name=op.f('uq_opinions_case_id'))
     )
+    op.create_table('outcome_follow_ups',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('referring_id', sa.Integer(), nullable=False),
+    sa.Column('due_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('requested_at', review_portal.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('opinions_differed', sa.Boolean(), nullable=False),
+    sa.Column('answered_at', review_portal.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('answered_by_id', sa.Integer(), nullable=True),
+    sa.Column('recommendation_followed', sa.String(length=8), nullable=False),
+    sa.Column('final_diagnosis', sa.Text(), nullable=False),
+    sa.Column('confirmed_opinion', sa.String(length=16), nullable=False),
+    sa.Column('confirmed_by', sa.String(length=12), nullable=False),
+    sa.Column('confirmed_by_note', sa.String(length=500), nullable=False),
+    sa.ForeignKeyConstraint(['answered_by_id'], ['users.id'], name=op.f('fk_outcome_follow_ups_answered_by_id_users')),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_outcome_follow_ups_case_id_cases')),
+    sa.ForeignKeyConstraint(['referring_id'], ['users.id'], name=op.f('fk_outcome_follow_ups_referring_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outcome_follow_ups')),
+    sa.UniqueConstraint('case_id', name=op.f('uq_outcome_follow_ups_case_id'))
+    )
+    with op.batch_alter_table('outcome_follow_ups', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outcome_follow_ups_answered_at'), ['answered_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outcome_follow_ups_referring_id'), ['referring_id'], unique=False)
+
     op.create_table('reviews',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -609,6 +652,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_reviews_case_id'))
 
     op.drop_table('reviews')
+    with op.batch_alter_table('outcome_follow_ups', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outcome_follow_ups_referring_id'))
+        batch_op.drop_index(batch_op.f('ix_outcome_follow_ups_answered_at'))
+
+    op.drop_table('outcome_follow_ups')
     op.drop_table('opinions')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.drop_index('ix_notifications_user_unread')
@@ -680,6 +728,10 @@ def downgrade():
         batch_op.drop_index('ix_audit_case_at')
 
     op.drop_table('audit_events')
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_tokens_user_id'))
+
+    op.drop_table('api_tokens')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_users_role'))
 
