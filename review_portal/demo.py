@@ -35,31 +35,41 @@ class DemoRefused(Exception):
     pass
 
 
-def synthetic_ct_series(dest: Path, slices: int = 24, source: str = "CT_small.dcm") -> list[Path]:
+def _ct_template() -> str:
+    """A real 512x512 CT slice from pydicom-data when installed (it is in requirements), else pydicom's 128x128 one."""
+    return get_testdata_file("693_UNCR.dcm", download=False) or get_testdata_file("CT_small.dcm", download=False)
+
+
+def synthetic_ct_series(dest: Path, slices: int = 24, source: str | None = None) -> list[Path]:
     """Copies of a real CT slice forming one series: shared study/series/frame UIDs, new positions."""
-    template = dcmread(get_testdata_file(source, download=False))
+    source_path = get_testdata_file(source, download=False) if source else _ct_template()
+    template = dcmread(source_path)
     study_uid, series_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
     rng = np.random.default_rng(7)
     base = template.pixel_array.astype(np.int32)
+    bits, signed = int(template.BitsStored), int(template.PixelRepresentation) == 1
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+    x, y = (list(template.ImagePositionPatient)[:2] if "ImagePositionPatient" in template else [-158.1, -179.0])
     paths = []
     for n in range(slices):
-        ds = dcmread(get_testdata_file(source, download=False))
+        ds = dcmread(source_path)
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
         ds.SOPInstanceUID = generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.InstanceNumber = n + 1
         z = -100.0 + n * 5.0
-        ds.ImagePositionPatient = [-158.135803, -179.035797, z]
+        ds.ImagePositionPatient = [x, y, z]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         ds.SliceLocation = z
-        ds.SeriesDescription = "Chest CT, synthetic series"
-        ds.StudyDescription = "CT chest with contrast"
+        ds.SeriesDescription = "Axial 5 mm, synthetic series"
+        ds.StudyDescription = "CT head (synthetic demo study)"
         ds.SeriesNumber = 2
         ds.PatientName = "DEMO^SYNTHETIC"
         ds.PatientID = "DEMO-0001"
         # Vary the pixels so every slice is distinct (no flattering of caches or compression).
         noise = rng.integers(-20, 21, size=base.shape)
         shift = int(40 * np.sin(n / 4))
-        pixels = np.clip(base + noise + shift, 0, 4095 if ds.PixelRepresentation == 0 else 32767).astype(template.pixel_array.dtype)
+        pixels = np.clip(base + noise + shift, low, high).astype(template.pixel_array.dtype)
         ds.PixelData = pixels.tobytes()
         path = dest / f"ct_{n:03d}.dcm"
         ds.save_as(path, enforce_file_format=True)

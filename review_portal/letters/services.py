@@ -106,6 +106,7 @@ def letter_context(db: Session, case, opinion, *, institution: dict, verificatio
                                "verification_code": p.verification_code} for p in (previous or [])],
         "recipient": {
             "name": referring.display_name,
+            "salutation": referring.name,  # "Dear Dr Jane Roe", not "Dear Dr Jane Roe, MD"
             "institution": referring.institution.name if referring.institution else "",
             "address_lines": [line for line in (referring.institution.address if referring.institution else "").split("\n") if line],
         },

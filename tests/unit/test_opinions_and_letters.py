@@ -64,7 +64,7 @@ def test_oncology_letter_carries_every_field_key_images_and_footer(db, storage, 
     assert opinion.is_signed and len(opinion.content_sha256) == 64 and opinion.signed_at == NOW + timedelta(hours=2)
     pdf = storage.read_bytes(letter.blob_key)
     reader, pages, text = pdf_text(pdf)
-    for expected in ("Dear Referring, MD", "Referring Hospital", "1 Test Street", "Re: Test Patient", "DOB 1960-01-02",
+    for expected in ("Dear Referring,", "Referring Hospital", "1 Test Street", "Re: Test Patient", "DOB 1960-01-02",
                      case.reference, "Do you agree?", "Core biopsy: IDC grade 2.", "2026-10-01",
                      "Diagnosis refined", "Modify plan", "Invasive carcinoma NST, grade 2.", "pT1c pN0 cM0",
                      "Stage IA (AJCC 8th)", "Node-negative disease", "Genomic assay before chemotherapy.",
