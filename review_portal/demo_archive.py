@@ -27,7 +27,7 @@ from review_portal.letters.models import Letter
 from review_portal.letters.services import acknowledge_letter, new_verification_code
 from review_portal.messaging.services import answer_information_request, request_information
 from review_portal.notifications.models import Notification
-from review_portal.opinions.services import OpinionDraft, save_draft, signed_content_hash
+from review_portal.opinions.services import OpinionDraft, freeze_signed_opinion, save_draft
 from review_portal.outcomes.services import OutcomeAnswer, record_outcome, request_due_outcomes
 
 PLACEHOLDER_TEXT = (
@@ -127,16 +127,8 @@ def _draft(spec: dict) -> OpinionDraft:
 
 
 def _sign_archived(db, case, opinion, *, by, now: datetime) -> None:
-    """What opinions.services.sign_opinion does after the password check (see the module docstring)."""
-    transition(case, CaseStatus.OPINION_SIGNED, now, by=by, ip="127.0.0.1", why="opinion signed")
-    opinion.status = "signed"
-    opinion.reviewer_id = by.id
-    opinion.signed_at = now
-    opinion.updated_at = now
-    opinion.content_sha256 = signed_content_hash(opinion, case)
-    db.flush()
-    record(db, action="opinion.signed", by=by, ip="127.0.0.1", now=now, case=case, object_type="opinion",
-           object_id=opinion.id, detail=f"sha256={opinion.content_sha256}; demo archive")
+    """Sign without re-checking the password (see the module docstring): the same signature otherwise."""
+    freeze_signed_opinion(db, case, opinion, by=by, ip="127.0.0.1", now=now, note="demo archive")
 
 
 def _placeholder_letter(db, case, opinion, *, blob_key: str, sha256: str, by, now: datetime) -> Letter:

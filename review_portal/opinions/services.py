@@ -186,6 +186,11 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
     missing = missing_for_signature(opinion, case.review_type)
     if missing:
         raise InvalidInput("Complete these before signing: " + ", ".join(missing) + ".")
+    return freeze_signed_opinion(db, case, opinion, by=by, ip=ip, now=now)
+
+
+def freeze_signed_opinion(db: Session, case, opinion: Opinion, *, by, ip: str, now: datetime, note: str = "") -> Opinion:
+    """The signature itself, once every check has passed: who, when, the content's sha256, the case moves on."""
     transition(case, CaseStatus.OPINION_SIGNED, now, by=by, ip=ip, why="opinion signed")
     opinion.status = "signed"
     opinion.reviewer_id = by.id
@@ -194,7 +199,7 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
     opinion.content_sha256 = signed_content_hash(opinion, case)
     db.flush()
     record(db, action="opinion.signed", by=by, ip=ip, now=now, case=case, object_type="opinion",
-           object_id=opinion.id, detail=f"sha256={opinion.content_sha256}")
+           object_id=opinion.id, detail=f"sha256={opinion.content_sha256}" + (f"; {note}" if note else ""))
     return opinion
 
 
