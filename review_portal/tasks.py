@@ -40,3 +40,15 @@ def series_thumbnail_job(db, storage, *, now, series_id: int, case_id: int | Non
     db.refresh(series, ["instances"])
     _make_series_thumbnail(storage, series)
     return series.thumbnail_key or "no thumbnail (no renderable slice)"
+
+
+@handler("imaging.ingest")
+def ingest_job(db, storage, *, now, ingest_id: int, case_id: int | None = None):
+    """Parse, index and store one upload. Re-running a finished or half-done ingest adds nothing twice."""
+    from review_portal.imaging.models import IngestJob
+    from review_portal.imaging.services import process_ingest
+
+    if db.get(IngestJob, ingest_id) is None:
+        raise PermanentJobError("the upload no longer exists")
+    job = process_ingest(db, storage, ingest_id, now=now)
+    return f"ingest {job.id}: {job.status}"

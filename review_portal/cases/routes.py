@@ -15,6 +15,7 @@ from review_portal.cases.models import Document
 from review_portal.cases.permissions import can_submit_referral, can_view_audit
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.imaging.services import series_of_case
+from review_portal.jobs import jobs_for_case
 from review_portal.letters.services import letters_for_case
 from review_portal.messaging.forms import (
     FollowUpAnswerForm, FollowUpForm, InformationAnswerForm, InformationRequestForm, MessageForm,
@@ -102,7 +103,11 @@ def new_referral():
         )
     finally:
         store.remove_workdir(workdir)
-    flash(f"Referral {case.reference} submitted. Scans: {report.summary}", "success")
+    if report.finished:
+        flash(f"Referral {case.reference} submitted. Scans: {report.summary}", "success")
+    else:
+        flash(f"Referral {case.reference} submitted. The scans are being processed; the case page shows their progress.",
+              "success")
     for name, reason in report.rejected[:20]:
         flash(f"Skipped {name}: {reason}", "warning")
     if case.status == "triage":
@@ -142,6 +147,7 @@ def show_case(case_id: int):
         offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm(),
         release_form=ReleaseLetterForm(), complete_form=CompleteReviewForm(),
         thread=thread_for(db(), case.id), info_request=open_request(db(), case.id),
+        pending_jobs=[j for j in jobs_for_case(db(), case.id) if j.status != "done"],
         info_requests=requests_for(db(), case.id), follow_ups=follow_ups_for(db(), case.id),
         follow_up_max=current_app.config["FOLLOW_UP_QUESTIONS_MAX"],
         message_form=MessageForm(), request_form=InformationRequestForm(), answer_form=InformationAnswerForm(),

@@ -414,6 +414,7 @@ def store_instances(case_id: int, study_uid: str | None = None):
                                      **ctx)
     finally:
         store.remove_workdir(workdir)
+    # Synchronous on purpose: the STOW-RS response must list each instance as stored or failed.
     services.process_ingest(db(), store, job.id, now=ctx["now"])
     report = job.report or {}
     stored_names = {name: uid for name, uid in report.get("stored", [])}

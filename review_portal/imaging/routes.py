@@ -216,9 +216,8 @@ def add_scans(case_id: int):
     if not uploads:
         raise InvalidInput("Choose at least one file to send.")
     ctx = actor()
-    job = services.create_ingest(db(), storage(), case, uploads, **ctx)
-    # Inline for now; a worker will take process_ingest over (the job is already a row).
-    services.process_ingest(db(), storage(), job.id, now=ctx["now"])
+    job = services.start_ingest(db(), storage(), services.create_ingest(db(), storage(), case, uploads, **ctx),
+                                now=ctx["now"])
     target = url_for("imaging.show_ingest", case_id=case.id, ingest_id=job.id)
     if _is_fetch():
         return jsonify(redirect=target, ingest=services.ingest_progress(job))

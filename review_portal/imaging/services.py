@@ -31,6 +31,7 @@ class IngestReport:
     duplicates: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
     ingest_id: int | None = None
+    finished: bool = True  # False while a worker still has the upload queued or running
 
     @property
     def summary(self) -> str:
@@ -44,7 +45,8 @@ class IngestReport:
     @classmethod
     def of(cls, job: IngestJob) -> IngestReport:
         r = job.report or {}
-        return cls(r.get("accepted", 0), r.get("duplicates", 0), [tuple(x) for x in r.get("rejected", [])], job.id)
+        return cls(r.get("accepted", 0), r.get("duplicates", 0), [tuple(x) for x in r.get("rejected", [])], job.id,
+                   job.status in (IngestStatus.DONE, IngestStatus.FAILED))
 
 
 @dataclass(frozen=True)
@@ -243,12 +245,21 @@ def _case(db: Session, case_id: int):
     return db.get(Case, case_id)
 
 
+def start_ingest(db: Session, storage: LocalStorage, job: IngestJob, *, now: datetime) -> IngestJob:
+    """Process a stored upload through the job interface: at once in the embedded default, on a worker
+    when a queue is configured (then the ingest page shows its progress)."""
+    from review_portal import jobs
+
+    jobs.submit(db, storage, "imaging.ingest", now=now, case_id=job.case_id, ingest_id=job.id)
+    return job
+
+
 def ingest_scans(db: Session, storage: LocalStorage, case, uploads, *, by, ip: str, now: datetime) -> IngestReport:
-    """Upload and ingest in one step (inline, until a worker takes over the processing)."""
+    """Store an upload and start its processing (see start_ingest)."""
     if not uploads:
         return IngestReport()
     job = create_ingest(db, storage, case, uploads, by=by, ip=ip, now=now)
-    return IngestReport.of(process_ingest(db, storage, job.id, now=now))
+    return IngestReport.of(start_ingest(db, storage, job, now=now))
 
 
 def ingest_progress(job: IngestJob) -> dict:

@@ -61,6 +61,7 @@ class TestRQWorker:
     def _worker(self, app, *, burst: bool):
         env = dict(os.environ, PORTAL_CONFIG="test", DATABASE_URL=app.config["DATABASE_URL"],
                    STORAGE_DIR=str(app.config["STORAGE_DIR"]), REDIS_URL=app.config["REDIS_URL"],
+                   JOB_QUEUE=app.config["JOB_QUEUE"],  # jobs a job submits go to the queue this worker serves
                    PORTAL_JOB_MODULES="tests.job_handlers", PYTHONPATH=str(ROOT))
         cmd = [str(Path(sys.executable).parent / "rq"), "worker", "--url", app.config["REDIS_URL"],
                "--worker-class", "rq.worker.SimpleWorker", "--quiet", app.config["JOB_QUEUE"]]
@@ -100,6 +101,34 @@ class TestRQWorker:
         self._run_burst(app)
         db.rollback()
         assert len(letters_for_case(db, case.id)) == 1
+
+    def test_uploaded_scans_are_read_by_the_worker_and_the_case_page_shows_it(self, app, db, users, make_case,
+                                                                              login_as):
+        from review_portal.imaging.models import IngestJob, Instance, Series, Study
+        from tests.conftest import testdata
+
+        case = make_case("in_review")
+        referrer = login_as("referring")
+        with open(testdata("CT_small.dcm"), "rb") as ct, open(testdata("MR_small.dcm"), "rb") as mr:
+            r = referrer.post(f"/cases/{case.id}/scans", data={"scans": [(ct, "ct.dcm"), (mr, "mr.dcm")]},
+                              content_type="multipart/form-data")
+        assert r.status_code == 302
+        db.rollback()
+        [ingest] = db.scalars(select(IngestJob).where(IngestJob.case_id == case.id)).all()
+        assert ingest.status == "queued"  # stored, waiting for the worker: nothing indexed yet
+        page = referrer.get(f"/cases/{case.id}").get_data(as_text=True)
+        assert "Reading uploaded scans" in page and "Waiting" in page
+
+        self._run_burst(app)
+        db.rollback()
+        db.expire_all()
+        assert db.get(IngestJob, ingest.id).status == "done"
+        instances = db.scalar(select(func.count()).select_from(Instance).join(Series).join(Study)
+                              .where(Study.case_id == case.id))
+        assert instances == 2
+        # The worker's ingest queued the thumbnails; the same burst made them.
+        assert all(s.thumbnail_key for s in db.scalars(select(Series).join(Study).where(Study.case_id == case.id)))
+        assert "Reading uploaded scans" not in referrer.get(f"/cases/{case.id}").get_data(as_text=True)
 
     def test_failures_are_retried_a_bounded_number_of_times_then_failed_with_reason(self, app, db, storage):
         with app.app_context():
