@@ -1,5 +1,7 @@
-"""Closing gaps of issue 6: every image read is audited (without flooding the trail), people are told when
-their credentials change (ASVS 2.2.3, 2.5.5), and a change of privilege ends every session (ASVS 3.3.1, 3.3.3)."""
+"""Closing gaps of issue 6: every image read is audited without flooding the trail (ASVS 4.0.3 V8.3.5, HIPAA
+164.312(b)), people are told when their credentials change (V2.2.3, V2.5.5), and a change of role or a
+deactivation ends every session of that person (ASVS 5.0 V7.4.2; OWASP session cheat sheet: renew the session
+at any privilege level change)."""
 from __future__ import annotations
 
 from datetime import timedelta
