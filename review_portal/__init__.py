@@ -81,6 +81,7 @@ def create_app(config=None, **overrides) -> Flask:
             flask_session.pop("sid", None)
             g.session_ended = True
             return None
+        g.user_session_id = live.id  # which login session reads what (audit.services.record_image_view)
         return user
 
     from review_portal.audit import chain

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -80,6 +80,40 @@ def record(
     if survive_rollback:
         db.info.setdefault(_SURVIVORS, []).append(values)
     return event
+
+
+# Reading images: one event per user, series and login session while the reading goes on. A 200-slice
+# scroll (and the browser's prefetch, thumbnails, key-image PNGs, cache revalidations) is one act of
+# "viewing this patient's series", and a trail with a row per tile would bury everything else in it.
+# The window slides: after IMAGE_VIEW_WINDOW without a recorded event, the next read records a new one,
+# so the trail still shows roughly when and for how long a series was looked at.
+IMAGE_VIEW_WINDOW = timedelta(minutes=15)
+
+
+def record_image_view(db: Session, *, case, series_id: int, by, ip: str, now: datetime, session_key: str,
+                      what: str = "slice") -> AuditEvent | None:
+    """Audit a read of a series' pixels (`images.viewed`), at most once per (user, series, session, window).
+
+    `session_key` is the server-side login session (never the cookie token). A read under emergency access
+    is never folded into an earlier ordinary event: it gets its own flagged one. Returns the new event, or
+    None when an event of the last IMAGE_VIEW_WINDOW already covers this read. Two reads racing in parallel
+    may both record: the trail then has one event too many, never one too few.
+    """
+    detail = f"session {session_key or 'none'}"
+    emergency = bool(_request_context().get("emergency_reason", ""))
+    covered = db.scalar(
+        select(AuditEvent.id).where(
+            AuditEvent.action == "images.viewed", AuditEvent.actor_id == getattr(by, "id", None),
+            AuditEvent.object_type == "series", AuditEvent.object_id == str(series_id),
+            AuditEvent.case_id == case.id, AuditEvent.flagged.is_(emergency), AuditEvent.detail.startswith(detail + ";"),
+            AuditEvent.at > now - IMAGE_VIEW_WINDOW,
+        ).limit(1)
+    )
+    if covered is not None:
+        return None
+    return record(db, action="images.viewed", case=case, object_type="series", object_id=series_id, by=by, ip=ip,
+                  now=now, detail=f"{detail}; first read: {what}; covers this series' images for "
+                                   f"{int(IMAGE_VIEW_WINDOW.total_seconds() // 60)} min")
 
 
 def forget_survivors(db: Session) -> None:

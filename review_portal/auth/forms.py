@@ -47,3 +47,9 @@ class InviteForm(FlaskForm):
     role = SelectField("Role", choices=[(str(k), v) for k, v in ROLE_LABELS.items()], validators=[DataRequired()])
     specialty = SelectField("Specialty (reviewers)", choices=[("", "—")] + [(str(k), v) for k, v in SPECIALTY_LABELS.items()],
                             validators=[Optional()])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=[(str(k), v) for k, v in ROLE_LABELS.items()], validators=[DataRequired()])
+    specialty = SelectField("Specialty (reviewers)", choices=[("", "—")] + [(str(k), v) for k, v in SPECIALTY_LABELS.items()],
+                            validators=[Optional()])

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from review_portal.audit.services import record
-from review_portal.auth import passwords
+from review_portal.auth import alerts, passwords
 from review_portal.auth.models import RecoveryCode, User
 from review_portal.errors import InvalidInput
 
@@ -102,11 +102,25 @@ def enrol(db: Session, user: User, secret: str, code: str, *, by: User, ip: str,
         record(db, action="mfa.enrolment_failed", by=by, ip=ip, now=now, object_type="user", object_id=user.id,
                outcome="failed", survive_rollback=True)
         raise InvalidInput("That code does not match. Check the time on your phone and type the current 6-digit code.")
+    moved = user.mfa_enabled
     user.totp_secret = secret
     user.totp_enabled_at = now
     user.totp_last_step = step
     codes = issue_recovery_codes(db, user, now=now)
-    record(db, action="mfa.enrolled", by=by, ip=ip, now=now, object_type="user", object_id=user.id)
+    record(db, action="mfa.enrolled", by=by, ip=ip, now=now, object_type="user", object_id=user.id,
+           detail="moved to a new authenticator" if moved else "")
+    alerts.credential_changed(db, user, "Your two-step login was moved to a new authenticator app, with new "
+                              "recovery codes" if moved else "Two-step login was turned on for your account, "
+                              "with new recovery codes", ip=ip, now=now, by=by)
+    return codes
+
+
+def renew_recovery_codes(db: Session, user: User, *, ip: str, now: datetime) -> list[str]:
+    """New recovery codes on the user's request (the old ones stop working)."""
+    codes = issue_recovery_codes(db, user, now=now)
+    record(db, action="mfa.recovery_codes_renewed", by=user, ip=ip, now=now, object_type="user", object_id=user.id)
+    alerts.credential_changed(db, user, "New recovery codes were made for your account; the old ones no longer "
+                              "work", ip=ip, now=now)
     return codes
 
 
@@ -118,3 +132,6 @@ def reset(db: Session, user: User, *, by: User, ip: str, now: datetime, reason: 
     for row in db.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
         db.delete(row)
     record(db, action="mfa.reset", by=by, ip=ip, now=now, object_type="user", object_id=user.id, detail=reason[:500])
+    alerts.credential_changed(db, user, "Two-step login was turned off for your account" if by.id == user.id else
+                              "Your two-step login was reset (your authenticator app no longer works here)",
+                              ip=ip, now=now, by=by)

@@ -12,12 +12,12 @@ from sqlalchemy import select
 from review_portal.auth import mail, mfa, sessions, throttle
 from review_portal.auth.forms import (
     ChangePasswordForm, CodeForm, ConfirmForm, ForgotPasswordForm, InviteForm, LoginForm, LogoutForm, NewPasswordForm,
-    PasswordOnlyForm,
+    PasswordOnlyForm, RoleForm,
 )
 from review_portal.auth.models import Role, User
 from review_portal.auth.services import (
-    LoginThrottled, authenticate, change_password, check_password, finish_login, invite_user, login_failed,
-    logout_everywhere, redeem_token, request_password_reset, token_user,
+    LoginThrottled, authenticate, change_password, change_role, check_password, finish_login, invite_user,
+    login_failed, logout_everywhere, redeem_token, request_password_reset, set_active, token_user,
 )
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied
 from review_portal.web import actor, db
@@ -253,10 +253,7 @@ def account_recovery_codes():
     if not user.mfa_enabled or not form.validate_on_submit() or not mfa.verify_totp(db(), user, form.code.data,
                                                                                        ip=ctx["ip"], now=ctx["now"]):
         raise InvalidInput("Type a current code from your authenticator app to make new recovery codes.")
-    codes = mfa.issue_recovery_codes(db(), user, now=ctx["now"])
-    from review_portal.audit.services import record
-
-    record(db(), action="mfa.recovery_codes_renewed", object_type="user", object_id=user.id, **ctx)
+    codes = mfa.renew_recovery_codes(db(), user, ip=ctx["ip"], now=ctx["now"])
     return render_template("auth/recovery_codes.html", codes=codes, next_url=url_for("auth.account"))
 
 
@@ -321,7 +318,8 @@ def _admin_only():
 def users():
     _admin_only()
     people = db().scalars(select(User).order_by(User.role, User.name)).all()
-    return render_template("auth/users.html", people=people, form=InviteForm(), confirm_form=ConfirmForm())
+    return render_template("auth/users.html", people=people, form=InviteForm(), confirm_form=ConfirmForm(),
+                           role_form=RoleForm(formdata=None))
 
 
 @bp.post("/admin/users/invite")
@@ -369,4 +367,45 @@ def end_user_sessions(user_id: int):
 
     record(db(), action="sessions.ended_by_admin", object_type="user", object_id=user.id, detail=f"sessions={n}", **ctx)
     flash(f"{n} session(s) of {user.email} ended.", "info")
+    return redirect(url_for("auth.users"))
+
+
+def _user_or_404(user_id: int) -> User:
+    user = db().get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+@bp.post("/admin/users/<int:user_id>/role")
+def change_user_role(user_id: int):
+    _admin_only()
+    form = RoleForm()
+    if not form.validate_on_submit():
+        raise InvalidInput("Choose a role (and a specialty for a reviewer).")
+    user = _user_or_404(user_id)
+    n = change_role(db(), user, form.role.data, specialty=form.specialty.data or None, **actor())
+    flash(f"{user.email} is now {user.role_label}; {n} session(s) ended, they log in again with the new role.", "info")
+    return redirect(url_for("auth.users"))
+
+
+@bp.post("/admin/users/<int:user_id>/deactivate")
+def deactivate_user(user_id: int):
+    _admin_only()
+    if not ConfirmForm().validate_on_submit():
+        raise InvalidInput("Your form expired. Reload the page and try again.")
+    user = _user_or_404(user_id)
+    n = set_active(db(), user, False, **actor())
+    flash(f"{user.email} deactivated; {n} session(s) ended.", "info")
+    return redirect(url_for("auth.users"))
+
+
+@bp.post("/admin/users/<int:user_id>/reactivate")
+def reactivate_user(user_id: int):
+    _admin_only()
+    if not ConfirmForm().validate_on_submit():
+        raise InvalidInput("Your form expired. Reload the page and try again.")
+    user = _user_or_404(user_id)
+    set_active(db(), user, True, **actor())
+    flash(f"{user.email} can log in again.", "info")
     return redirect(url_for("auth.users"))

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from review_portal.audit.services import record
-from review_portal.auth import passwords, sessions, throttle
+from review_portal.auth import alerts, passwords, sessions, throttle
 from review_portal.auth.models import AuthToken, Institution, Role, User
-from review_portal.errors import DomainError, InvalidInput
+from review_portal.errors import DomainError, InvalidInput, PermissionDenied
 
 MIN_PASSWORD_LENGTH = passwords.MIN_LENGTH
 
@@ -119,13 +119,16 @@ def check_password(user: User, password: str) -> bool:
     return passwords.verify_password(user.password_hash, password)
 
 
-def set_password(db: Session, user: User, new_password: str, *, by: User | None, ip: str, now: datetime, why: str) -> None:
+def set_password(db: Session, user: User, new_password: str, *, by: User | None, ip: str, now: datetime, why: str,
+                 alert: bool = True) -> None:
     check_password_policy(new_password, email=user.email, name=user.name)
     user.password_hash = passwords.hash_password(new_password)
     user.password_changed_at = now
     ended = sessions.end_all(db, user, now, "password changed")
     record(db, action="password.changed", by=by or user, ip=ip, now=now, object_type="user", object_id=user.id,
            detail=f"{why}; sessions ended={ended}")
+    if alert:
+        alerts.credential_changed(db, user, "Your portal password was changed", ip=ip, now=now, by=by)
 
 
 def change_password(db: Session, user: User, *, current: str, new: str, ip: str, now: datetime) -> None:
@@ -185,8 +188,10 @@ def redeem_token(db: Session, token: str, purpose: str, new_password: str, *, ip
         record(db, action=f"{purpose}.token_refused", by=None, ip=ip, now=now, outcome="denied", survive_rollback=True)
         raise InvalidInput("This link has expired or was already used. Ask for a new one.")
     row, user = found
+    # Choosing the first password of an invited account changes nothing the person had: no alert for that.
     set_password(db, user, new_password, by=user, ip=ip, now=now,
-                 why="password reset by e-mail" if purpose == "reset" else "invitation accepted")
+                 why="password reset by e-mail" if purpose == "reset" else "invitation accepted",
+                 alert=purpose == "reset")
     row.used_at = now
     return user
 
@@ -206,4 +211,51 @@ def logout_everywhere(db: Session, user: User, *, ip: str, now: datetime) -> int
     ended = sessions.end_all(db, user, now, "logged out everywhere")
     record(db, action="logout.everywhere", by=user, ip=ip, now=now, object_type="user", object_id=user.id,
            detail=f"sessions ended={ended}")
+    alerts.credential_changed(db, user, f"All your portal sessions ({ended}) were logged out", ip=ip, now=now)
+    return ended
+
+
+# --- Administrators: role and access ----------------------------------------------------------------------
+
+def _not_yourself(user: User, by: User, what: str) -> None:
+    # An administrator demoting or locking out themselves could leave the portal with nobody to run it.
+    if user.id == by.id:
+        raise PermissionDenied(f"You cannot {what} your own account; ask another administrator.")
+
+
+def change_role(db: Session, user: User, role: str, *, by: User, ip: str, now: datetime,
+                specialty: str | None = None) -> int:
+    """A new role is a change of privilege: every session of the account ends, so nothing keeps running with
+    what the old role could see (ASVS 3.3.x). Returns the number of sessions ended."""
+    _not_yourself(user, by, "change the role of")
+    if role not in set(Role):
+        raise InvalidInput(f"Unknown role {role!r}.")
+    if role == user.role:
+        raise InvalidInput(f"{user.email} already has this role.")
+    if role == Role.REVIEWER and not (specialty or user.specialty):
+        raise InvalidInput("A reviewer needs a specialty: choose one.")
+    old_label = user.role_label
+    old = user.role
+    user.role = role
+    if specialty:
+        user.specialty = specialty
+    ended = sessions.end_all(db, user, now, "role changed")
+    record(db, action="user.role_changed", by=by, ip=ip, now=now, object_type="user", object_id=user.id,
+           detail=f"{old} -> {role}; sessions ended={ended}")
+    alerts.credential_changed(db, user, f"Your portal role was changed from {old_label} to {user.role_label}",
+                              ip=ip, now=now, by=by)
+    return ended
+
+
+def set_active(db: Session, user: User, active: bool, *, by: User, ip: str, now: datetime) -> int:
+    """Deactivate (every session ends at once, API tokens stop working) or reactivate an account."""
+    _not_yourself(user, by, "deactivate or reactivate")
+    if user.active == active:
+        raise InvalidInput(f"{user.email} is already {'active' if active else 'deactivated'}.")
+    user.active = active
+    ended = 0 if active else sessions.end_all(db, user, now, "account deactivated")
+    record(db, action="user.reactivated" if active else "user.deactivated", by=by, ip=ip, now=now,
+           object_type="user", object_id=user.id, detail=f"sessions ended={ended}")
+    alerts.credential_changed(db, user, f"Your portal account was {'reactivated' if active else 'deactivated'}",
+                              ip=ip, now=now, by=by)
     return ended

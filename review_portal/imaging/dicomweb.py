@@ -219,6 +219,17 @@ def search_instances(case_id: int, study_uid: str | None = None, series_uid: str
 # ------------------------------------------------------------------ WADO-RS
 
 
+def _uids(study: Study, series: Series | None = None, inst: Instance | None = None) -> str:
+    """What was read, by the identifiers a PACS or a security officer can look up (always audited: a
+    DICOMweb client pulls whole objects to keep, unlike the viewer's slice-by-slice reads)."""
+    parts = [f"study {study.study_instance_uid}"]
+    if series is not None:
+        parts.append(f"series {series.series_instance_uid}")
+    if inst is not None:
+        parts.append(f"instance {inst.sop_instance_uid}")
+    return "; ".join(parts)
+
+
 def _multipart(instances: list[Instance]) -> Response:
     """Originals as stored (byte for byte), streamed so a whole study never sits in memory."""
     boundary = uuid.uuid4().hex
@@ -246,7 +257,8 @@ def _instances_of(series_list: list[Series]) -> list[Instance]:
 def retrieve_study(case_id: int, study_uid: str):
     case = _case(case_id)
     study = _study(case, study_uid)
-    record(db(), action="dicomweb.retrieved", case=case, object_type="study", object_id=study.id, **_actor())
+    record(db(), action="dicomweb.retrieved", case=case, object_type="study", object_id=study.id,
+           detail=_uids(study), **_actor())
     return _multipart(_instances_of(list(study.series)))
 
 
@@ -254,7 +266,8 @@ def retrieve_study(case_id: int, study_uid: str):
 def retrieve_series(case_id: int, study_uid: str, series_uid: str):
     case = _case(case_id)
     series = _series(_study(case, study_uid), series_uid)
-    record(db(), action="dicomweb.retrieved", case=case, object_type="series", object_id=series.id, **_actor())
+    record(db(), action="dicomweb.retrieved", case=case, object_type="series", object_id=series.id,
+           detail=_uids(series.study, series), **_actor())
     return _multipart(_instances_of([series]))
 
 
@@ -262,7 +275,8 @@ def retrieve_series(case_id: int, study_uid: str, series_uid: str):
 def retrieve_instance(case_id: int, study_uid: str, series_uid: str, sop_uid: str):
     case = _case(case_id)
     inst = _instance(_series(_study(case, study_uid), series_uid), sop_uid)
-    record(db(), action="dicomweb.retrieved", case=case, object_type="instance", object_id=inst.id, **_actor())
+    record(db(), action="dicomweb.retrieved", case=case, object_type="instance", object_id=inst.id,
+           detail=_uids(inst.series.study, inst.series, inst), **_actor())
     return _multipart([inst])
 
 
@@ -281,7 +295,8 @@ def _metadata(case, instances: list[Instance]) -> Response:
 def study_metadata(case_id: int, study_uid: str):
     case = _case(case_id)
     study = _study(case, study_uid)
-    record(db(), action="dicomweb.metadata", case=case, object_type="study", object_id=study.id, **_actor())
+    record(db(), action="dicomweb.metadata", case=case, object_type="study", object_id=study.id,
+           detail=_uids(study), **_actor())
     return _metadata(case, _instances_of(list(study.series)))
 
 
@@ -289,7 +304,8 @@ def study_metadata(case_id: int, study_uid: str):
 def series_metadata(case_id: int, study_uid: str, series_uid: str):
     case = _case(case_id)
     series = _series(_study(case, study_uid), series_uid)
-    record(db(), action="dicomweb.metadata", case=case, object_type="series", object_id=series.id, **_actor())
+    record(db(), action="dicomweb.metadata", case=case, object_type="series", object_id=series.id,
+           detail=_uids(series.study, series), **_actor())
     return _metadata(case, _instances_of([series]))
 
 
@@ -297,7 +313,8 @@ def series_metadata(case_id: int, study_uid: str, series_uid: str):
 def instance_metadata(case_id: int, study_uid: str, series_uid: str, sop_uid: str):
     case = _case(case_id)
     inst = _instance(_series(_study(case, study_uid), series_uid), sop_uid)
-    record(db(), action="dicomweb.metadata", case=case, object_type="instance", object_id=inst.id, **_actor())
+    record(db(), action="dicomweb.metadata", case=case, object_type="instance", object_id=inst.id,
+           detail=_uids(inst.series.study, inst.series, inst), **_actor())
     return _metadata(case, [inst])
 
 
@@ -329,7 +346,7 @@ def render_instance(case_id: int, study_uid: str, series_uid: str, sop_uid: str,
     case = _case(case_id)
     inst = _instance(_series(_study(case, study_uid), series_uid), sop_uid)
     record(db(), action="dicomweb.rendered", case=case, object_type="instance", object_id=inst.id,
-           detail=f"frame {frame}", **_actor())
+           detail=f"{_uids(inst.series.study, inst.series, inst)}; frame {frame}", **_actor())
     return _rendered(inst, frame)
 
 

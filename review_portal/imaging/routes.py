@@ -1,8 +1,8 @@
 """Viewer pages, rendered slices, header tags, key images, and adding scans to an open referral."""
-from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from review_portal.audit.services import record
+from review_portal.audit.services import record, record_image_view
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.imaging import dicom, services
@@ -26,6 +26,13 @@ def _series_or_404(case_id: int, series_id: int):
     if series is None:
         raise NotFound("No such series in this case.")
     return case, series
+
+
+def _audit_pixels(case, series_id: int, what: str) -> None:
+    """Every read of image pixels is audited, folded into one event per series and session (see
+    audit.services.record_image_view). Also for a 304: the browser shows the cached image again."""
+    record_image_view(db(), case=case, series_id=series_id, session_key=str(g.get("user_session_id", "")),
+                      what=what, **actor())
 
 
 def _is_fetch() -> bool:
@@ -114,9 +121,10 @@ def _float_arg(name: str) -> float | None:
 
 @bp.get("/cases/<int:case_id>/series/<int:series_id>/thumbnail.png")
 def series_thumbnail(case_id: int, series_id: int):
-    _case, series = _series_or_404(case_id, series_id)
+    case, series = _series_or_404(case_id, series_id)
     if not series.thumbnail_key:
         raise NotFound("No thumbnail for this series.")
+    _audit_pixels(case, series.id, "thumbnail")
     return _image_response(storage().read_bytes(series.thumbnail_key), series.thumbnail_key, "image/png")
 
 
@@ -130,11 +138,12 @@ def _slice(series, index: int):
 @bp.get("/cases/<int:case_id>/series/<int:series_id>/slices/<int:index>.<any(png, jpg):fmt>")
 def render_slice(case_id: int, series_id: int, index: int, fmt: str):
     """One slice with the window asked for (wc/ww) or the file's own; JPEG for scrolling, PNG lossless."""
-    _case, series = _series_or_404(case_id, series_id)
+    case, series = _series_or_404(case_id, series_id)
     chosen = _slice(series, index)
     center, width = _float_arg("wc"), _float_arg("ww")
     if (center is None) != (width is None) or (width is not None and width <= 0):
         raise InvalidInput("Give both window centre and a positive width, or neither.")
+    _audit_pixels(case, series.id, f"slice {index}")
     etag = f"{chosen.instance.blob_key}-{chosen.frame}-{center}-{width}-{fmt}"
     if etag in request.if_none_match:
         return _image_response(b"", etag, FORMATS[fmt])
@@ -195,6 +204,7 @@ def unmark_key_image(case_id: int, key_image_id: int):
 def key_image_png(case_id: int, key_image_id: int):
     case = get_case_for(db(), current_user, case_id)
     key_image = services.get_key_image_in_case(db(), case.id, key_image_id)
+    _audit_pixels(case, key_image.series_id, f"key image {key_image.id}")
     return _image_response(storage().read_bytes(key_image.png_key), key_image.png_key, "image/png")
 
 

@@ -22,6 +22,7 @@ KINDS = {
     "review_done": "Review completed",
     "declined": "Offer declined",
     "outcome_request": "Outcome follow-up",
+    "account_security": "Change to your account security",
 }
 
 

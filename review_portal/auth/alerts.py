@@ -1,0 +1,25 @@
+"""Telling a person that their credentials changed (ASVS 2.2.3, 2.5.5): a notification in the portal and
+the same text by e-mail, so a change they did not make does not go unnoticed. Texts never carry patient data
+and never the new secret itself (no password, code or recovery code), only what changed, when and from where.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from review_portal.notifications.services import notify
+
+SECURITY_PAGE = "/account/security"
+
+
+def credential_changed(db: Session, user, what: str, *, ip: str, now: datetime, by=None) -> None:
+    """`what` completes "Your ..." style sentences, e.g. "Your password was changed"."""
+    if by is None or getattr(by, "id", None) == user.id:
+        where = f" from address {ip}" if ip else ""
+        text = (f"{what} on {now:%d %b %Y at %H:%M} UTC{where}. If this was not you, reset your password now "
+                "and tell your portal administrator.")
+    else:
+        text = (f"{what} by an administrator on {now:%d %b %Y at %H:%M} UTC. If you did not expect this, "
+                "ask your portal administrator.")
+    notify(db, user, kind="account_security", text=text, now=now, link=SECURITY_PAGE)
