@@ -132,7 +132,7 @@ def dashboard():
     _require_staff()
     ctx = actor()
     data = services.dashboard(db(), policy=policy_from_config(current_app.config), now=ctx["now"])
-    return render_template("assignment/dashboard.html", **data)
+    return render_template("assignment/dashboard.html", resend_form=ConfirmForm(), **data)
 
 
 @bp.route("/availability", methods=["GET", "POST"])

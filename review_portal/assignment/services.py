@@ -426,7 +426,12 @@ def dashboard(db: Session, *, policy: deadlines.SlaPolicy, now: datetime) -> dic
     counts["triage"] = len(triage)
     counts["offered"] = sum(1 for row in rows if row.review.status == "offered")
     escalations = list(db.scalars(select(Escalation).order_by(Escalation.at.desc(), Escalation.id.desc()).limit(15)))
-    return {"rows": rows, "triage": triage, "counts": counts, "escalations": escalations}
+    from review_portal.letters.services import letters_awaiting_acknowledgement
+
+    awaiting_receipt = letters_awaiting_acknowledgement(db, now=now)
+    counts["awaiting_receipt"] = len(awaiting_receipt)
+    return {"rows": rows, "triage": triage, "counts": counts, "escalations": escalations,
+            "awaiting_receipt": awaiting_receipt}
 
 
 @dataclass
