@@ -181,6 +181,10 @@ class Assignment(Base):
             self.ended_at = now
 
 
+# A sanity bound for the admin form: nobody holds more open reviews than this at once.
+MAX_CAPACITY = 50
+
+
 class ReviewerProfile(Base):
     """What a reviewer reads and how much they can take; specialty and sites live on the user."""
 

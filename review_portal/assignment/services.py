@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 
 from review_portal.assignment import deadlines
 from review_portal.assignment.models import (
-    DECLINE_REASONS, OPEN_REVIEW_STATUSES, SITE_READING_AREAS, Assignment, Escalation, OutOfOffice, Review,
-    ReviewerProfile,
+    DECLINE_REASONS, MAX_CAPACITY, OPEN_REVIEW_STATUSES, READING_AREAS, SITE_READING_AREAS, Assignment, Escalation,
+    OutOfOffice, Review, ReviewerProfile,
 )
 from review_portal.audit.services import record
-from review_portal.auth.models import Role, Specialty, User
+from review_portal.auth.models import Institution, Role, Specialty, User
 from review_portal.cases.lifecycle import OPEN_STATUSES, CaseStatus, transition
-from review_portal.cases.models import REVIEW_TYPES, Case
+from review_portal.cases.models import CANCER_SITES, REVIEW_TYPES, Case
 from review_portal.errors import IllegalTransition, InvalidInput, PermissionDenied
 from review_portal.notifications.services import notify, notify_staff
 
@@ -171,6 +171,73 @@ def eligible_reviewers(db: Session, review: Review) -> list[User]:
     """Reviewers a coordinator may pick by hand (expertise and conflicts checked; load shown, not enforced)."""
     profiles = profiles_by_user(db)
     return [r for r in _reviewers(db) if hard_ineligibility(r, review.case, review.review_type, profiles.get(r.id)) is None]
+
+
+# --- reviewer profiles (administrators) -------------------------------------------------------------------
+
+def update_reviewer_profile(db: Session, reviewer: User, *, specialty: str, sites: list[str], reading_areas: list[str],
+                            institution_id: int | None, capacity: int | None, by, ip: str, now: datetime) -> list[str]:
+    """Set what a reviewer is routed (specialty, sites, reading areas, institution, capacity).
+
+    Validated here, not only in the form: routing trusts these values. Returns the changes in words
+    (also audited); an unchanged profile records nothing. Open offers stay where they are; the next
+    routing decision uses the new values.
+    """
+    if by.role != Role.ADMIN:
+        raise PermissionDenied("Only an administrator can change a reviewer's profile.")
+    if reviewer.role != Role.REVIEWER:
+        raise InvalidInput(f"{reviewer.name} is not a reviewer.")
+    if specialty not in {s.value for s in Specialty}:
+        raise InvalidInput("Choose a specialty from the list.")
+    sites = sorted(set(sites or []))
+    if not sites:
+        raise InvalidInput("Choose at least one cancer site: a reviewer with none is never routed a case.")
+    unknown = [s for s in sites if s not in CANCER_SITES]
+    if unknown:
+        raise InvalidInput(f"Unknown cancer site: {', '.join(unknown)}.")
+    areas = sorted(set(reading_areas or []))
+    unknown = [a for a in areas if a not in READING_AREAS]
+    if unknown:
+        raise InvalidInput(f"Unknown reading area: {', '.join(unknown)}.")
+    if specialty == Specialty.RADIOLOGY and not areas:
+        raise InvalidInput("A radiologist needs at least one reading area to be routed radiology re-reads.")
+    if specialty != Specialty.RADIOLOGY and areas:
+        raise InvalidInput("Reading areas apply to radiologists only: clear them or choose radiology.")
+    institution = db.get(Institution, institution_id) if institution_id else None
+    if institution is None:
+        raise InvalidInput("Choose the reviewer's institution (conflicts of interest are checked against it).")
+    if capacity is not None and not (0 <= capacity <= MAX_CAPACITY):
+        raise InvalidInput(f"Capacity is a whole number from 0 to {MAX_CAPACITY}.")
+
+    profile = db.get(ReviewerProfile, reviewer.id)
+    if profile is None:
+        profile = ReviewerProfile(user_id=reviewer.id, reading_areas=[], capacity=None)
+        db.add(profile)
+    old_institution = reviewer.institution.name if reviewer.institution else "none"
+    before = {"specialty": reviewer.specialty or "", "sites": ",".join(sorted(reviewer.sites or [])),
+              "reading areas": ",".join(sorted(profile.reading_areas or [])), "institution": old_institution,
+              "capacity": str(capacity_of(profile)) + ("" if profile.capacity is not None else " (default)")}
+    reviewer.specialty = specialty
+    reviewer.sites = sites
+    reviewer.institution_id = institution.id
+    profile.reading_areas = areas
+    profile.capacity = capacity
+    after = {"specialty": specialty, "sites": ",".join(sites), "reading areas": ",".join(areas),
+             "institution": institution.name,
+             "capacity": str(capacity_of(profile)) + ("" if capacity is not None else " (default)")}
+    changes = [f"{k}: {before[k] or 'none'} → {after[k] or 'none'}" for k in before if before[k] != after[k]]
+    db.flush()
+    if changes:
+        record(db, action="reviewer.profile_updated", by=by, ip=ip, now=now, object_type="user", object_id=reviewer.id,
+               detail=f"{reviewer.email}: " + "; ".join(changes))
+    return changes
+
+
+def reviewer_overview(db: Session) -> list[tuple[User, ReviewerProfile | None, int]]:
+    """Every reviewer (active or not) with their profile and current load, for the administrator's list."""
+    profiles, load = profiles_by_user(db), open_case_counts(db)
+    reviewers = db.scalars(select(User).where(User.role == Role.REVIEWER).order_by(User.name, User.id))
+    return [(r, profiles.get(r.id), load.get(r.id, 0)) for r in reviewers]
 
 
 # --- creating and routing reviews ----------------------------------------------------------------------
