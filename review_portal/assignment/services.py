@@ -505,14 +505,20 @@ def dashboard(db: Session, *, policy: deadlines.SlaPolicy, now: datetime) -> dic
 class SlaReport:
     near_due: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)
+    offers_reminded: list[str] = field(default_factory=list)
+    offers_escalated: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{len(self.near_due)} near due flagged, {len(self.overdue)} overdue escalated"
-                + (f": {', '.join(self.near_due + self.overdue)}" if self.near_due or self.overdue else ""))
+        deadlines_part = (f"{len(self.near_due)} near due flagged, {len(self.overdue)} overdue escalated"
+                          + (f": {', '.join(self.near_due + self.overdue)}" if self.near_due or self.overdue else ""))
+        offers = self.offers_reminded + self.offers_escalated
+        return (deadlines_part + f"; {len(self.offers_reminded)} unanswered offer(s) reminded, "
+                f"{len(self.offers_escalated)} escalated" + (f": {', '.join(offers)}" if offers else ""))
 
 
 def sla_check(db: Session, *, policy: deadlines.SlaPolicy, now: datetime, by=None, ip: str = "cli") -> SlaReport:
-    """Flag reviews near their deadline (the reviewer is told) and escalate overdue ones to coordinators.
+    """Flag reviews near their deadline (the reviewer is told) and escalate overdue ones to coordinators;
+    chase offers left unanswered (see _chase_offers).
 
     Safe to run as often as cron likes: each review is flagged once per state, and every flag is recorded.
     """
@@ -549,8 +555,67 @@ def sla_check(db: Session, *, policy: deadlines.SlaPolicy, now: datetime, by=Non
                 notify_staff(db, kind="deadline_near", case=case, now=now,
                              text=f"Case {case.reference} has no reviewer and is due soon ({row.time_left_text}).")
             report.near_due.append(case.reference)
+    _chase_offers(db, policy=policy, now=now, by=by, ip=ip, report=report)
     db.flush()
     return report
+
+
+def _waiting_offers(db: Session) -> list[Assignment]:
+    return list(db.scalars(
+        select(Assignment).join(Review, Review.id == Assignment.review_id).join(Case, Case.id == Assignment.case_id)
+        .where(Assignment.status == "offered", Review.status == "offered",
+               Case.status.in_([s.value for s in OPEN_STATUSES]))
+        .order_by(Assignment.assigned_at, Assignment.id)
+    ))
+
+
+def _chase_offers(db: Session, *, policy: deadlines.SlaPolicy, now: datetime, by, ip: str, report: SlaReport) -> None:
+    """Offers left unanswered: remind the reviewer once after the period, escalate once a period after that.
+
+    Measured in business time, like deadlines. Each flag is an Escalation row for this very offer (same
+    review and reviewer, raised after it was made), so re-running finds it and does nothing twice, and a
+    fresh offer to someone else (or to the same reviewer later) starts its own chase.
+    """
+    period = policy.offer_reminder_hours * 3600
+    if period <= 0:
+        return
+    offers = _waiting_offers(db)
+    if not offers:
+        return
+    flags: dict[tuple[int, int], list[Escalation]] = {}
+    for flag in db.scalars(select(Escalation).where(Escalation.kind.in_(["offer_remind", "offer_late"]),
+                                                    Escalation.review_id.in_([a.review_id for a in offers]))):
+        flags.setdefault((flag.review_id, flag.reviewer_id), []).append(flag)
+    for offer in offers:
+        mine = {f.kind: f for f in flags.get((offer.review_id, offer.reviewer_id), []) if f.at >= offer.assigned_at}
+        reminded = mine.get("offer_remind")
+        review, case, reviewer = offer.review, offer.review.case, offer.reviewer
+        offered = f"{review.review_type_label} offered to {reviewer.name} {offer.assigned_at:%d %b %H:%M} UTC"
+        if reminded is None:
+            if deadlines.business_seconds_between(offer.assigned_at, now, policy.holidays) < period:
+                continue
+            detail = f"{offered}, unanswered; reviewer reminded"
+            db.add(Escalation(review_id=review.id, case_id=case.id, kind="offer_remind", at=now,
+                              reviewer_id=reviewer.id, detail=detail[:500]))
+            record(db, action="assignment.offer_reminded", by=by, ip=ip, now=now, case=case, object_type="assignment",
+                   object_id=offer.id, detail=detail)
+            notify(db, reviewer, kind="offer_reminder", case=case, now=now,
+                   text=f"Case {case.reference} ({review.review_type_label.lower()}) was offered to you on "
+                        f"{offer.assigned_at:%d %b %Y %H:%M} UTC and awaits your answer. Accept or decline it, so "
+                        "it can go to a colleague if you cannot take it.")
+            report.offers_reminded.append(case.reference)
+        elif "offer_late" not in mine:
+            if deadlines.business_seconds_between(reminded.at, now, policy.holidays) < period:
+                continue
+            detail = f"{offered}, still unanswered after a reminder on {reminded.at:%d %b %H:%M} UTC"
+            db.add(Escalation(review_id=review.id, case_id=case.id, kind="offer_late", at=now,
+                              reviewer_id=reviewer.id, detail=detail[:500]))
+            record(db, action="assignment.offer_escalated", by=by, ip=ip, now=now, case=case,
+                   object_type="assignment", object_id=offer.id, detail=detail)
+            notify_staff(db, kind="offer_unanswered", case=case, now=now,
+                         link=f"/cases/{case.id}/reassign?review={review.id}",
+                         text=f"Case {case.reference}: {detail}. Consider reassigning it.")
+            report.offers_escalated.append(case.reference)
 
 
 def offer_for(db: Session, case: Case, user) -> Assignment | None:
