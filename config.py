@@ -64,6 +64,9 @@ class Config:
     ).split(",") if d.strip())
     # A review is "near due" when fewer business hours than this remain.
     SLA_NEAR_DUE_HOURS = 24
+    # An offer nobody has accepted or declined after this many business hours: `flask sla-check` reminds the
+    # reviewer once, and after as many again escalates to the coordinators to reassign it. 0 turns this off.
+    OFFER_REMINDER_HOURS = int(os.environ.get("OFFER_REMINDER_HOURS", 24))
     # Questions the referring physician may ask after the letter (MyConsult allows three).
     FOLLOW_UP_QUESTIONS_MAX = 3
     # Days after the first letter is delivered when the referring physician is asked what happened

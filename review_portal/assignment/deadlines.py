@@ -19,6 +19,8 @@ class SlaPolicy:
     turnaround_days: dict[str, int]
     holidays: frozenset[date] = field(default_factory=frozenset)
     near_due_hours: int = 24
+    # Business hours an offer may wait unanswered before the reviewer is reminded (and again before escalation).
+    offer_reminder_hours: int = 24
 
 
 def parse_holidays(values) -> frozenset[date]:
@@ -30,6 +32,7 @@ def policy_from_config(config) -> SlaPolicy:
         turnaround_days=dict(config["TURNAROUND_DAYS"]),
         holidays=parse_holidays(config.get("HOLIDAYS", ())),
         near_due_hours=int(config.get("SLA_NEAR_DUE_HOURS", 24)),
+        offer_reminder_hours=int(config.get("OFFER_REMINDER_HOURS", 24)),
     )
 
 

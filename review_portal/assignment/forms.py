@@ -1,9 +1,10 @@
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import DateField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from review_portal.assignment.models import DECLINE_REASONS
-from review_portal.cases.models import REVIEW_TYPES
+from review_portal.assignment.models import DECLINE_REASONS, MAX_CAPACITY, READING_AREAS
+from review_portal.auth.models import SPECIALTY_LABELS
+from review_portal.cases.models import CANCER_SITES, REVIEW_TYPES
 
 
 class ReassignForm(FlaskForm):
@@ -38,3 +39,20 @@ class OutOfOfficeForm(FlaskForm):
 
 class ReviewChoiceForm(FlaskForm):
     review_id = HiddenField()
+
+
+def _checkboxes(label, choices):
+    # No `required`: the browser would insist on every box. The service decides what may be empty.
+    return SelectMultipleField(label, choices=list(choices), widget=widgets.ListWidget(prefix_label=False),
+                               option_widget=widgets.CheckboxInput())
+
+
+class ReviewerProfileForm(FlaskForm):
+    specialty = SelectField("Specialty", choices=[("", "Choose…")] + [(k.value, v) for k, v in SPECIALTY_LABELS.items()],
+                            validators=[DataRequired(message="Choose a specialty.")])
+    sites = _checkboxes("Cancer sites reviewed", CANCER_SITES.items())
+    reading_areas = _checkboxes("Reading areas (radiologists)", READING_AREAS.items())
+    institution_id = SelectField("Institution", coerce=int, validators=[DataRequired(message="Choose an institution.")])
+    capacity = IntegerField("Capacity (most open reviews at once)",
+                            validators=[Optional(), NumberRange(min=0, max=MAX_CAPACITY,
+                                                                message=f"Capacity is a whole number from 0 to {MAX_CAPACITY}.")])

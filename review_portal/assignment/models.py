@@ -181,6 +181,10 @@ class Assignment(Base):
             self.ended_at = now
 
 
+# A sanity bound for the admin form: nobody holds more open reviews than this at once.
+MAX_CAPACITY = 50
+
+
 class ReviewerProfile(Base):
     """What a reviewer reads and how much they can take; specialty and sites live on the user."""
 
@@ -205,18 +209,33 @@ class OutOfOffice(Base):
     note: Mapped[str] = mapped_column(String(200), default="")
 
 
+ESCALATION_KINDS = {
+    "near_due": "Due soon",  # the reviewer is told
+    "overdue": "Overdue",  # the coordinators are told and offered reassignment
+    "offer_remind": "Offer reminder",  # an offer waited unanswered: the reviewer is reminded once
+    "offer_late": "Offer unanswered",  # still unanswered a period after the reminder: coordinators told
+}
+
+
 class Escalation(Base):
-    """A deadline flag raised by `flask sla-check`: near due (reviewer told) or overdue (coordinators told)."""
+    """A flag raised by `flask sla-check`, once each: a deadline near or past, or an offer left unanswered.
+
+    Offer flags belong to one offer: same review and reviewer, raised after that offer was made.
+    """
 
     __tablename__ = "escalations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), index=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(12))  # near_due | overdue
+    kind: Mapped[str] = mapped_column(String(12))  # a key of ESCALATION_KINDS
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     detail: Mapped[str] = mapped_column(String(500), default="")
 
     review = relationship("Review")
     reviewer = relationship("User")
+
+    @property
+    def kind_label(self) -> str:
+        return ESCALATION_KINDS.get(self.kind, self.kind)

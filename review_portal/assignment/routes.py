@@ -8,11 +8,13 @@ from review_portal.assignment import services
 from review_portal.assignment.deadlines import policy_from_config
 from review_portal.assignment.forms import (
     AddReviewForm, CompleteReviewForm, DeclineForm, OutOfOfficeForm, ReassignForm, ReleaseLetterForm,
+    ReviewerProfileForm,
 )
-from review_portal.assignment.models import Assignment, OutOfOffice, Review
+from review_portal.assignment.models import READING_AREAS, Assignment, OutOfOffice, Review
 from review_portal.audit.services import record
-from review_portal.auth.models import Role, User
+from review_portal.auth.models import Institution, Role, User
 from review_portal.cases.forms import ConfirmForm
+from review_portal.cases.models import CANCER_SITES
 from review_portal.cases.permissions import can_reassign, is_staff
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
@@ -132,7 +134,7 @@ def dashboard():
     _require_staff()
     ctx = actor()
     data = services.dashboard(db(), policy=policy_from_config(current_app.config), now=ctx["now"])
-    return render_template("assignment/dashboard.html", **data)
+    return render_template("assignment/dashboard.html", resend_form=ConfirmForm(), **data)
 
 
 @bp.route("/availability", methods=["GET", "POST"])
@@ -173,3 +175,45 @@ def delete_absence(period_id: int):
     record(db(), action="reviewer.out_of_office_removed", object_type="out_of_office", object_id=period_id, **actor())
     flash("Out-of-office period removed.", "info")
     return redirect(url_for("assignment.availability"))
+
+
+# --- administrators: reviewer profiles ------------------------------------------------------------------
+
+def _admin_only():
+    if current_user.role != Role.ADMIN:
+        abort(403)
+
+
+@bp.get("/admin/reviewers")
+def reviewer_profiles():
+    _admin_only()
+    return render_template("assignment/reviewers.html", reviewers=services.reviewer_overview(db()),
+                           capacity_of=services.capacity_of, sites=CANCER_SITES, areas=READING_AREAS)
+
+
+@bp.route("/admin/reviewers/<int:user_id>", methods=["GET", "POST"])
+def edit_reviewer_profile(user_id: int):
+    _admin_only()
+    reviewer = db().get(User, user_id)
+    if reviewer is None or reviewer.role != Role.REVIEWER:
+        raise NotFound("No such reviewer.")
+    profile = services.profiles_by_user(db()).get(reviewer.id)
+    form = ReviewerProfileForm(data=None if request.method == "POST" else {
+        "specialty": reviewer.specialty or "", "sites": list(reviewer.sites or []),
+        "reading_areas": list(profile.reading_areas or []) if profile else [],
+        "institution_id": reviewer.institution_id or 0,
+        "capacity": profile.capacity if profile else None,
+    })
+    form.institution_id.choices = [(0, "Choose…")] + [
+        (i.id, i.name) for i in db().scalars(select(Institution).order_by(Institution.name))]
+    if form.validate_on_submit():
+        changes = services.update_reviewer_profile(
+            db(), reviewer, specialty=form.specialty.data, sites=form.sites.data or [],
+            reading_areas=form.reading_areas.data or [], institution_id=form.institution_id.data or None,
+            capacity=form.capacity.data, **actor())
+        flash(f"Profile of {reviewer.name} saved: {'; '.join(changes)}." if changes else "Nothing changed.",
+              "success" if changes else "info")
+        return redirect(url_for("assignment.reviewer_profiles"))
+    return render_template("assignment/reviewer_profile.html", reviewer=reviewer, form=form,
+                           load=services.open_case_counts(db()).get(reviewer.id, 0),
+                           default_capacity=services.DEFAULT_CAPACITY), (400 if form.errors else 200)

@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 
 from review_portal.assignment import deadlines
 from review_portal.assignment.models import (
-    DECLINE_REASONS, OPEN_REVIEW_STATUSES, SITE_READING_AREAS, Assignment, Escalation, OutOfOffice, Review,
-    ReviewerProfile,
+    DECLINE_REASONS, MAX_CAPACITY, OPEN_REVIEW_STATUSES, READING_AREAS, SITE_READING_AREAS, Assignment, Escalation,
+    OutOfOffice, Review, ReviewerProfile,
 )
 from review_portal.audit.services import record
-from review_portal.auth.models import Role, Specialty, User
+from review_portal.auth.models import Institution, Role, Specialty, User
 from review_portal.cases.lifecycle import OPEN_STATUSES, CaseStatus, transition
-from review_portal.cases.models import REVIEW_TYPES, Case
+from review_portal.cases.models import CANCER_SITES, REVIEW_TYPES, Case
 from review_portal.errors import IllegalTransition, InvalidInput, PermissionDenied
 from review_portal.notifications.services import notify, notify_staff
 
@@ -171,6 +171,73 @@ def eligible_reviewers(db: Session, review: Review) -> list[User]:
     """Reviewers a coordinator may pick by hand (expertise and conflicts checked; load shown, not enforced)."""
     profiles = profiles_by_user(db)
     return [r for r in _reviewers(db) if hard_ineligibility(r, review.case, review.review_type, profiles.get(r.id)) is None]
+
+
+# --- reviewer profiles (administrators) -------------------------------------------------------------------
+
+def update_reviewer_profile(db: Session, reviewer: User, *, specialty: str, sites: list[str], reading_areas: list[str],
+                            institution_id: int | None, capacity: int | None, by, ip: str, now: datetime) -> list[str]:
+    """Set what a reviewer is routed (specialty, sites, reading areas, institution, capacity).
+
+    Validated here, not only in the form: routing trusts these values. Returns the changes in words
+    (also audited); an unchanged profile records nothing. Open offers stay where they are; the next
+    routing decision uses the new values.
+    """
+    if by.role != Role.ADMIN:
+        raise PermissionDenied("Only an administrator can change a reviewer's profile.")
+    if reviewer.role != Role.REVIEWER:
+        raise InvalidInput(f"{reviewer.name} is not a reviewer.")
+    if specialty not in {s.value for s in Specialty}:
+        raise InvalidInput("Choose a specialty from the list.")
+    sites = sorted(set(sites or []))
+    if not sites:
+        raise InvalidInput("Choose at least one cancer site: a reviewer with none is never routed a case.")
+    unknown = [s for s in sites if s not in CANCER_SITES]
+    if unknown:
+        raise InvalidInput(f"Unknown cancer site: {', '.join(unknown)}.")
+    areas = sorted(set(reading_areas or []))
+    unknown = [a for a in areas if a not in READING_AREAS]
+    if unknown:
+        raise InvalidInput(f"Unknown reading area: {', '.join(unknown)}.")
+    if specialty == Specialty.RADIOLOGY and not areas:
+        raise InvalidInput("A radiologist needs at least one reading area to be routed radiology re-reads.")
+    if specialty != Specialty.RADIOLOGY and areas:
+        raise InvalidInput("Reading areas apply to radiologists only: clear them or choose radiology.")
+    institution = db.get(Institution, institution_id) if institution_id else None
+    if institution is None:
+        raise InvalidInput("Choose the reviewer's institution (conflicts of interest are checked against it).")
+    if capacity is not None and not (0 <= capacity <= MAX_CAPACITY):
+        raise InvalidInput(f"Capacity is a whole number from 0 to {MAX_CAPACITY}.")
+
+    profile = db.get(ReviewerProfile, reviewer.id)
+    if profile is None:
+        profile = ReviewerProfile(user_id=reviewer.id, reading_areas=[], capacity=None)
+        db.add(profile)
+    old_institution = reviewer.institution.name if reviewer.institution else "none"
+    before = {"specialty": reviewer.specialty or "", "sites": ",".join(sorted(reviewer.sites or [])),
+              "reading areas": ",".join(sorted(profile.reading_areas or [])), "institution": old_institution,
+              "capacity": str(capacity_of(profile)) + ("" if profile.capacity is not None else " (default)")}
+    reviewer.specialty = specialty
+    reviewer.sites = sites
+    reviewer.institution_id = institution.id
+    profile.reading_areas = areas
+    profile.capacity = capacity
+    after = {"specialty": specialty, "sites": ",".join(sites), "reading areas": ",".join(areas),
+             "institution": institution.name,
+             "capacity": str(capacity_of(profile)) + ("" if capacity is not None else " (default)")}
+    changes = [f"{k}: {before[k] or 'none'} → {after[k] or 'none'}" for k in before if before[k] != after[k]]
+    db.flush()
+    if changes:
+        record(db, action="reviewer.profile_updated", by=by, ip=ip, now=now, object_type="user", object_id=reviewer.id,
+               detail=f"{reviewer.email}: " + "; ".join(changes))
+    return changes
+
+
+def reviewer_overview(db: Session) -> list[tuple[User, ReviewerProfile | None, int]]:
+    """Every reviewer (active or not) with their profile and current load, for the administrator's list."""
+    profiles, load = profiles_by_user(db), open_case_counts(db)
+    reviewers = db.scalars(select(User).where(User.role == Role.REVIEWER).order_by(User.name, User.id))
+    return [(r, profiles.get(r.id), load.get(r.id, 0)) for r in reviewers]
 
 
 # --- creating and routing reviews ----------------------------------------------------------------------
@@ -426,21 +493,32 @@ def dashboard(db: Session, *, policy: deadlines.SlaPolicy, now: datetime) -> dic
     counts["triage"] = len(triage)
     counts["offered"] = sum(1 for row in rows if row.review.status == "offered")
     escalations = list(db.scalars(select(Escalation).order_by(Escalation.at.desc(), Escalation.id.desc()).limit(15)))
-    return {"rows": rows, "triage": triage, "counts": counts, "escalations": escalations}
+    from review_portal.letters.services import letters_awaiting_acknowledgement
+
+    awaiting_receipt = letters_awaiting_acknowledgement(db, now=now)
+    counts["awaiting_receipt"] = len(awaiting_receipt)
+    return {"rows": rows, "triage": triage, "counts": counts, "escalations": escalations,
+            "awaiting_receipt": awaiting_receipt}
 
 
 @dataclass
 class SlaReport:
     near_due: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)
+    offers_reminded: list[str] = field(default_factory=list)
+    offers_escalated: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{len(self.near_due)} near due flagged, {len(self.overdue)} overdue escalated"
-                + (f": {', '.join(self.near_due + self.overdue)}" if self.near_due or self.overdue else ""))
+        deadlines_part = (f"{len(self.near_due)} near due flagged, {len(self.overdue)} overdue escalated"
+                          + (f": {', '.join(self.near_due + self.overdue)}" if self.near_due or self.overdue else ""))
+        offers = self.offers_reminded + self.offers_escalated
+        return (deadlines_part + f"; {len(self.offers_reminded)} unanswered offer(s) reminded, "
+                f"{len(self.offers_escalated)} escalated" + (f": {', '.join(offers)}" if offers else ""))
 
 
 def sla_check(db: Session, *, policy: deadlines.SlaPolicy, now: datetime, by=None, ip: str = "cli") -> SlaReport:
-    """Flag reviews near their deadline (the reviewer is told) and escalate overdue ones to coordinators.
+    """Flag reviews near their deadline (the reviewer is told) and escalate overdue ones to coordinators;
+    chase offers left unanswered (see _chase_offers).
 
     Safe to run as often as cron likes: each review is flagged once per state, and every flag is recorded.
     """
@@ -477,8 +555,67 @@ def sla_check(db: Session, *, policy: deadlines.SlaPolicy, now: datetime, by=Non
                 notify_staff(db, kind="deadline_near", case=case, now=now,
                              text=f"Case {case.reference} has no reviewer and is due soon ({row.time_left_text}).")
             report.near_due.append(case.reference)
+    _chase_offers(db, policy=policy, now=now, by=by, ip=ip, report=report)
     db.flush()
     return report
+
+
+def _waiting_offers(db: Session) -> list[Assignment]:
+    return list(db.scalars(
+        select(Assignment).join(Review, Review.id == Assignment.review_id).join(Case, Case.id == Assignment.case_id)
+        .where(Assignment.status == "offered", Review.status == "offered",
+               Case.status.in_([s.value for s in OPEN_STATUSES]))
+        .order_by(Assignment.assigned_at, Assignment.id)
+    ))
+
+
+def _chase_offers(db: Session, *, policy: deadlines.SlaPolicy, now: datetime, by, ip: str, report: SlaReport) -> None:
+    """Offers left unanswered: remind the reviewer once after the period, escalate once a period after that.
+
+    Measured in business time, like deadlines. Each flag is an Escalation row for this very offer (same
+    review and reviewer, raised after it was made), so re-running finds it and does nothing twice, and a
+    fresh offer to someone else (or to the same reviewer later) starts its own chase.
+    """
+    period = policy.offer_reminder_hours * 3600
+    if period <= 0:
+        return
+    offers = _waiting_offers(db)
+    if not offers:
+        return
+    flags: dict[tuple[int, int], list[Escalation]] = {}
+    for flag in db.scalars(select(Escalation).where(Escalation.kind.in_(["offer_remind", "offer_late"]),
+                                                    Escalation.review_id.in_([a.review_id for a in offers]))):
+        flags.setdefault((flag.review_id, flag.reviewer_id), []).append(flag)
+    for offer in offers:
+        mine = {f.kind: f for f in flags.get((offer.review_id, offer.reviewer_id), []) if f.at >= offer.assigned_at}
+        reminded = mine.get("offer_remind")
+        review, case, reviewer = offer.review, offer.review.case, offer.reviewer
+        offered = f"{review.review_type_label} offered to {reviewer.name} {offer.assigned_at:%d %b %H:%M} UTC"
+        if reminded is None:
+            if deadlines.business_seconds_between(offer.assigned_at, now, policy.holidays) < period:
+                continue
+            detail = f"{offered}, unanswered; reviewer reminded"
+            db.add(Escalation(review_id=review.id, case_id=case.id, kind="offer_remind", at=now,
+                              reviewer_id=reviewer.id, detail=detail[:500]))
+            record(db, action="assignment.offer_reminded", by=by, ip=ip, now=now, case=case, object_type="assignment",
+                   object_id=offer.id, detail=detail)
+            notify(db, reviewer, kind="offer_reminder", case=case, now=now,
+                   text=f"Case {case.reference} ({review.review_type_label.lower()}) was offered to you on "
+                        f"{offer.assigned_at:%d %b %Y %H:%M} UTC and awaits your answer. Accept or decline it, so "
+                        "it can go to a colleague if you cannot take it.")
+            report.offers_reminded.append(case.reference)
+        elif "offer_late" not in mine:
+            if deadlines.business_seconds_between(reminded.at, now, policy.holidays) < period:
+                continue
+            detail = f"{offered}, still unanswered after a reminder on {reminded.at:%d %b %H:%M} UTC"
+            db.add(Escalation(review_id=review.id, case_id=case.id, kind="offer_late", at=now,
+                              reviewer_id=reviewer.id, detail=detail[:500]))
+            record(db, action="assignment.offer_escalated", by=by, ip=ip, now=now, case=case,
+                   object_type="assignment", object_id=offer.id, detail=detail)
+            notify_staff(db, kind="offer_unanswered", case=case, now=now,
+                         link=f"/cases/{case.id}/reassign?review={review.id}",
+                         text=f"Case {case.reference}: {detail}. Consider reassigning it.")
+            report.offers_escalated.append(case.reference)
 
 
 def offer_for(db: Session, case: Case, user) -> Assignment | None:

@@ -111,6 +111,11 @@ def can_acknowledge(user, case) -> bool:
     return user.role == Role.REFERRING and case.referring_id == user.id and case.status == CaseStatus.LETTER_DELIVERED
 
 
+def can_resend_letter(user, case) -> bool:
+    # Re-notifying the referrer is the coordinators' chase; the letter itself is already in their portal.
+    return is_staff(user) and case.status == CaseStatus.LETTER_DELIVERED
+
+
 def can_view_audit(user, case) -> bool:
     return is_staff(user)
 

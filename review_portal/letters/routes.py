@@ -12,7 +12,8 @@ from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.letters import fhir
 from review_portal.letters.services import (
-    acknowledge_letter, get_letter_in_case, letters_for_case, record_letter_download, verify_letter as lookup_code,
+    acknowledge_letter, get_letter_in_case, letters_for_case, record_letter_download, resend_letter,
+    verify_letter as lookup_code,
 )
 from review_portal.opinions.forms import AddendumForm
 from review_portal.opinions.permissions import can_add_addendum
@@ -52,6 +53,17 @@ def acknowledge(case_id: int):
     acknowledge_letter(db(), case, **actor())
     flash(f"Receipt acknowledged for case {case.reference}.", "success")
     return redirect(url_for("cases.show_case", case_id=case.id))
+
+
+@bp.post("/cases/<int:case_id>/letters/resend")
+def resend(case_id: int):
+    """A coordinator chases an unacknowledged letter: the referring physician is notified again."""
+    case = get_case_for(db(), current_user, case_id)
+    if not ConfirmForm().validate():
+        raise InvalidInput("Your form expired. Reload the page and try again.")
+    letter = resend_letter(db(), case, **actor())
+    flash(f"Letter version {letter.version} of case {case.reference} re-sent to {case.referring.name}.", "success")
+    return redirect(url_for("assignment.dashboard", _anchor="awaiting-receipt"))
 
 
 def _fhir_response(resource: dict, name: str):

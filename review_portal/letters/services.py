@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from review_portal.audit.services import record
 from review_portal.cases.lifecycle import CaseStatus, transition
-from review_portal.cases.permissions import can_acknowledge
+from review_portal.audit.models import AuditEvent
+from review_portal.cases.models import Case
+from review_portal.cases.permissions import can_acknowledge, can_resend_letter
 from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from review_portal.imaging.services import series_of_case
 from review_portal.letters.models import Letter
@@ -204,6 +207,75 @@ def acknowledge_letter(db: Session, case, *, by, ip: str, now: datetime) -> Lett
     letter.acknowledged_by_id = by.id
     transition(case, CaseStatus.ACKNOWLEDGED, now, by=by, ip=ip, why=f"receipt of letter version {letter.version}")
     record(db, action="letter.acknowledged", by=by, ip=ip, now=now, case=case, object_type="letter", object_id=letter.id)
+    return letter
+
+
+@dataclass(frozen=True)
+class AwaitingReceipt:
+    """A delivered letter the referring physician has not acknowledged yet (the current version only)."""
+
+    case: Case
+    letter: Letter
+    days_waiting: int
+    resent_count: int
+    last_resent_at: datetime | None
+
+    @property
+    def downloaded(self) -> bool:
+        return self.letter.first_downloaded_at is not None
+
+
+def letters_awaiting_acknowledgement(db: Session, *, now: datetime) -> list[AwaitingReceipt]:
+    """Cases whose letter is delivered but not acknowledged, longest waiting first.
+
+    Re-sends are read back from the audit log (action "letter.resent"), which records each one anyway.
+    """
+    rows = db.execute(
+        select(Letter, Case).join(Case, Case.id == Letter.case_id)
+        .where(Case.status == CaseStatus.LETTER_DELIVERED.value, Letter.acknowledged_at.is_(None))
+        .order_by(Letter.case_id, Letter.version.desc())
+    ).all()
+    current: dict[int, tuple[Letter, Case]] = {}
+    for letter, case in rows:
+        current.setdefault(case.id, (letter, case))  # highest version first within each case
+    if not current:
+        return []
+    resends = {
+        object_id: (count, last) for object_id, count, last in db.execute(
+            select(AuditEvent.object_id, func.count(), func.max(AuditEvent.at))
+            .where(AuditEvent.action == "letter.resent", AuditEvent.object_type == "letter",
+                   AuditEvent.object_id.in_([str(letter.id) for letter, _ in current.values()]))
+            .group_by(AuditEvent.object_id))
+    }
+    found = []
+    for letter, case in current.values():
+        delivered = letter.delivered_at or letter.issued_at
+        count, last = resends.get(str(letter.id), (0, None))
+        found.append(AwaitingReceipt(case=case, letter=letter, days_waiting=max(0, (now - delivered).days),
+                                     resent_count=count, last_resent_at=last))
+    found.sort(key=lambda row: (row.letter.delivered_at or row.letter.issued_at, row.case.id))
+    return found
+
+
+def resend_letter(db: Session, case, *, by, ip: str, now: datetime) -> Letter:
+    """Tell the referring physician again (portal and e-mail) that the current letter waits for them.
+
+    The e-mail, like every notification, names only the case reference and links to the portal.
+    """
+    if not can_resend_letter(by, case):
+        if by.role in ("coordinator", "admin"):
+            raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}; there is no unacknowledged "
+                                    "letter to re-send.")
+        raise PermissionDenied("Only a coordinator can re-send a letter.")
+    letter = letters_for_case(db, case.id)[0]
+    from review_portal.notifications.services import notify
+
+    delivered = letter.delivered_at or letter.issued_at
+    notify(db, case.referring, kind="letter_resent", case=case, now=now,
+           text=f"Reminder: the second-opinion letter for case {case.reference} (version {letter.version}), delivered "
+                f"{_long_date(delivered)}, is waiting for you. Please download it and acknowledge receipt.")
+    record(db, action="letter.resent", by=by, ip=ip, now=now, case=case, object_type="letter", object_id=letter.id,
+           detail=f"version={letter.version}; to={case.referring.email}")
     return letter
 
 

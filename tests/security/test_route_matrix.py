@@ -82,6 +82,9 @@ EXPECTED.update({
     "assignment.availability": {r: (200 if r in ("reviewer", "other_reviewer", "radiologist") else 404) for r in ROLES},
     "notifications.list_notifications": {r: 200 for r in ROLES},
     "notifications.open_notification": {r: (302 if r == "reviewer" else 404) for r in ROLES},
+    # Reviewer profiles are the administrators'; `user_id` here is a referring physician, so not a reviewer's profile.
+    "assignment.reviewer_profiles": {r: (200 if r == "admin" else 403) for r in ROLES},
+    "assignment.edit_reviewer_profile": {r: (404 if r == "admin" else 403) for r in ROLES},
 })
 
 

@@ -91,3 +91,84 @@ def test_flask_sla_check_command_runs_and_reports(app, make_case, monkeypatch):
     assert result.exit_code == 0, result.output
     assert f"0 near due flagged, 1 overdue escalated: {case.reference}" in result.output
     assert "0 overdue escalated" in app.test_cli_runner().invoke(args=["sla-check"]).output
+
+
+def _offer_flags(db, kind):
+    return db.scalars(select(Escalation).where(Escalation.kind == kind).order_by(Escalation.id)).all()
+
+
+def test_an_unanswered_offer_is_reminded_once_then_escalated_once(db, make_case, users):
+    """Offered Monday 09:00 with a 24 business-hour period: reminder Tuesday 09:00, escalation Wednesday 09:00."""
+    case = make_case("assigned", cancer_site="thoracic")
+    offer = case.active_assignment
+    assert offer.status == "offered" and offer.reviewer_id == users["reviewer"].id
+    assert sla_check(db, policy=POLICY, now=NOW + timedelta(hours=23), **CTX).offers_reminded == []
+
+    tuesday = NOW + timedelta(days=1)
+    report = sla_check(db, policy=POLICY, now=tuesday, **CTX)
+    assert report.offers_reminded == [case.reference] and report.offers_escalated == []
+    assert "1 unanswered offer(s) reminded, 0 escalated" in report.summary()
+    [remind] = _offer_flags(db, "offer_remind")
+    assert remind.reviewer_id == users["reviewer"].id and remind.case_id == case.id and remind.at == tuesday
+    reminders = db.scalars(select(Notification).where(Notification.user_id == users["reviewer"].id,
+                                                      Notification.kind == "offer_reminder")).all()
+    assert len(reminders) == 1 and case.reference in reminders[0].text and "Test Patient" not in reminders[0].text
+    assert db.scalar(select(AuditEvent).where(AuditEvent.action == "assignment.offer_reminded")).object_id == str(offer.id)
+
+    # Runs before the second period is over change nothing; nobody is reminded twice.
+    for hours in (1, 12, 23):
+        again = sla_check(db, policy=POLICY, now=tuesday + timedelta(hours=hours), **CTX)
+        assert again.offers_reminded == [] and again.offers_escalated == []
+    assert len(_offer_flags(db, "offer_remind")) == 1 and _offer_flags(db, "offer_late") == []
+
+    wednesday = tuesday + timedelta(days=1)
+    report = sla_check(db, policy=POLICY, now=wednesday, **CTX)
+    assert report.offers_escalated == [case.reference] and report.offers_reminded == []
+    [late] = _offer_flags(db, "offer_late")
+    assert "still unanswered after a reminder" in late.detail
+    to_coordinator = db.scalars(select(Notification).where(Notification.user_id == users["coordinator"].id,
+                                                           Notification.kind == "offer_unanswered")).all()
+    assert len(to_coordinator) == 1
+    assert to_coordinator[0].link == f"/cases/{case.id}/reassign?review={case.lead_review.id}"
+    for days in (1, 5):  # idempotent: escalated once, however often cron runs
+        assert sla_check(db, policy=POLICY, now=wednesday + timedelta(days=days), **CTX).offers_escalated == []
+    assert len(_offer_flags(db, "offer_late")) == 1 and len(_offer_flags(db, "offer_remind")) == 1
+    assert db.scalar(select(AuditEvent).where(AuditEvent.action == "assignment.offer_escalated")) is not None
+
+
+def test_offer_chasing_counts_business_time_and_starts_afresh_for_a_new_offer(db, make_case, users):
+    from review_portal.assignment.services import reassign_review
+
+    friday = NOW + timedelta(days=4, hours=8)  # Friday 17:00
+    case = make_case("assigned", cancer_site="thoracic")
+    case.active_assignment.assigned_at = friday  # as if offered on Friday afternoon
+    db.flush()
+    # Saturday and Sunday do not count: Monday 16:00 is only 23 business hours later.
+    assert sla_check(db, policy=POLICY, now=friday + timedelta(days=2, hours=23), **CTX).offers_reminded == []
+    assert sla_check(db, policy=POLICY, now=friday + timedelta(days=3), **CTX).offers_reminded == [case.reference]
+
+    # The coordinator reassigns; the new offer has its own reminder, and the old flags do not count for it.
+    colleague = users["other_reviewer"]
+    colleague.sites = ["gi", "thoracic"]
+    db.flush()
+    later = friday + timedelta(days=3, hours=1)
+    reassign_review(db, case.lead_review, colleague, note="", by=users["coordinator"], now=later, **CTX)
+    assert sla_check(db, policy=POLICY, now=later + timedelta(days=1), **CTX).offers_reminded == [case.reference]
+    assert [f.reviewer_id for f in _offer_flags(db, "offer_remind")] == [users["reviewer"].id, colleague.id]
+    assert _offer_flags(db, "offer_late") == []
+
+
+def test_accepted_offers_are_not_chased_and_zero_hours_turns_chasing_off(db, make_case):
+    accepted = make_case("in_review", cancer_site="thoracic")
+    waiting = make_case("assigned", cancer_site="thoracic")
+    assert sla_check(db, policy=SlaPolicy(TURNAROUND, offer_reminder_hours=0), now=NOW + timedelta(days=2),
+                     **CTX).offers_reminded == []
+    report = sla_check(db, policy=POLICY, now=NOW + timedelta(days=2), **CTX)
+    assert report.offers_reminded == [waiting.reference] and accepted.reference not in report.offers_reminded
+
+
+def test_offer_reminder_hours_come_from_config(app):
+    from review_portal.assignment.deadlines import policy_from_config
+
+    assert policy_from_config(app.config).offer_reminder_hours == 24
+    assert policy_from_config({**app.config, "OFFER_REMINDER_HOURS": "6"}).offer_reminder_hours == 6

@@ -76,3 +76,16 @@ def test_assignment_and_information_request_mails_arrive_without_patient_data(in
     for _, m in inbox.messages:
         text = m.as_string()
         assert "Zelda" not in text and "Secretname" not in text and "MRN-XYZ-991" not in text
+
+
+def test_a_resent_letter_reaches_the_referrer_without_patient_data(inbox, make_case, users, login_as):
+    case = make_case("letter_delivered", patient_name="Zelda Secretname", patient_mrn="MRN-XYZ-991")
+    before = len(by_recipient(inbox, users["referring"].email))  # the first "letter ready"
+    assert login_as("coordinator").post(f"/cases/{case.id}/letters/resend").status_code == 302
+    mails = by_recipient(inbox, users["referring"].email)
+    assert len(mails) == before + 1
+    resent = mails[-1]
+    assert resent["Subject"] == f"[{case.reference}] Letter waiting for you"
+    text = resent.as_string()
+    assert f"/cases/{case.id}" in text
+    assert "Zelda" not in text and "Secretname" not in text and "MRN-XYZ-991" not in text
