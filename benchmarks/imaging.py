@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PASSWORD = "benchmark-password-1"
+PASSWORD = "scroll-window-level-7"  # the policy refuses passwords containing the e-mail ("bench")
 
 
 # ------------------------------------------------------------------ synthesis
@@ -103,6 +103,7 @@ def serve(workdir: Path, port_file: Path) -> None:
     from review_portal import create_app
     from review_portal.auth.models import Institution, Role
     from review_portal.auth.services import create_user
+    from review_portal.cases.lifecycle import CaseStatus
     from review_portal.cases.services import Referral, submit_referral
     from review_portal.clock import utcnow
     from review_portal.db import create_all, session
@@ -118,11 +119,13 @@ def serve(workdir: Path, port_file: Path) -> None:
         user = create_user(db, email="bench@example.test", name="Bench Referrer", password=PASSWORD,
                            role=Role.REFERRING, now=now, institution=hospital)
         for n in range(4):
-            submit_referral(db, app.extensions["storage"], Referral(
+            case, _ = submit_referral(db, app.extensions["storage"], Referral(
                 patient_name=f"Bench {n}", patient_dob=date(1960, 1, 1), patient_sex="female", patient_mrn=f"B{n}",
                 question="?", diagnosis_in_question="x", plan_in_question="y", review_type="radiology_read",
                 cancer_site="pediatric", priority="routine"), documents=[], scans=[], by=user, ip="", now=now,
                 turnaround_days=TestConfig.TURNAROUND_DAYS)
+            # No reviewer exists here, so routing parks the case in triage, where scans can't be added.
+            case.status = CaseStatus.SUBMITTED.value
         db.commit()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     port_file.write_text(str(server.server_port))
