@@ -60,7 +60,7 @@ from pydicom.uid import (
     MediaStorageDirectoryStorage,
 )
 
-from review_portal.imaging import codecs
+from review_portal.imaging import decoders
 
 __all__ = [
     "CT_PRESETS",
@@ -566,7 +566,7 @@ def _decode_with_pydicom(loaded: _Loaded, index: int) -> np.ndarray:
     if loaded.has_file_meta_syntax and not ts.is_deflated and _pixels_in_memory(loaded.ds):
         source = loaded.ds
 
-    plugin = codecs.preferred_plugin(ts) if ts.is_encapsulated else None
+    plugin = decoders.preferred_plugin(ts) if ts.is_encapsulated else None
     if plugin is not None and not ts.is_deflated:
         try:
             return pixel_array(source, index=index, decoding_plugin=plugin, **kwargs)

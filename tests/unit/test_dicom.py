@@ -620,10 +620,10 @@ def test_lossless_jpeg_decodes_exactly_as_the_reference_plugin(name):
 
 
 def test_lossless_jpeg_plugin_is_preferred_for_greyscale():
-    from review_portal.imaging import codecs
+    from review_portal.imaging import decoders
 
-    assert codecs.preferred_plugin(JPEGLosslessSV1) == codecs.PLUGIN
-    assert codecs.preferred_plugin(JPEG2000Lossless) is None  # openjpeg stays in charge of J2K
+    assert decoders.preferred_plugin(JPEGLosslessSV1) == decoders.PLUGIN
+    assert decoders.preferred_plugin(JPEG2000Lossless) is None  # openjpeg stays in charge of J2K
 
 
 def test_corrupt_lossless_jpeg_still_rejected_at_upload(tmp_path):
