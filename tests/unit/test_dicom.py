@@ -598,3 +598,60 @@ def test_not_a_zip(tmp_path):
     with pytest.raises(UploadRejected) as excinfo:
         expand_zip(path, tmp_path / "out")
     assert excinfo.value.reason == "not a valid .zip archive"
+
+
+# ---------------------------------------------------------------- fast lossless JPEG decoding
+
+
+@pytest.mark.parametrize(
+    "name", ["JPEG-LL.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "SC_rgb_jpeg_gdcm.dcm"]
+)
+def test_lossless_jpeg_decodes_exactly_as_the_reference_plugin(name):
+    """libjpeg-turbo (greyscale) or the fallback (colour) gives pylibjpeg's samples, dtype and all."""
+    from pydicom.pixels import pixel_array
+
+    from review_portal.imaging.dicom import _decode_frame, _load
+
+    path = sample(name)
+    reference = pixel_array(path, index=0, decoding_plugin="pylibjpeg")
+    decoded = _decode_frame(_load(Path(path)), 0)
+    assert decoded.dtype == reference.dtype
+    assert np.array_equal(decoded, reference)
+
+
+def test_lossless_jpeg_plugin_is_preferred_for_greyscale():
+    from review_portal.imaging import decoders
+
+    assert decoders.preferred_plugin(JPEGLosslessSV1) == decoders.PLUGIN
+    assert decoders.preferred_plugin(JPEG2000Lossless) is None  # openjpeg stays in charge of J2K
+
+
+def test_corrupt_lossless_jpeg_still_rejected_at_upload(tmp_path):
+    ds = dcmread(sample("JPEG-LL.dcm"))
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xc3" + b"\x00" * 60])  # SOI/SOF3 then junk
+    path = tmp_path / "badll.dcm"
+    ds.save_as(path)
+    assert "could not be decoded" in rejection_reason(path)
+
+
+def test_rendered_frames_are_cached_read_only_and_bounded(monkeypatch):
+    from review_portal.imaging import dicom
+
+    monkeypatch.setattr(dicom, "_FRAME_CACHE", type(dicom._FRAME_CACHE)())
+    monkeypatch.setattr(dicom, "_frame_cache_used", 0)
+    path = Path(sample("JPEG-LL.dcm"))
+    first = render_frame(path, center=40.0, width=400.0)
+    frame_bytes = 1024 * 256 * 2
+    monkeypatch.setattr(dicom, "_FRAME_CACHE_BYTES", frame_bytes * 4)
+    again = render_frame(path, center=40.0, width=400.0)
+    other_window = render_frame(path, center=0.0, width=2000.0)
+    assert first == again != other_window
+    (cached,) = dicom._FRAME_CACHE.values()
+    assert not cached.flags.writeable
+    # a different window re-renders from the cache and yields the same bytes as a cold decode
+    dicom._FRAME_CACHE.clear()
+    monkeypatch.setattr(dicom, "_frame_cache_used", 0)
+    assert render_frame(path, center=0.0, width=2000.0) == other_window
+    for n in range(6):  # more frames than the budget holds: the oldest go
+        dicom._frame_cache_put((f"x{n}", 0, 0, 0), np.zeros((1024, 256), np.int16))
+    assert len(dicom._FRAME_CACHE) == 4 and dicom._frame_cache_used <= frame_bytes * 4
