@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PASSWORD = "load-test-password-1"
+# Reviewers must pass TOTP (issue 6): every simulated reviewer is enrolled with this synthetic key.
+TOTP_SECRET = "LOADTESTLOADTESTLOADTESTLOADTEST"
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 VERSION = re.compile(r'name="version"[^>]*value="(\d*)"')
 
@@ -57,6 +59,7 @@ def seed(url: str, store: Path, reviewers: int, referrers: int) -> dict:
     from review_portal.imaging.services import series_of_case
     from review_portal.letters.services import letters_for_case
     from review_portal.migrations_runner import upgrade
+    from review_portal.assignment.services import accept_offer
     from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
 
     upgrade(url)
@@ -74,6 +77,8 @@ def seed(url: str, store: Path, reviewers: int, referrers: int) -> dict:
         revs = [create_user(db, email=f"reviewer{i}@load.example", name=f"Reviewer {i}", password=PASSWORD,
                             role=Role.REVIEWER, now=now, institution=centre, specialty="medical_oncology",
                             sites=["breast", "thoracic", "gi"], credentials="MD") for i in range(reviewers)]
+        for r in revs:
+            r.totp_secret, r.totp_enabled_at = TOTP_SECRET, now
         refs = [create_user(db, email=f"referrer{i}@load.example", name=f"Referrer {i}", password=PASSWORD,
                             role=Role.REFERRING, now=now, institution=hospital) for i in range(referrers)]
         db.commit()
@@ -90,10 +95,11 @@ def seed(url: str, store: Path, reviewers: int, referrers: int) -> dict:
                 history=[HistoryItem(date(2026, 1, 1), "pathology", "Biopsy.")])
             case, _ = submit_referral(db, storage, referral, documents=[], scans=[UploadedFile("mr.dcm", dest)], by=by,
                                       ip="127.0.0.1", now=now, turnaround_days={"routine": 5, "urgent": 2})
+            accept_offer(db, case.active_assignment, by=case.reviewer, ip="127.0.0.1", now=now)
             db.commit()
             if i >= reviewers:  # one signed case with a letter per referring physician
                 save_draft(db, case, OpinionDraft("confirmed", "agree", "Same.", "Same plan.", "Sound."),
-                           based_on_version=None, by=case.reviewer, ip="127.0.0.1", now=now)
+                           based_on_version=0, by=case.reviewer, ip="127.0.0.1", now=now)
                 sign_and_issue_letter(db, storage, case, password=PASSWORD, attested=True,
                                       institution=app.config["INSTITUTION"], by=case.reviewer, ip="127.0.0.1", now=now)
                 db.commit()
@@ -144,6 +150,7 @@ class User:
                     self.errors[label].append(f"{type(exc).__name__}: {exc}")
                 return None, b""
         elapsed = time.perf_counter() - started
+        self.location = response.getheader("Location", "")
         for header, value in response.getheaders():
             if header.lower() == "set-cookie":
                 name, _, rest = value.partition("=")
@@ -162,6 +169,14 @@ class User:
 
         status, _ = self.request("POST /login", "POST", "/login", urlencode(
             {"csrf_token": token.group(1) if token else "", "email": email, "password": PASSWORD}), expect=(302,))
+        if status != 302 or not self.location.endswith("/login/mfa"):
+            return status == 302
+        import pyotp
+
+        _, page = self.request("GET /login/mfa", "GET", "/login/mfa")
+        token = CSRF.search(page.decode())
+        status, _ = self.request("POST /login/mfa", "POST", "/login/mfa", urlencode(
+            {"csrf_token": token.group(1) if token else "", "code": pyotp.TOTP(TOTP_SECRET).now()}), expect=(302,))
         return status == 302
 
 
