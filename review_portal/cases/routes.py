@@ -14,13 +14,13 @@ from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS
 from review_portal.cases.models import Document
 from review_portal.cases.permissions import can_submit_referral, can_view_audit
 from review_portal.errors import InvalidInput, NotFound
-from review_portal.imaging.services import series_of_case
+from review_portal.imaging.services import instance_counts, series_of_case
 from review_portal.jobs import jobs_for_case
 from review_portal.letters.services import letters_for_case
 from review_portal.messaging.forms import (
     FollowUpAnswerForm, FollowUpForm, InformationAnswerForm, InformationRequestForm, MessageForm,
 )
-from review_portal.messaging.services import follow_ups_for, open_request, requests_for, thread_for
+from review_portal.messaging.services import follow_ups_for, requests_for, thread_for
 from review_portal.opinions.services import opinion_for_case
 from review_portal.web import actor, db, page_arg, storage
 
@@ -134,21 +134,24 @@ def _flatten_errors(form) -> dict[str, list[str]]:
 
 @bp.get("/cases/<int:case_id>")
 def show_case(case_id: int):
-    case = services.get_case_for(db(), current_user, case_id)
+    case = services.get_case_for(db(), current_user, case_id, options=services.case_page_load())
     ctx = actor()
     record(db(), action="case.viewed", case=case, object_type="case", object_id=case.id, **ctx)
     policy = policy_from_config(current_app.config)
+    series = series_of_case(db(), case.id)
+    info_requests = requests_for(db(), case.id)
     return render_template(
-        "cases/detail.html", case=case, series=series_of_case(db(), case.id),
+        "cases/detail.html", case=case, series=series, instance_counts=instance_counts(db(), [s.id for s in series]),
         opinion=opinion_for_case(db(), case.id), letters=letters_for_case(db(), case.id),
         audit=events_for_case(db(), case.id) if can_view_audit(current_user, case) else None,
         confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(), cancel_form=CancelForm(),
         review_rows={r.id: review_row(r, policy, ctx["now"]) for r in case.reviews if r.is_open},
         offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm(),
         release_form=ReleaseLetterForm(), complete_form=CompleteReviewForm(),
-        thread=thread_for(db(), case.id), info_request=open_request(db(), case.id),
+        thread=thread_for(db(), case.id),
+        info_request=next((r for r in info_requests if r.status == "open"), None),
         pending_jobs=[j for j in jobs_for_case(db(), case.id) if j.status != "done"],
-        info_requests=requests_for(db(), case.id), follow_ups=follow_ups_for(db(), case.id),
+        info_requests=info_requests, follow_ups=follow_ups_for(db(), case.id),
         follow_up_max=current_app.config["FOLLOW_UP_QUESTIONS_MAX"],
         message_form=MessageForm(), request_form=InformationRequestForm(), answer_form=InformationAnswerForm(),
         follow_up_form=FollowUpForm(), follow_up_answer_form=FollowUpAnswerForm(),

@@ -1,0 +1,69 @@
+"""SQL statements per request on the busiest pages stay bounded (no N+1 as the worklist grows)."""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from review_portal.imaging.services import series_of_case
+from tests.imaging_helpers import synth_series
+
+
+@contextmanager
+def counting(app):
+    engine = app.extensions["db_engine"]
+    statements: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def statements_for(app, client, url) -> int:
+    client.get(url)  # warm: login-time and first-request work is not what we budget
+    with counting(app) as statements:
+        r = client.get(url)
+    assert r.status_code == 200, (url, r.status_code)
+    if os.environ.get("QUERY_BUDGET_REPORT"):
+        print(f"\n{url}: {len(statements)} statements")
+        for s in statements:
+            print("   ", " ".join(s.split())[:160])
+    return len(statements)
+
+
+def _worklist_counts(app, make_case, login_as, n):
+    for _ in range(n):
+        make_case("in_review")
+    return statements_for(app, login_as("reviewer"), "/cases"), statements_for(app, login_as("coordinator"), "/cases")
+
+
+def test_worklist_statements_do_not_grow_with_the_cases_listed(app, db, users, make_case, login_as):
+    from review_portal.assignment.models import ReviewerProfile
+
+    db.add(ReviewerProfile(user_id=users["reviewer"].id, capacity=40))  # a busy reviewer: 25 open cases
+    db.commit()
+    few = _worklist_counts(app, make_case, login_as, 5)
+    many = _worklist_counts(app, make_case, login_as, 20)
+    print(f"\nworklist statements reviewer/coordinator: 5 cases {few}, 25 cases {many}")
+    assert many == few
+    assert max(many) <= 10  # before eager loading: 11 and 22 with 5 cases, 31 and 82 with 25
+
+
+def test_case_page_statement_budget(app, db, make_case, login_as, tmp_path):
+    case = make_case("in_review")
+    client = login_as("referring")
+    files = [(open(p, "rb"), p.name) for p in synth_series(tmp_path / "s", 8)]
+    r = client.post(f"/cases/{case.id}/scans", data={"scans": files}, headers={"X-Requested-With": "fetch"})
+    assert r.status_code == 200 and r.json["ingest"]["accepted"] == 8
+    reviewer = login_as("reviewer")
+    case_page = statements_for(app, reviewer, f"/cases/{case.id}")
+    [series] = series_of_case(db, case.id)
+    print(f"\ncase page {case_page}")
+    assert case_page <= 22  # was 25 for one series, and two more per further series
