@@ -1,5 +1,5 @@
 """Viewer pages, rendered slices, header tags, key images, and adding scans to an open referral."""
-from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from review_portal.audit.services import record, record_image_view
@@ -138,17 +138,24 @@ def _slice(series, index: int):
 @bp.get("/cases/<int:case_id>/series/<int:series_id>/slices/<int:index>.<any(png, jpg):fmt>")
 def render_slice(case_id: int, series_id: int, index: int, fmt: str):
     """One slice with the window asked for (wc/ww) or the file's own; JPEG for scrolling, PNG lossless."""
-    case, series = _series_or_404(case_id, series_id)
-    chosen = _slice(series, index)
+    case = get_case_for(db(), current_user, case_id)
+    found = services.series_for_slices(db(), case.id, series_id)
+    if found is None:
+        raise NotFound("No such series in this case.")
+    series, fingerprint = found
+    keys = services.slice_keys_of(current_app).get(series, fingerprint)
+    if not 0 <= index < len(keys):
+        raise NotFound("No such slice.")
+    blob_key, frame = keys[index]
     center, width = _float_arg("wc"), _float_arg("ww")
     if (center is None) != (width is None) or (width is not None and width <= 0):
         raise InvalidInput("Give both window centre and a positive width, or neither.")
     _audit_pixels(case, series.id, f"slice {index}")
-    etag = f"{chosen.instance.blob_key}-{chosen.frame}-{center}-{width}-{fmt}"
+    etag = f"{blob_key}-{frame}-{center}-{width}-{fmt}"
     if etag in request.if_none_match:
         return _image_response(b"", etag, FORMATS[fmt])
     try:
-        data = dicom.render_frame(storage().local_path(chosen.instance.blob_key), chosen.frame, center=center,
+        data = dicom.render_frame(storage().local_path(blob_key), frame, center=center,
                                   width=width, fmt="png" if fmt == "png" else "jpeg")
     except dicom.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be displayed: {exc.reason}")

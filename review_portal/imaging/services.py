@@ -2,7 +2,9 @@
 scrolls through, and the key images a reviewer marks for the letter. Services flush, never commit."""
 from __future__ import annotations
 
+import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -335,6 +337,44 @@ def instance_counts(db: Session, series_ids: list[int]) -> dict[int, int]:
 
 def get_series_in_case(db: Session, case_id: int, series_id: int) -> Series | None:
     return db.scalar(select(Series).join(Study).where(Series.id == series_id, Study.case_id == case_id))
+
+
+class SliceKeys:
+    """Ordered (blob key, frame) per series for rendering slices: sorting every instance on every slice request
+    was most of the viewer's work while scrolling. Keyed by the series' instance count and highest instance id,
+    read with the series itself, so scans added since are seen at once. One per app (see `slice_keys_of`), bounded."""
+
+    def __init__(self, max_series: int = 128):
+        self.max_series = max_series
+        self._lock = threading.Lock()
+        self._keys: OrderedDict[int, tuple[tuple[int, int | None], list[tuple[str, int]]]] = OrderedDict()
+
+    def get(self, series: Series, fingerprint: tuple[int, int | None]) -> list[tuple[str, int]]:
+        """The series' slices in viewing order as (blob key, frame): `ordered_slices` without the instances."""
+        with self._lock:
+            hit = self._keys.get(series.id)
+            if hit is not None and hit[0] == fingerprint:
+                self._keys.move_to_end(series.id)
+                return hit[1]
+        keys = [(s.instance.blob_key, s.frame) for s in ordered_slices(series)]
+        with self._lock:
+            self._keys[series.id] = (fingerprint, keys)
+            self._keys.move_to_end(series.id)
+            while len(self._keys) > self.max_series:
+                self._keys.popitem(last=False)
+        return keys
+
+
+def slice_keys_of(app) -> SliceKeys:
+    return app.extensions.setdefault("imaging_slice_keys", SliceKeys())
+
+
+def series_for_slices(db: Session, case_id: int, series_id: int):
+    """(series, fingerprint) for a series in the case, or None; one statement."""
+    count = select(func.count(Instance.id)).where(Instance.series_id == Series.id).scalar_subquery()
+    newest = select(func.max(Instance.id)).where(Instance.series_id == Series.id).scalar_subquery()
+    row = db.execute(select(Series, count, newest).join(Study).where(Series.id == series_id, Study.case_id == case_id)).first()
+    return None if row is None else (row[0], (row[1], row[2]))
 
 
 def series_label(series: Series) -> str:

@@ -67,3 +67,27 @@ def test_case_page_statement_budget(app, db, make_case, login_as, tmp_path):
     [series] = series_of_case(db, case.id)
     print(f"\ncase page {case_page}")
     assert case_page <= 22  # was 25 for one series, and two more per further series
+
+
+def test_slice_statement_budget_and_a_changed_series_is_read_again(app, db, make_case, login_as, tmp_path):
+    case = make_case("in_review")
+    referring = login_as("referring")
+
+    def upload(name, count):
+        files = [(open(p, "rb"), p.name) for p in synth_series(tmp_path / name, count)]
+        r = referring.post(f"/cases/{case.id}/scans", data={"scans": files}, headers={"X-Requested-With": "fetch"})
+        assert r.status_code == 200 and r.json["ingest"]["accepted"] == count
+
+    upload("a", 6)
+    [series] = series_of_case(db, case.id)
+    reviewer = login_as("reviewer")
+    url = f"/cases/{case.id}/series/{series.id}/slices/%d.png"
+    n = statements_for(app, reviewer, url % 3)
+    print(f"\nslice {n}")
+    assert n <= 6  # was 7: every slice request loaded and sorted every instance of the series
+    assert reviewer.get(url % 5).status_code == 200 and reviewer.get(url % 6).status_code == 404
+    # A list remembered for another state of the series (fewer files) is not used: it is read again.
+    from review_portal.imaging.services import slice_keys_of
+
+    slice_keys_of(app)._keys[series.id] = ((5, 0), [("not-a-blob", 0)])
+    assert reviewer.get(url % 5).status_code == 200
