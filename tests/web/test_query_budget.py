@@ -66,7 +66,9 @@ def test_case_page_statement_budget(app, db, make_case, login_as, tmp_path):
     case_page = statements_for(app, reviewer, f"/cases/{case.id}")
     [series] = series_of_case(db, case.id)
     print(f"\ncase page {case_page}")
-    assert case_page <= 22  # was 25 for one series, and two more per further series
+    # PostgreSQL adds one: the advisory lock that serialises sealing of the audit chain.
+    budget = 22 + (app.extensions["db_engine"].dialect.name == "postgresql")
+    assert case_page <= budget  # was 25 for one series, and two more per further series
 
 
 def test_slice_statement_budget_and_a_changed_series_is_read_again(app, db, make_case, login_as, tmp_path):
