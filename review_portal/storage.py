@@ -53,7 +53,23 @@ def sha256_of(stream: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-class LocalStorage:
+class _BlobStore:
+    """What every backend derives from put_stream."""
+
+    def put_stream(self, stream: BinaryIO) -> tuple[str, bool]:
+        raise NotImplementedError
+
+    def put_file(self, path: Path) -> tuple[str, bool]:
+        with open(path, "rb") as fh:
+            return self.put_stream(fh)
+
+    def put_bytes(self, data: bytes) -> tuple[str, bool]:
+        import io
+
+        return self.put_stream(io.BytesIO(data))
+
+
+class LocalStorage(_BlobStore):
     backend = "local"
 
     def __init__(self, root: Path):
@@ -101,15 +117,6 @@ class LocalStorage:
             if tmp_name and os.path.exists(tmp_name):
                 os.unlink(tmp_name)
 
-    def put_file(self, path: Path) -> tuple[str, bool]:
-        with open(path, "rb") as fh:
-            return self.put_stream(fh)
-
-    def put_bytes(self, data: bytes) -> tuple[str, bool]:
-        import io
-
-        return self.put_stream(io.BytesIO(data))
-
     def open(self, key: str) -> BinaryIO:
         return open(self.path(key), "rb")
 
@@ -146,7 +153,7 @@ class LocalStorage:
         probe.close()
 
 
-class S3Storage:
+class S3Storage(_BlobStore):
     """The same interface on an S3-compatible bucket (AWS S3, MinIO, Ceph RGW...).
 
     Uploads are spooled once to a local temp file to learn their sha256 (the key), then streamed
@@ -212,15 +219,6 @@ class S3Storage:
         finally:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
-
-    def put_file(self, path: Path) -> tuple[str, bool]:
-        with open(path, "rb") as fh:
-            return self.put_stream(fh)
-
-    def put_bytes(self, data: bytes) -> tuple[str, bool]:
-        import io
-
-        return self.put_stream(io.BytesIO(data))
 
     def open(self, key: str) -> BinaryIO:
         """A streaming, file-like body (read(n), close(), context manager)."""

@@ -338,14 +338,19 @@ def invite():
     return redirect(url_for("auth.users"))
 
 
+def _user_or_404(user_id: int) -> User:
+    user = db().get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
 @bp.post("/admin/users/<int:user_id>/reset-mfa")
 def reset_user_mfa(user_id: int):
     _admin_only()
     if not ConfirmForm().validate_on_submit():
         raise InvalidInput("Your form expired. Reload the page and try again.")
-    user = db().get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
+    user = _user_or_404(user_id)
     ctx = actor()
     mfa.reset(db(), user, reason="reset by an administrator (lost authenticator)", **ctx)
     sessions.end_all(db(), user, ctx["now"], "second factor reset")
@@ -358,9 +363,7 @@ def end_user_sessions(user_id: int):
     _admin_only()
     if not ConfirmForm().validate_on_submit():
         raise InvalidInput("Your form expired. Reload the page and try again.")
-    user = db().get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
+    user = _user_or_404(user_id)
     ctx = actor()
     n = sessions.end_all(db(), user, ctx["now"], "ended by an administrator")
     from review_portal.audit.services import record
@@ -368,13 +371,6 @@ def end_user_sessions(user_id: int):
     record(db(), action="sessions.ended_by_admin", object_type="user", object_id=user.id, detail=f"sessions={n}", **ctx)
     flash(f"{n} session(s) of {user.email} ended.", "info")
     return redirect(url_for("auth.users"))
-
-
-def _user_or_404(user_id: int) -> User:
-    user = db().get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
-    return user
 
 
 @bp.post("/admin/users/<int:user_id>/role")
