@@ -56,6 +56,22 @@ def sha256_of(stream: BinaryIO) -> str:
 class _BlobStore:
     """What every backend derives from put_stream."""
 
+    _tmp: Path
+
+    def _spool(self, stream: BinaryIO) -> tuple[str, str]:
+        """Copy a stream to a private temp file while hashing it; return (sha256 key, temp file name)."""
+        digest = hashlib.sha256()
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except BaseException:
+            os.unlink(tmp_name)
+            raise
+        return digest.hexdigest(), tmp_name
+
     def put_stream(self, stream: BinaryIO) -> tuple[str, bool]:
         raise NotImplementedError
 
@@ -97,14 +113,8 @@ class LocalStorage(_BlobStore):
 
     def put_stream(self, stream: BinaryIO) -> tuple[str, bool]:
         """Store a stream; return (key, created). created is False when the content was already stored."""
-        digest = hashlib.sha256()
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
+        key, tmp_name = self._spool(stream)
         try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-            key = digest.hexdigest()
             final = self.path(key)
             if final.exists():
                 return key, False
@@ -202,14 +212,8 @@ class S3Storage(_BlobStore):
             raise
 
     def put_stream(self, stream: BinaryIO) -> tuple[str, bool]:
-        digest = hashlib.sha256()
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
+        key, tmp_name = self._spool(stream)
         try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-            key = digest.hexdigest()
             if self.exists(key):
                 return key, False
             self.client.upload_file(tmp_name, self.bucket, self._object(key),
