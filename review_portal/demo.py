@@ -16,7 +16,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 
-from review_portal.assignment.deadlines import add_business_seconds, policy_from_config
+from review_portal.deadlines import add_business_seconds, policy_from_config
 from review_portal.assignment.models import OutOfOffice, ReviewerProfile
 from review_portal.assignment.services import accept_offer, add_review, sla_check
 from review_portal.auth.models import Institution, Role, User

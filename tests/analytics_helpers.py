@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from review_portal.assignment.deadlines import policy_from_config
+from review_portal.deadlines import policy_from_config
 from review_portal.assignment.services import accept_offer
 from review_portal.cases.services import close_case, submit_referral
 from review_portal.letters.services import acknowledge_letter

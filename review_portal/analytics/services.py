@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from review_portal.analytics import charts
 from review_portal.analytics.stats import median, percentile, share, wilson_interval
-from review_portal.assignment.deadlines import DAY, SlaPolicy, business_seconds_between
+from review_portal.deadlines import DAY, SlaPolicy, business_seconds_between
 from review_portal.assignment.models import OPEN_REVIEW_STATUSES, Assignment, Review
 from review_portal.auth.models import SPECIALTY_LABELS, Institution, Role, User
 from review_portal.cases.lifecycle import OPEN_STATUSES

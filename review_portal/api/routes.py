@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from review_portal.api import errors as api_errors
 from review_portal.api import fhir
 from review_portal.api.openapi import MAX_DOCUMENTS, MAX_ID, MAX_PAGE, MAX_PER_PAGE, document
-from review_portal.assignment.deadlines import parse_holidays
+from review_portal.deadlines import parse_holidays
 from review_portal.audit.services import record
 from review_portal.cases import services as cases
 from review_portal.cases.lifecycle import STATUS_LABELS
@@ -301,7 +301,7 @@ def download_letter(case_id: int):
 @bp.post("/referrals/<int:case_id>/studies")
 def store_studies(case_id: int):
     """STOW-RS under the API's prefix: the DICOMweb view itself, with the token's owner as the client."""
-    from review_portal.imaging.dicomweb import store_instances
+    from review_portal.api.dicomweb import store_instances
 
     _case(case_id)
     return store_instances(case_id=case_id)

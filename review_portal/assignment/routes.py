@@ -5,7 +5,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from review_portal.assignment import services
-from review_portal.assignment.deadlines import policy_from_config
+from review_portal.deadlines import policy_from_config
 from review_portal.assignment.forms import (
     AddReviewForm, CompleteReviewForm, DeclineForm, OutOfOfficeForm, ReassignForm, ReleaseLetterForm,
     ReviewerProfileForm,

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from review_portal.assignment import deadlines
+from review_portal import deadlines
 from review_portal.assignment.models import (
     DECLINE_REASONS, MAX_CAPACITY, OPEN_REVIEW_STATUSES, READING_AREAS, SITE_READING_AREAS, Assignment, Escalation,
     OutOfOffice, Review, ReviewerProfile,

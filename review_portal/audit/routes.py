@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta, timezone
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from review_portal.audit import emergency
+from review_portal.cases import emergency
 from review_portal.audit.forms import AuditSearchForm, DisclosuresForm, EmergencyAccessForm, ReviewForm
 from review_portal.audit.models import EmergencyAccess
 from review_portal.audit.services import AuditQuery, disclosures_csv, record, search

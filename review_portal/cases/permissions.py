@@ -52,7 +52,7 @@ def can_view_case(user, case) -> bool:
 
 def staff_may_view(user, case) -> bool:
     """The working queue (open and recently closed cases), or an archived case under emergency access."""
-    from review_portal.audit import emergency
+    from review_portal.cases import emergency
     from review_portal.clock import utcnow
 
     now = utcnow()

@@ -6,7 +6,7 @@ from werkzeug.datastructures import FileStorage
 
 from review_portal.audit.services import events_for_case, record
 from review_portal.cases import services
-from review_portal.assignment.deadlines import parse_holidays, policy_from_config
+from review_portal.deadlines import parse_holidays, policy_from_config
 from review_portal.assignment.forms import AddReviewForm, CompleteReviewForm, DeclineForm, ReleaseLetterForm
 from review_portal.assignment.services import offer_for, review_row
 from review_portal.cases.forms import CancelForm, ConfirmForm, ReferralForm, WithdrawForm

@@ -13,7 +13,7 @@ from review_portal.audit.services import record
 from review_portal.auth.models import Role, User
 from review_portal.cases.lifecycle import FHIR_TASK_STATUS, OPEN_STATUSES, CaseStatus, transition
 from review_portal.cases.models import CANCER_SITES, HISTORY_KINDS, PRIORITIES, REVIEW_TYPES, SEXES, Case, Document, HistoryEntry
-from review_portal.assignment.deadlines import add_business_days
+from review_portal.deadlines import add_business_days
 from review_portal.cases.permissions import can_cancel, can_close, can_view_case, can_withdraw, is_staff
 from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from review_portal.storage import LocalStorage
@@ -223,7 +223,7 @@ def get_case_for(db: Session, user: User, case_id: int, *, options=()) -> Case:
         raise NotFound("No such case.")
     if not can_view_case(user, case):
         if is_staff(user):
-            from review_portal.audit.emergency import EmergencyAccessRequired
+            from review_portal.cases.emergency import EmergencyAccessRequired
 
             raise EmergencyAccessRequired(case)
         raise NotFound("No such case.")

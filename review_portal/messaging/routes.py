@@ -3,7 +3,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
-from review_portal.assignment.deadlines import policy_from_config
+from review_portal.deadlines import policy_from_config
 from review_portal.cases.services import UploadedFile, get_case_for
 from review_portal.errors import InvalidInput
 from review_portal.messaging import services

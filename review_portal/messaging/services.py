@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from review_portal.assignment.deadlines import SlaPolicy
+from review_portal.deadlines import SlaPolicy
 from review_portal.assignment.services import pause_deadlines, resume_deadlines
 from review_portal.audit.services import record
 from review_portal.auth.models import Role

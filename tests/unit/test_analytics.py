@@ -5,7 +5,7 @@ import pytest
 
 from review_portal.analytics import services
 from review_portal.analytics.stats import wilson_interval
-from review_portal.assignment.deadlines import policy_from_config
+from review_portal.deadlines import policy_from_config
 from review_portal.errors import InvalidInput
 from review_portal.opinions.models import RADPEER
 from tests.analytics_helpers import completed_case

@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from config import Config
-from review_portal.assignment.deadlines import (
+from review_portal.deadlines import (
     SlaPolicy, add_business_days, add_business_seconds, business_seconds_between, describe_time_left, due_date,
     extend_for_hold, parse_holidays, sla_state, time_left,
 )

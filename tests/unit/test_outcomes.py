@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import func, select
 
 from review_portal.analytics import services as analytics
-from review_portal.assignment.deadlines import policy_from_config
+from review_portal.deadlines import policy_from_config
 from review_portal.errors import InvalidInput, PermissionDenied
 from review_portal.letters.models import Letter
 from review_portal.notifications.models import Notification

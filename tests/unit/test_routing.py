@@ -4,7 +4,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from review_portal.assignment.deadlines import SlaPolicy
+from review_portal.deadlines import SlaPolicy
 from review_portal.assignment.models import OutOfOffice, ReviewerProfile
 from review_portal.assignment.services import (
     accept_offer, add_review, choose_reviewer, complete_contributing_review, decline_offer, hard_ineligibility,

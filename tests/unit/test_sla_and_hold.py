@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from review_portal.assignment.deadlines import SlaPolicy
+from review_portal.deadlines import SlaPolicy
 from review_portal.assignment.models import Escalation
 from review_portal.assignment.services import dashboard, sla_check
 from review_portal.audit.models import AuditEvent
@@ -168,7 +168,7 @@ def test_accepted_offers_are_not_chased_and_zero_hours_turns_chasing_off(db, mak
 
 
 def test_offer_reminder_hours_come_from_config(app):
-    from review_portal.assignment.deadlines import policy_from_config
+    from review_portal.deadlines import policy_from_config
 
     assert policy_from_config(app.config).offer_reminder_hours == 24
     assert policy_from_config({**app.config, "OFFER_REMINDER_HOURS": "6"}).offer_reminder_hours == 6
