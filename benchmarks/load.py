@@ -59,7 +59,7 @@ def seed(url: str, store: Path, reviewers: int, referrers: int) -> dict:
     from review_portal.imaging.services import series_of_case
     from review_portal.letters.services import letters_for_case
     from review_portal.migrations_runner import upgrade
-    from review_portal.assignment.services import accept_offer
+    from review_portal.workflow.assignments import accept_offer
     from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
 
     upgrade(url)

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from review_portal import db as database
 from review_portal import storage as storage_mod
 from review_portal.errors import ConcurrentEdit, DomainError
+from review_portal.web import wants_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,9 +136,11 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.opinions.routes import bp as opinions_bp
     from review_portal.outcomes.routes import bp as outcomes_bp
     from review_portal.privacy.routes import bp as privacy_bp
+    from review_portal.workflow.review_routes import bp as reviews_bp
 
     for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, dicomweb_bp, opinions_bp, letters_bp, health_bp,
-               messaging_bp, notifications_bp, audit_bp, privacy_bp, analytics_bp, outcomes_bp, api_bp, api_tokens_bp):
+               messaging_bp, notifications_bp, audit_bp, privacy_bp, analytics_bp, outcomes_bp, api_bp, api_tokens_bp,
+               reviews_bp):
         app.register_blueprint(bp)
     # The API authenticates by bearer token only and never by the session cookie (api.auth), so a forged
     # cross-site request has no credential to ride on: form tokens would protect nothing there.
@@ -201,12 +204,6 @@ def _register_request_boundary(app: Flask) -> None:
             _discard_unit_of_work(app)
 
 
-def _wants_json() -> bool:
-    if request.path.startswith("/api/"):
-        return True
-    return request.accept_mimetypes.best == "application/json" or request.headers.get("X-Requested-With") == "fetch"
-
-
 def _error_response(error: DomainError | HTTPException):
     if isinstance(error, DomainError):
         code, title, message = error.status_code, _TITLES.get(error.status_code, "Error"), error.message
@@ -217,7 +214,7 @@ def _error_response(error: DomainError | HTTPException):
         from review_portal.api.errors import api_error
 
         return api_error(code, message)
-    if _wants_json():
+    if wants_json():
         return jsonify(error=message, status=code, request_id=g.get("request_id", "")), code
     if getattr(error, "case", None) is not None and hasattr(error, "case"):
         from review_portal.audit.forms import EmergencyAccessForm
@@ -289,7 +286,7 @@ def _register_error_handlers(app: Flask) -> None:
             from review_portal.api.errors import api_error
 
             return api_error(500, message)
-        if _wants_json():
+        if wants_json():
             return jsonify(error=message, status=500, request_id=g.get("request_id", "")), 500
         return render_template("errors/error.html", code=500, title="Unexpected error", message=message), 500
 

@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from review_portal.deadlines import add_business_seconds, policy_from_config
 from review_portal.assignment.models import OutOfOffice, ReviewerProfile
-from review_portal.assignment.services import accept_offer, add_review, sla_check
+from review_portal.workflow.assignments import accept_offer, add_review
+from review_portal.assignment.sla import sla_check
 from review_portal.auth.models import Institution, Role, User
 from review_portal.auth.services import create_user
 from review_portal.cases.services import HistoryItem, Referral, UploadedFile, close_case, submit_referral

@@ -19,7 +19,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import update
 
 from review_portal.deadlines import DAY, add_business_seconds, business_seconds_between, is_business_day
-from review_portal.assignment.services import accept_offer
+from review_portal.workflow.assignments import accept_offer
 from review_portal.audit.services import record
 from review_portal.cases.lifecycle import CaseStatus, transition
 from review_portal.cases.services import HistoryItem, Referral, close_case, submit_referral

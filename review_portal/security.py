@@ -9,6 +9,7 @@ from functools import wraps
 
 from flask import abort, current_app, jsonify, redirect, request, url_for
 from flask_login import current_user
+from review_portal.web import wants_json
 
 PUBLIC_ENDPOINTS = frozenset({
     "static",
@@ -52,18 +53,12 @@ def require_login():
             # DICOMweb clients are programs (Accept: application/dicom+json, multipart/related...): a login
             # page would be read as a broken answer, so they get a plain 401 they can act on.
             return jsonify(error="Log in first.", status=401), 401
-        if request.method == "GET" and not _wants_json():
+        if request.method == "GET" and not wants_json():
             return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
-        if _wants_json():
+        if wants_json():
             return jsonify(error="Log in first.", status=401), 401
         abort(401)
     return None
-
-
-def _wants_json() -> bool:
-    if request.path.startswith("/api/"):
-        return True
-    return request.accept_mimetypes.best == "application/json" or request.headers.get("X-Requested-With") == "fetch"
 
 
 def roles_required(*roles: str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from review_portal.deadlines import policy_from_config
-from review_portal.assignment.services import accept_offer
+from review_portal.workflow.assignments import accept_offer
 from review_portal.cases.services import close_case, submit_referral
 from review_portal.letters.services import acknowledge_letter
 from review_portal.messaging.services import answer_information_request, request_information

@@ -208,7 +208,7 @@ def make_case(db, storage, users, tmp_path):
     "assigned" is offered to the routed reviewer; every later state has the offer accepted first.
     "triage" needs a case nobody covers (pass cancer_site="pediatric").
     """
-    from review_portal.assignment.services import accept_offer
+    from review_portal.workflow.assignments import accept_offer
     from review_portal.cases.services import cancel_case, close_case, withdraw_case
     from review_portal.letters.services import acknowledge_letter
     from review_portal.messaging.services import request_information

@@ -42,10 +42,6 @@ class ReferralForm(FlaskForm):
         return ok
 
 
-class ConfirmForm(FlaskForm):
-    """A button that changes state: carries only the CSRF token."""
-
-
 class WithdrawForm(FlaskForm):
     reason = StringField("Reason", validators=[DataRequired(message="Say why the case is withdrawn."), Length(max=500)])
 

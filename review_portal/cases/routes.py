@@ -8,8 +8,10 @@ from review_portal.audit.services import events_for_case, record
 from review_portal.cases import services
 from review_portal.deadlines import parse_holidays, policy_from_config
 from review_portal.assignment.forms import AddReviewForm, CompleteReviewForm, DeclineForm, ReleaseLetterForm
-from review_portal.assignment.services import offer_for, review_row
-from review_portal.cases.forms import CancelForm, ConfirmForm, ReferralForm, WithdrawForm
+from review_portal.assignment.services import offer_for
+from review_portal.assignment.sla import review_row
+from review_portal.cases.forms import CancelForm, ReferralForm, WithdrawForm
+from review_portal.web import ConfirmForm
 from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS
 from review_portal.cases.models import Document
 from review_portal.cases.permissions import can_submit_referral, can_view_audit
@@ -23,6 +25,7 @@ from review_portal.messaging.forms import (
 from review_portal.messaging.services import follow_ups_for, requests_for, thread_for
 from review_portal.opinions.services import opinion_for_case
 from review_portal.web import actor, db, page_arg, storage
+from review_portal.web import is_fetch
 
 bp = Blueprint("cases", __name__)
 
@@ -73,10 +76,6 @@ def _referral_from(form: ReferralForm) -> services.Referral:
     )
 
 
-def _is_fetch() -> bool:
-    return request.headers.get("X-Requested-With") == "fetch"
-
-
 @bp.route("/referrals/new", methods=["GET", "POST"])
 def new_referral():
     if not can_submit_referral(current_user):
@@ -84,7 +83,7 @@ def new_referral():
     form = ReferralForm()
     if request.method == "POST" and not form.validate():
         message = "Please correct the highlighted fields."
-        if _is_fetch():
+        if is_fetch():
             return jsonify(error=message, fields=_flatten_errors(form)), 400
         flash(message, "error")
         return render_template("cases/new.html", form=form), 400
@@ -113,7 +112,7 @@ def new_referral():
     if case.status == "triage":
         flash("No matching reviewer is available right now; a coordinator will assign the case.", "info")
     target = url_for("cases.show_case", case_id=case.id)
-    if _is_fetch():
+    if is_fetch():
         return jsonify(redirect=target)
     return redirect(target)
 

@@ -117,7 +117,7 @@ def submit_referral(
     Returns (case, ingest_report). Wrong document types refuse the whole referral before anything
     is written; unreadable scan files are skipped and listed in the report, the rest kept.
     """
-    from review_portal.assignment.services import route_case
+    from review_portal.workflow.assignments import route_case
     from review_portal.imaging.services import ingest_scans
 
     if by.role != Role.REFERRING:

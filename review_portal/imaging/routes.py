@@ -10,6 +10,7 @@ from review_portal.imaging.forms import AddScansForm, KeyImageForm, UnmarkKeyIma
 from review_portal.imaging.models import IngestStatus
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
 from review_portal.web import actor, db, storage
+from review_portal.web import wants_json
 
 bp = Blueprint("imaging", __name__)
 
@@ -33,10 +34,6 @@ def _audit_pixels(case, series_id: int, what: str) -> None:
     audit.services.record_image_view). Also for a 304: the browser shows the cached image again."""
     record_image_view(db(), case=case, series_id=series_id, session_key=str(g.get("user_session_id", "")),
                       what=what, **actor())
-
-
-def _is_fetch() -> bool:
-    return request.headers.get("X-Requested-With") == "fetch" or request.accept_mimetypes.best == "application/json"
 
 
 @bp.app_template_global("imaging_viewer")
@@ -189,7 +186,7 @@ def mark_key_image(case_id: int):
     key_image = services.mark_key_image(
         db(), storage(), case, series, slice_index=form.slice_index.data, center=form.window_center.data,
         width=form.window_width.data, caption=form.caption.data or "", **actor())
-    if _is_fetch():
+    if wants_json():
         return jsonify(key_image=_key_image_json(case.id, key_image))
     flash("Key image kept.", "success")
     return redirect(url_for("imaging.view_series", case_id=case.id, series_id=series.id))
@@ -201,7 +198,7 @@ def unmark_key_image(case_id: int, key_image_id: int):
     if not UnmarkKeyImageForm().validate():
         raise InvalidInput("Your form expired. Reload the page and try again.")
     services.unmark_key_image(db(), case, key_image_id, **actor())
-    if _is_fetch():
+    if wants_json():
         return jsonify(removed=key_image_id)
     flash("Key image removed.", "info")
     return redirect(url_for("imaging.view_case_images", case_id=case.id))
@@ -236,7 +233,7 @@ def add_scans(case_id: int):
     job = services.start_ingest(db(), storage(), services.create_ingest(db(), storage(), case, uploads, **ctx),
                                 now=ctx["now"])
     target = url_for("imaging.show_ingest", case_id=case.id, ingest_id=job.id)
-    if _is_fetch():
+    if wants_json():
         return jsonify(redirect=target, ingest=services.ingest_progress(job))
     return redirect(target)
 
@@ -246,7 +243,7 @@ def show_ingest(case_id: int, ingest_id: int):
     case = get_case_for(db(), current_user, case_id)
     job = services.get_ingest_in_case(db(), case.id, ingest_id)
     progress = services.ingest_progress(job)
-    if _is_fetch() or request.args.get("format") == "json":
+    if wants_json() or request.args.get("format") == "json":
         return jsonify(progress)
     return render_template("imaging/ingest.html", case=case, job=job, progress=progress,
                            finished=job.status in (IngestStatus.DONE, IngestStatus.FAILED))

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from flask_login import current_user
 
 from review_portal.audit.services import record
-from review_portal.cases.forms import ConfirmForm
+from review_portal.web import ConfirmForm
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.letters import fhir
@@ -63,7 +63,7 @@ def resend(case_id: int):
         raise InvalidInput("Your form expired. Reload the page and try again.")
     letter = resend_letter(db(), case, **actor())
     flash(f"Letter version {letter.version} of case {case.reference} re-sent to {case.referring.name}.", "success")
-    return redirect(url_for("assignment.dashboard", _anchor="awaiting-receipt"))
+    return redirect(url_for("reviews.dashboard", _anchor="awaiting-receipt"))
 
 
 def _fhir_response(resource: dict, name: str):

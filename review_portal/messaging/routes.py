@@ -5,20 +5,14 @@ from flask_login import current_user
 
 from review_portal.deadlines import policy_from_config
 from review_portal.cases.services import UploadedFile, get_case_for
-from review_portal.errors import InvalidInput
 from review_portal.messaging import services
 from review_portal.messaging.forms import (
     FollowUpAnswerForm, FollowUpForm, InformationAnswerForm, InformationRequestForm, MessageForm,
 )
 from review_portal.web import actor, db, letterhead, storage
+from review_portal.web import valid
 
 bp = Blueprint("messaging", __name__)
-
-
-def _valid(form):
-    if not form.validate():
-        raise InvalidInput(" ".join(e for errs in form.errors.values() for e in errs))
-    return form
 
 
 def _back(case):
@@ -28,7 +22,7 @@ def _back(case):
 @bp.post("/cases/<int:case_id>/messages")
 def post_message(case_id: int):
     case = get_case_for(db(), current_user, case_id)
-    form = _valid(MessageForm())
+    form = valid(MessageForm())
     services.post_message(db(), case, body=form.body.data, **actor())
     flash("Message sent.", "success")
     return _back(case)
@@ -37,7 +31,7 @@ def post_message(case_id: int):
 @bp.post("/cases/<int:case_id>/information-requests")
 def request_information(case_id: int):
     case = get_case_for(db(), current_user, case_id)
-    form = _valid(InformationRequestForm())
+    form = valid(InformationRequestForm())
     services.request_information(db(), case, items=form.items.data, detail=form.detail.data, **actor())
     flash(f"Information requested. Case {case.reference} is on hold until the referring physician answers.", "success")
     return _back(case)
@@ -56,7 +50,7 @@ def _spool(files, workdir: Path, prefix: str) -> list[UploadedFile]:
 @bp.post("/cases/<int:case_id>/information-requests/answer")
 def answer_information(case_id: int):
     case = get_case_for(db(), current_user, case_id)
-    form = _valid(InformationAnswerForm())
+    form = valid(InformationAnswerForm())
     store = storage()
     workdir = store.workdir()
     try:
@@ -76,7 +70,7 @@ def answer_information(case_id: int):
 @bp.post("/cases/<int:case_id>/follow-ups")
 def ask_follow_up(case_id: int):
     case = get_case_for(db(), current_user, case_id)
-    form = _valid(FollowUpForm())
+    form = valid(FollowUpForm())
     services.ask_follow_up(db(), case, question=form.question.data,
                            max_questions=current_app.config["FOLLOW_UP_QUESTIONS_MAX"], **actor())
     flash("Question sent to the reviewer.", "success")
@@ -86,7 +80,7 @@ def ask_follow_up(case_id: int):
 @bp.post("/cases/<int:case_id>/follow-ups/<int:follow_up_id>/answer")
 def answer_follow_up(case_id: int, follow_up_id: int):
     case = get_case_for(db(), current_user, case_id)
-    form = _valid(FollowUpAnswerForm())
+    form = valid(FollowUpAnswerForm())
     services.answer_follow_up(db(), storage(), case, follow_up_id, answer=form.answer.data,
                               institution=letterhead(), **actor())
     flash("Answer sent to the referring physician.", "success")

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from review_portal.deadlines import SlaPolicy
-from review_portal.assignment.services import pause_deadlines, resume_deadlines
+from review_portal.assignment.sla import pause_deadlines, resume_deadlines
 from review_portal.audit.services import record
 from review_portal.auth.models import Role
 from review_portal.cases.lifecycle import CaseStatus, transition

@@ -89,7 +89,7 @@ def fhir_bundle(*, pdf: bytes | None = None, site: str = "breast", drop: str | N
 @pytest.fixture
 def sign_case(db, storage):
     """Drive a freshly routed case through acceptance, draft and signature (the letter is issued)."""
-    from review_portal.assignment.services import accept_offer
+    from review_portal.workflow.assignments import accept_offer
     from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
 
     def _sign(case):

@@ -70,7 +70,7 @@ def test_script_payloads_are_inert_on_every_page_and_in_the_letter(app, db, stor
     import shutil
 
     from review_portal.deadlines import policy_from_config
-    from review_portal.assignment.services import accept_offer
+    from review_portal.workflow.assignments import accept_offer
     from review_portal.cases.services import HistoryItem
     from review_portal.imaging.services import mark_key_image, series_of_case
     from review_portal.messaging.services import (

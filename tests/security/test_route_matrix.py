@@ -77,8 +77,8 @@ EXPECTED.update({
     **{e: CASE_TEAM for e in ("letters.letter_versions", "letters.fhir_diagnostic_report", "letters.fhir_task")},
     # Workflow (issue 4): the queue is the coordinators'; availability is the reviewers'; a notification
     # opens (redirects to its case) only for the person it was sent to.
-    "assignment.dashboard": STAFF_ONLY,
-    "assignment.reassign": STAFF_ONLY,  # the form; the POST refuses a case that is no longer open
+    "reviews.dashboard": STAFF_ONLY,
+    "reviews.reassign": STAFF_ONLY,  # the form; the POST refuses a case that is no longer open
     "assignment.availability": {r: (200 if r in ("reviewer", "other_reviewer", "radiologist") else 404) for r in ROLES},
     "notifications.list_notifications": {r: 200 for r in ROLES},
     "notifications.open_notification": {r: (302 if r == "reviewer" else 404) for r in ROLES},

@@ -13,7 +13,7 @@ from pydicom.pixels import pixel_array
 from sqlalchemy import func, select
 
 import review_portal.imaging.dicom as dicom_mod
-from review_portal.assignment.services import accept_offer
+from review_portal.workflow.assignments import accept_offer
 from review_portal.audit.models import AuditEvent
 from review_portal.cases.services import UploadedFile
 from review_portal.errors import PermissionDenied

@@ -6,10 +6,8 @@ from sqlalchemy import select
 
 from review_portal.deadlines import SlaPolicy
 from review_portal.assignment.models import OutOfOffice, ReviewerProfile
-from review_portal.assignment.services import (
-    accept_offer, add_review, choose_reviewer, complete_contributing_review, decline_offer, hard_ineligibility,
-    reassign_case, release_letter,
-)
+from review_portal.workflow.assignments import accept_offer, add_review, complete_contributing_review, decline_offer, reassign_case, release_letter
+from review_portal.assignment.routing import choose_reviewer, hard_ineligibility
 from review_portal.audit.models import AuditEvent
 from review_portal.auth.models import Role
 from review_portal.auth.services import create_user

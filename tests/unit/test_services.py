@@ -13,10 +13,8 @@ from pypdf import PdfWriter
 from sqlalchemy import func, select
 
 from review_portal.assignment.models import Assignment
-from review_portal.assignment.services import (
-    RoutingFacts, accept_offer, choose_reviewer, ineligibility, open_case_counts, profiles_by_user, reassign_case,
-    route_review,
-)
+from review_portal.assignment.routing import RoutingFacts, choose_reviewer, ineligibility, open_case_counts, profiles_by_user
+from review_portal.workflow.assignments import accept_offer, reassign_case, route_review
 from review_portal.audit.models import AuditEvent
 from review_portal.auth.models import Role
 from review_portal.auth.services import create_user

@@ -6,7 +6,8 @@ from sqlalchemy import select
 
 from review_portal.deadlines import SlaPolicy
 from review_portal.assignment.models import Escalation
-from review_portal.assignment.services import dashboard, sla_check
+from review_portal.workflow.dashboard import dashboard
+from review_portal.assignment.sla import sla_check
 from review_portal.audit.models import AuditEvent
 from review_portal.errors import IllegalTransition, InvalidInput
 from review_portal.messaging.services import answer_information_request, request_information
@@ -137,7 +138,7 @@ def test_an_unanswered_offer_is_reminded_once_then_escalated_once(db, make_case,
 
 
 def test_offer_chasing_counts_business_time_and_starts_afresh_for_a_new_offer(db, make_case, users):
-    from review_portal.assignment.services import reassign_review
+    from review_portal.workflow.assignments import reassign_review
 
     friday = NOW + timedelta(days=4, hours=8)  # Friday 17:00
     case = make_case("assigned", cancer_site="thoracic")

@@ -73,7 +73,7 @@ def csrf_app(tmp_path):
 
 def test_autosave_with_csrf_on_needs_the_header_token(csrf_app):
     from tests.conftest import NOW, TOTP_SECRET, referral, totp_now
-    from review_portal.assignment.services import accept_offer
+    from review_portal.workflow.assignments import accept_offer
     from review_portal.auth.models import Institution, Role, User
     from review_portal.auth.services import create_user
     from review_portal.cases.services import submit_referral

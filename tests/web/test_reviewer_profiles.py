@@ -5,7 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from review_portal.assignment.models import ReviewerProfile
-from review_portal.assignment.services import choose_reviewer, update_reviewer_profile
+from review_portal.assignment.routing import choose_reviewer
+from review_portal.assignment.services import update_reviewer_profile
 from review_portal.audit.models import AuditEvent
 from review_portal.auth.models import Institution
 from review_portal.errors import InvalidInput, PermissionDenied

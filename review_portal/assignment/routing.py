@@ -1,0 +1,163 @@
+"""Routing: which reviewers may take a review, and the best of them (specialty, sites, conflicts, load, absence)."""
+from __future__ import annotations
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from review_portal.assignment.models import (
+    OPEN_REVIEW_STATUSES, SITE_READING_AREAS, Assignment, OutOfOffice, Review, ReviewerProfile,
+)
+from review_portal.auth.models import Role, Specialty, User
+from review_portal.cases.lifecycle import OPEN_STATUSES
+from review_portal.cases.models import REVIEW_TYPES, Case
+
+
+# Which specialties may answer which kind of review.
+SPECIALTIES_FOR_REVIEW = {
+    "oncology_opinion": {Specialty.MEDICAL_ONCOLOGY, Specialty.RADIATION_ONCOLOGY, Specialty.SURGICAL_ONCOLOGY},
+    "radiology_read": {Specialty.RADIOLOGY},
+    "pathology_review": {Specialty.PATHOLOGY},
+}
+
+
+DEFAULT_CAPACITY = 8
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    reviewer: User | None
+    reason: str
+    # "Dr X: at capacity (8 of 8)" for every active reviewer who was not chosen.
+    excluded: list[str] = field(default_factory=list)
+
+
+def open_case_counts(db: Session) -> dict[int, int]:
+    """Open reviews each reviewer holds (offered or accepted): their current load."""
+    rows = db.execute(
+        select(Assignment.reviewer_id, func.count())
+        .join(Review, Review.id == Assignment.review_id)
+        .join(Case, Case.id == Assignment.case_id)
+        .where(Assignment.status.in_(["offered", "accepted"]), Review.status.in_(list(OPEN_REVIEW_STATUSES)),
+               Case.status.in_([s.value for s in OPEN_STATUSES]))
+        .group_by(Assignment.reviewer_id)
+    )
+    return {reviewer_id: count for reviewer_id, count in rows}
+
+
+def profiles_by_user(db: Session) -> dict[int, ReviewerProfile]:
+    return {p.user_id: p for p in db.scalars(select(ReviewerProfile))}
+
+
+def capacity_of(profile: ReviewerProfile | None) -> int:
+    return profile.capacity if profile is not None and profile.capacity is not None else DEFAULT_CAPACITY
+
+
+def absences_overlapping(db: Session, start: date, end: date) -> dict[int, OutOfOffice]:
+    rows = db.scalars(select(OutOfOffice).where(OutOfOffice.starts_on <= end, OutOfOffice.ends_on >= start)
+                      .order_by(OutOfOffice.starts_on))
+    found: dict[int, OutOfOffice] = {}
+    for row in rows:
+        found.setdefault(row.user_id, row)
+    return found
+
+
+@dataclass
+class RoutingFacts:
+    """What routing needs to know beyond the reviewer and the case, loaded once per decision."""
+
+    load: dict[int, int]
+    profiles: dict[int, ReviewerProfile]
+    absences: dict[int, OutOfOffice]
+    excluded: set[int] = field(default_factory=set)  # declined this review already
+    busy_on_case: set[int] = field(default_factory=set)  # already hold another review of this case
+
+
+def hard_ineligibility(reviewer: User, case: Case, review_type: str, profile: ReviewerProfile | None) -> str | None:
+    """Rules a coordinator cannot override: expertise and conflicts of interest."""
+    if reviewer.role != Role.REVIEWER or not reviewer.active:
+        return "not an active reviewer"
+    if reviewer.specialty not in SPECIALTIES_FOR_REVIEW.get(review_type, set()):
+        return f"specialty ({reviewer.specialty_label or 'none'}) does not match a {REVIEW_TYPES.get(review_type, review_type).lower()}"
+    if case.cancer_site not in (reviewer.sites or []):
+        return f"does not cover {case.cancer_site_label.lower()}"
+    if review_type == "radiology_read":
+        needed = SITE_READING_AREAS.get(case.cancer_site, set())
+        if not needed & set(profile.reading_areas if profile else []):
+            return "reading areas do not include this site's imaging"
+    if reviewer.id == case.referring_id:
+        return "is the referring physician"
+    referring = case.referring
+    if referring is not None and referring.institution_id and reviewer.institution_id == referring.institution_id:
+        return "works at the referring institution (conflict of interest)"
+    return None
+
+
+def ineligibility(reviewer: User, case: Case, review_type: str, facts: RoutingFacts) -> str | None:
+    """Why `reviewer` may not be routed this review automatically, or None when they may."""
+    profile = facts.profiles.get(reviewer.id)
+    problem = hard_ineligibility(reviewer, case, review_type, profile)
+    if problem:
+        return problem
+    if reviewer.id in facts.excluded:
+        return "declined this review"
+    if reviewer.id in facts.busy_on_case:
+        return "already reviews this case"
+    away = facts.absences.get(reviewer.id)
+    if away is not None:
+        return f"out of office {away.starts_on:%d %b} – {away.ends_on:%d %b}"
+    capacity = capacity_of(profile)
+    if facts.load.get(reviewer.id, 0) >= capacity:
+        return f"at capacity ({facts.load.get(reviewer.id, 0)} of {capacity} open)"
+    return None
+
+
+def routing_facts(db: Session, review: Review, now: datetime) -> RoutingFacts:
+    # Someone away at any point before the deadline cannot be counted on for it.
+    end = max(review.due_at, now).date()
+    busy = {a.reviewer_id for r in review.case.reviews if r.id != review.id for a in r.assignments if a.active}
+    return RoutingFacts(load=open_case_counts(db), profiles=profiles_by_user(db),
+                        absences=absences_overlapping(db, now.date(), end),
+                        excluded=review.declined_reviewer_ids, busy_on_case=busy)
+
+
+def all_reviewers(db: Session) -> list[User]:
+    return list(db.scalars(select(User).where(User.role == Role.REVIEWER, User.active.is_(True)).order_by(User.id)))
+
+
+def choose_reviewer(db: Session, review: Review, now: datetime) -> RoutingDecision:
+    """Among eligible reviewers, the one with the lowest load; ties go to the lowest account id.
+
+    Returns the reason in words for the coordinator, including who else was considered and why not.
+    """
+    case = review.case
+    facts = routing_facts(db, review, now)
+    eligible, excluded = [], []
+    for reviewer in all_reviewers(db):
+        problem = ineligibility(reviewer, case, review.review_type, facts)
+        if problem:
+            excluded.append(f"{reviewer.name}: {problem}")
+        else:
+            eligible.append(reviewer)
+    label = REVIEW_TYPES.get(review.review_type, review.review_type).lower()
+    if not eligible:
+        detail = "; ".join(excluded) if excluded else "no active reviewers"
+        return RoutingDecision(None, f"No eligible reviewer for a {label} of a {case.cancer_site_label.lower()} case. "
+                                     f"Considered: {detail}.", excluded)
+    chosen = min(eligible, key=lambda r: (facts.load.get(r.id, 0), r.id))
+    load = facts.load.get(chosen.id, 0)
+    tied = [r for r in eligible if r is not chosen and facts.load.get(r.id, 0) == load]
+    others = ", ".join(f"{r.name} {facts.load.get(r.id, 0)}" for r in eligible if r is not chosen)
+    reason = (f"Automatic: {chosen.specialty_label}, covers {case.cancer_site_label.lower()}, lowest load "
+              f"({load} open of {capacity_of(facts.profiles.get(chosen.id))}) among {len(eligible)} eligible")
+    reason += f" (others: {others})" if others else ""
+    if tied:
+        reason += f"; tie with {', '.join(r.name for r in tied)} broken by the longest-standing account"
+    if facts.excluded:
+        reason += f"; excluded {len(facts.excluded)} who declined"
+    return RoutingDecision(chosen, reason + ".", excluded)
+
+
+def eligible_reviewers(db: Session, review: Review) -> list[User]:
+    """Reviewers a coordinator may pick by hand (expertise and conflicts checked; load shown, not enforced)."""
+    profiles = profiles_by_user(db)
+    return [r for r in all_reviewers(db) if hard_ineligibility(r, review.case, review.review_type, profiles.get(r.id)) is None]

@@ -1,0 +1,191 @@
+"""Offering, accepting, declining and reassigning reviews: steps that change the assignment, the case and the notifications together."""
+from __future__ import annotations
+from datetime import datetime
+from sqlalchemy.orm import Session
+from review_portal import deadlines
+from review_portal.assignment.models import (
+    DECLINE_REASONS, Assignment, Review,
+)
+from review_portal.audit.services import record
+from review_portal.auth.models import Role, User
+from review_portal.cases.lifecycle import OPEN_STATUSES, CaseStatus, transition
+from review_portal.cases.models import REVIEW_TYPES, Case
+from review_portal.errors import IllegalTransition, InvalidInput, PermissionDenied
+from review_portal.notifications.services import notify, notify_staff
+from review_portal.assignment.routing import choose_reviewer, hard_ineligibility, ineligibility, profiles_by_user, routing_facts
+from review_portal.assignment.sla import sync_case_due
+
+
+def route_case(db: Session, case: Case, *, by, ip: str, now: datetime) -> Assignment | None:
+    """Create the case's lead review (due when the case is due) and offer it to the best-matching reviewer."""
+    review = Review(case_id=case.id, review_type=case.review_type, is_lead=True, status="triage",
+                    fhir_status="received", created_at=now, due_at=case.due_at)
+    db.add(review)
+    db.flush()
+    db.expire(case, ["reviews", "assignments"])
+    return route_review(db, review, by=by, ip=ip, now=now)
+
+
+def add_review(db: Session, case: Case, review_type: str, *, policy: deadlines.SlaPolicy, by, ip: str,
+               now: datetime) -> Review:
+    """A further review of the same case (e.g. a radiology re-read); the letter waits for it."""
+    if by.role not in (Role.COORDINATOR, Role.ADMIN):
+        raise PermissionDenied("Only a coordinator can add a review to a case.")
+    if review_type not in REVIEW_TYPES:
+        raise InvalidInput("Choose a review type.")
+    if case.status not in (CaseStatus.TRIAGE, CaseStatus.ASSIGNED, CaseStatus.IN_REVIEW, CaseStatus.AWAITING_INFORMATION):
+        raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}; no review can be added.")
+    review = Review(case_id=case.id, review_type=review_type, is_lead=False, status="triage", fhir_status="received",
+                    created_at=now, due_at=deadlines.due_date(now, case.priority, policy))
+    db.add(review)
+    db.flush()
+    db.expire(case, ["reviews", "assignments"])
+    record(db, action="review.added", by=by, ip=ip, now=now, case=case, object_type="review", object_id=review.id,
+           detail=f"type={review_type}; due={review.due_at.isoformat()}")
+    route_review(db, review, by=by, ip=ip, now=now)
+    return review
+
+
+def route_review(db: Session, review: Review, *, by, ip: str, now: datetime) -> Assignment | None:
+    """Offer the review to the best eligible reviewer, or put it in the triage queue with the reason."""
+    decision = choose_reviewer(db, review, now)
+    case = review.case
+    if decision.reviewer is None:
+        review.set_status("triage")
+        review.triage_reason = decision.reason[:1000]
+        record(db, action="case.routing_failed", by=by, ip=ip, now=now, case=case, object_type="review",
+               object_id=review.id, detail=decision.reason)
+        if review.is_lead and case.status in (CaseStatus.SUBMITTED, CaseStatus.ASSIGNED):
+            transition(case, CaseStatus.TRIAGE, now, by=by, ip=ip, why="no eligible reviewer")
+        notify_staff(db, kind="triage", case=case, now=now,
+                     text=f"Case {case.reference} needs a reviewer for its {review.review_type_label.lower()}: "
+                          "nobody eligible was found automatically.")
+        return None
+    return _offer(db, review, decision.reviewer, reason=decision.reason, assigned_by=None, by=by, ip=ip, now=now)
+
+
+def _offer(db: Session, review: Review, reviewer: User, *, reason: str, assigned_by, by, ip: str, now: datetime) -> Assignment:
+    case = review.case
+    for current in review.assignments:
+        if current.status in ("offered", "accepted"):
+            current.set_status("ended", now)
+    if review.is_lead and case.status in (CaseStatus.SUBMITTED, CaseStatus.TRIAGE, CaseStatus.ASSIGNED,
+                                          CaseStatus.IN_REVIEW):
+        transition(case, CaseStatus.ASSIGNED, now, by=by, ip=ip, why=f"offered to {reviewer.name}")
+    assignment = Assignment(case_id=case.id, review_id=review.id, reviewer_id=reviewer.id, assigned_at=now,
+                            assigned_by_id=getattr(assigned_by, "id", None), reason=reason[:1000],
+                            status="offered", fhir_status="requested", active=True)
+    db.add(assignment)
+    review.set_status("offered")
+    review.triage_reason = ""
+    db.flush()
+    db.expire(review, ["assignments"])
+    db.expire(case, ["assignments"])
+    record(db, action="case.assigned", by=by, ip=ip, now=now, case=case, object_type="assignment",
+           object_id=assignment.id, detail=f"offered {review.review_type} to {reviewer.email}; {reason}")
+    notify(db, reviewer, kind="assignment", case=case, now=now,
+           text=f"Case {case.reference} ({review.review_type_label.lower()}, {case.priority_label.lower()}) is offered "
+                f"to you. Accept or decline it; due {review.due_at:%d %b %Y %H:%M} UTC.")
+    return assignment
+
+
+def accept_offer(db: Session, assignment: Assignment, *, by, ip: str, now: datetime) -> Assignment:
+    if assignment.reviewer_id != by.id:
+        raise PermissionDenied("Only the reviewer it was offered to can accept this review.")
+    if assignment.status != "offered":
+        raise IllegalTransition(f"This offer is {assignment.status_label.lower()}; it can no longer be accepted.")
+    case, review = assignment.review.case, assignment.review
+    if case.status not in OPEN_STATUSES:
+        raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}.")
+    assignment.set_status("accepted", now)
+    review.set_status("in_review")
+    record(db, action="assignment.accepted", by=by, ip=ip, now=now, case=case, object_type="assignment",
+           object_id=assignment.id)
+    if review.is_lead and case.status == CaseStatus.ASSIGNED:
+        transition(case, CaseStatus.IN_REVIEW, now, by=by, ip=ip, why=f"accepted by {by.name}")
+    return assignment
+
+
+def decline_offer(db: Session, assignment: Assignment, *, reason: str, note: str, by, ip: str,
+                  now: datetime) -> Assignment | None:
+    """Record the decline with its reason, then offer the review to the next eligible reviewer (never a decliner)."""
+    if assignment.reviewer_id != by.id:
+        raise PermissionDenied("Only the reviewer it was offered to can decline this review.")
+    if assignment.status != "offered":
+        raise IllegalTransition(f"This offer is {assignment.status_label.lower()}; it can no longer be declined.")
+    if reason not in DECLINE_REASONS:
+        raise InvalidInput("Choose why you decline: " + ", ".join(DECLINE_REASONS.values()).lower() + ".")
+    if reason == "other" and not note.strip():
+        raise InvalidInput("Say briefly why you decline.")
+    case, review = assignment.review.case, assignment.review
+    assignment.set_status("declined", now)
+    assignment.decline_reason = reason
+    assignment.decline_note = note.strip()[:500]
+    db.flush()
+    record(db, action="assignment.declined", by=by, ip=ip, now=now, case=case, object_type="assignment",
+           object_id=assignment.id, detail=f"{reason}: {assignment.decline_note}")
+    return route_review(db, review, by=by, ip=ip, now=now)
+
+
+def reassign_review(db: Session, review: Review, reviewer: User, *, by, ip: str, now: datetime, note: str = "") -> Assignment:
+    """A coordinator hands the review to a named reviewer, who then accepts or declines like any offer."""
+    if by.role not in (Role.COORDINATOR, Role.ADMIN):
+        raise PermissionDenied("Only a coordinator can reassign a review.")
+    case = review.case
+    if not review.is_open or case.status not in OPEN_STATUSES:
+        raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()} and cannot be reassigned.")
+    problem = hard_ineligibility(reviewer, case, review.review_type, profiles_by_user(db).get(reviewer.id))
+    if problem:
+        raise InvalidInput(f"{reviewer.name} cannot review this case: {problem}.")
+    current = review.active_assignment
+    if current is not None and current.reviewer_id == reviewer.id:
+        raise InvalidInput(f"{reviewer.name} already holds this review.")
+    if case.status == CaseStatus.AWAITING_INFORMATION:
+        raise IllegalTransition(f"Case {case.reference} is awaiting information; reassign it once it resumes.")
+    facts = routing_facts(db, review, now)
+    soft = ineligibility(reviewer, case, review.review_type, facts)
+    reason = f"Assigned by {by.name}" + (f": {note}" if note else "") + (f" (overrides: {soft})" if soft else "")
+    return _offer(db, review, reviewer, reason=reason, assigned_by=by, by=by, ip=ip, now=now)
+
+
+def reassign_case(db: Session, case: Case, reviewer: User, *, by, ip: str, now: datetime, note: str = "") -> Assignment:
+    """Reassign the case's lead review (the common case for a coordinator)."""
+    return reassign_review(db, case.lead_review, reviewer, by=by, ip=ip, now=now, note=note)
+
+
+def complete_contributing_review(db: Session, review: Review, *, findings: str, by, ip: str, now: datetime) -> Review:
+    """A contributing reviewer (e.g. the radiologist re-reading) records findings for the lead reviewer."""
+    assignment = review.active_assignment
+    if review.is_lead:
+        raise InvalidInput("The lead review is completed by signing the opinion.")
+    if assignment is None or assignment.reviewer_id != by.id or assignment.status != "accepted":
+        raise PermissionDenied("Only the reviewer who accepted this review can complete it.")
+    if review.case.status not in (CaseStatus.ASSIGNED, CaseStatus.IN_REVIEW):
+        raise IllegalTransition(f"Case {review.case.reference} is {review.case.status_label.lower()}.")
+    if not findings.strip():
+        raise InvalidInput("Write your findings before completing the review.")
+    review.findings = findings.strip()
+    review.complete(now)
+    case = review.case
+    sync_case_due(case)
+    record(db, action="review.completed", by=by, ip=ip, now=now, case=case, object_type="review", object_id=review.id)
+    lead = case.reviewer
+    text = f"The {review.review_type_label.lower()} of case {case.reference} is complete."
+    if lead is not None:
+        notify(db, lead, kind="review_done", case=case, text=text, now=now)
+    notify_staff(db, kind="review_done", case=case, text=text, now=now)
+    return review
+
+
+def release_letter(db: Session, case: Case, *, why: str, by, ip: str, now: datetime) -> None:
+    """Let the opinion be signed (and the letter go) without waiting for the remaining contributing reviews."""
+    if by.role not in (Role.COORDINATOR, Role.ADMIN):
+        raise PermissionDenied("Only a coordinator can release the letter.")
+    if case.status not in OPEN_STATUSES:
+        raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}.")
+    if not why.strip():
+        raise InvalidInput("Say why the letter may go without the other reviews.")
+    case.letter_released_at = now
+    case.letter_released_by_id = by.id
+    case.updated_at = now
+    record(db, action="case.letter_released", by=by, ip=ip, now=now, case=case, detail=why.strip()[:500])

@@ -1,0 +1,129 @@
+"""Pages and actions on a case's reviews: accept, decline, reassign, add a review, complete it, release the letter."""
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from review_portal.assignment import routing
+from review_portal.workflow import assignments
+from review_portal.workflow.dashboard import dashboard as dashboard_data
+from review_portal.deadlines import policy_from_config
+from review_portal.assignment.forms import (
+    AddReviewForm, CompleteReviewForm, DeclineForm, ReassignForm, ReleaseLetterForm,
+)
+from review_portal.assignment.models import Assignment, Review
+from review_portal.auth.models import Role, User
+from review_portal.web import ConfirmForm
+from review_portal.cases.permissions import can_reassign, is_staff
+from review_portal.cases.services import get_case_for
+from review_portal.errors import InvalidInput, NotFound
+from review_portal.web import actor, db
+
+from review_portal.web import valid
+
+bp = Blueprint("reviews", __name__)
+
+
+def _require_staff():
+    if not is_staff(current_user):
+        abort(404)
+
+
+def _review_in(case, review_id) -> Review:
+    review = next((r for r in case.reviews if str(r.id) == str(review_id)), None) if review_id else case.lead_review
+    if review is None:
+        raise NotFound("No such review on this case.")
+    return review
+
+
+def _assignment_in(case, assignment_id: int) -> Assignment:
+    assignment = db().get(Assignment, assignment_id)
+    if assignment is None or assignment.case_id != case.id:
+        raise NotFound("No such offer on this case.")
+    return assignment
+
+
+def _show(case):
+    return redirect(url_for("cases.show_case", case_id=case.id))
+
+
+@bp.route("/cases/<int:case_id>/reassign", methods=["GET", "POST"])
+def reassign(case_id: int):
+    _require_staff()
+    case = get_case_for(db(), current_user, case_id)
+    review = _review_in(case, request.values.get("review"))
+    form = ReassignForm()
+    load = routing.open_case_counts(db())
+    profiles = routing.profiles_by_user(db())
+    current = review.active_assignment
+    form.reviewer_id.choices = [(0, "Choose…")] + [
+        (r.id, f"{r.name} — {r.specialty_label}, {load.get(r.id, 0)} of {routing.capacity_of(profiles.get(r.id))} open"
+               + (" (declined)" if r.id in review.declined_reviewer_ids else ""))
+        for r in routing.eligible_reviewers(db(), review) if not current or r.id != current.reviewer_id
+    ]
+    if form.validate_on_submit():
+        if not can_reassign(current_user, case):
+            raise InvalidInput(f"Case {case.reference} is {case.status_label.lower()} and cannot be reassigned.")
+        reviewer = db().get(User, form.reviewer_id.data)
+        if reviewer is None or reviewer.role != Role.REVIEWER:
+            raise InvalidInput("Choose a reviewer from the list.")
+        assignments.reassign_review(db(), review, reviewer, note=form.note.data or "", **actor())
+        flash(f"Case {case.reference} offered to {reviewer.name}.", "success")
+        return _show(case)
+    status = 400 if form.errors else 200
+    return render_template("assignment/reassign.html", case=case, review=review, form=form), status
+
+
+@bp.post("/cases/<int:case_id>/assignments/<int:assignment_id>/accept")
+def accept_offer(case_id: int, assignment_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    valid(ConfirmForm())
+    assignment = assignments.accept_offer(db(), _assignment_in(case, assignment_id), **actor())
+    flash(f"You accepted the {assignment.review.review_type_label.lower()} of case {case.reference}.", "success")
+    return _show(case)
+
+
+@bp.post("/cases/<int:case_id>/assignments/<int:assignment_id>/decline")
+def decline_offer(case_id: int, assignment_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    form = valid(DeclineForm())
+    assignments.decline_offer(db(), _assignment_in(case, assignment_id), reason=form.reason.data,
+                           note=form.note.data or "", **actor())
+    flash(f"You declined case {case.reference}; it has been offered to someone else or passed to a coordinator.", "info")
+    return redirect(url_for("cases.list_cases"))
+
+
+@bp.post("/cases/<int:case_id>/reviews")
+def add_review(case_id: int):
+    _require_staff()
+    case = get_case_for(db(), current_user, case_id)
+    form = valid(AddReviewForm())
+    review = assignments.add_review(db(), case, form.review_type.data, policy=policy_from_config(current_app.config),
+                                 **actor())
+    who = review.reviewer.name if review.reviewer else "the triage queue (nobody eligible)"
+    flash(f"{review.review_type_label} added to case {case.reference}: offered to {who}.", "success")
+    return _show(case)
+
+
+@bp.post("/cases/<int:case_id>/reviews/<int:review_id>/complete")
+def complete_review(case_id: int, review_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    form = valid(CompleteReviewForm())
+    assignments.complete_contributing_review(db(), _review_in(case, review_id), findings=form.findings.data, **actor())
+    flash("Review completed; the lead reviewer has been told.", "success")
+    return _show(case)
+
+
+@bp.post("/cases/<int:case_id>/release-letter")
+def release_letter(case_id: int):
+    _require_staff()
+    case = get_case_for(db(), current_user, case_id)
+    form = valid(ReleaseLetterForm())
+    assignments.release_letter(db(), case, why=form.why.data, **actor())
+    flash("The opinion may now be signed without waiting for the other reviews.", "success")
+    return _show(case)
+
+
+@bp.get("/dashboard")
+def dashboard():
+    _require_staff()
+    ctx = actor()
+    data = dashboard_data(db(), policy=policy_from_config(current_app.config), now=ctx["now"])
+    return render_template("assignment/dashboard.html", resend_form=ConfirmForm(), **data)
