@@ -107,7 +107,8 @@ def serve(workdir: Path, port_file: Path) -> None:
     from review_portal.auth.models import Institution, Role
     from review_portal.auth.services import create_user
     from review_portal.cases.lifecycle import CaseStatus
-    from review_portal.cases.services import Referral, submit_referral
+    from review_portal.cases.services import Referral
+    from review_portal.workflow.referrals import submit_referral
     from review_portal.clock import utcnow
     from review_portal.db import create_all, session
 

@@ -22,7 +22,9 @@ from review_portal.workflow.assignments import accept_offer, add_review
 from review_portal.assignment.sla import sla_check
 from review_portal.auth.models import Institution, Role, User
 from review_portal.auth.services import create_user
-from review_portal.cases.services import HistoryItem, Referral, UploadedFile, close_case, submit_referral
+from review_portal.cases.services import HistoryItem, Referral, close_case
+from review_portal.uploads import UploadedFile
+from review_portal.workflow.referrals import submit_referral
 from review_portal.messaging.services import post_message, request_information
 from review_portal.clock import utcnow
 

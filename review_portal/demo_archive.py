@@ -22,7 +22,8 @@ from review_portal.deadlines import DAY, add_business_seconds, business_seconds_
 from review_portal.workflow.assignments import accept_offer
 from review_portal.audit.services import record
 from review_portal.cases.lifecycle import CaseStatus, transition
-from review_portal.cases.services import HistoryItem, Referral, close_case, submit_referral
+from review_portal.cases.services import HistoryItem, Referral, close_case
+from review_portal.workflow.referrals import submit_referral
 from review_portal.letters.models import Letter
 from review_portal.letters.services import acknowledge_letter, new_verification_code
 from review_portal.messaging.services import answer_information_request, request_information

@@ -53,8 +53,12 @@ def sha256_of(stream: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-class _BlobStore:
-    """What every backend derives from put_stream."""
+class Storage:
+    """The content-addressed file store every domain writes to: a key is the SHA-256 of the bytes.
+
+    Type hints name this interface; `storage_from_config` picks the backend (local disk or S3).
+    The put_* helpers derive from each backend's put_stream.
+    """
 
     _tmp: Path
 
@@ -75,6 +79,30 @@ class _BlobStore:
     def put_stream(self, stream: BinaryIO) -> tuple[str, bool]:
         raise NotImplementedError
 
+    def local_path(self, key: str) -> Path:
+        """A readable file with the blob's bytes (a cached copy on remote backends)."""
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def open(self, key: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def read_bytes(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def workdir(self) -> Path:
+        """A private scratch directory; see uploads.scratch, which also removes it."""
+        raise NotImplementedError
+
+    @staticmethod
+    def remove_workdir(path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
     def put_file(self, path: Path) -> tuple[str, bool]:
         with open(path, "rb") as fh:
             return self.put_stream(fh)
@@ -85,7 +113,7 @@ class _BlobStore:
         return self.put_stream(io.BytesIO(data))
 
 
-class LocalStorage(_BlobStore):
+class LocalStorage(Storage):
     backend = "local"
 
     def __init__(self, root: Path):
@@ -163,7 +191,7 @@ class LocalStorage(_BlobStore):
         probe.close()
 
 
-class S3Storage(_BlobStore):
+class S3Storage(Storage):
     """The same interface on an S3-compatible bucket (AWS S3, MinIO, Ceph RGW...).
 
     Uploads are spooled once to a local temp file to learn their sha256 (the key), then streamed
@@ -289,7 +317,7 @@ class S3Storage(_BlobStore):
         self.client.head_bucket(Bucket=self.bucket)
 
 
-def storage_from_config(config) -> LocalStorage | S3Storage:
+def storage_from_config(config) -> Storage:
     if config.get("STORAGE_BACKEND", "local") == "s3":
         return S3Storage(
             config["S3_BUCKET"], cache_dir=Path(config["STORAGE_DIR"]) / "s3-cache",

@@ -21,7 +21,9 @@ from review_portal import create_app
 from review_portal.auth.models import Institution, Role
 from review_portal.auth.services import create_user
 from review_portal.cases.lifecycle import CaseStatus
-from review_portal.cases.services import HistoryItem, Referral, UploadedFile, submit_referral
+from review_portal.cases.services import HistoryItem, Referral
+from review_portal.uploads import UploadedFile
+from review_portal.workflow.referrals import submit_referral
 from review_portal.db import create_all, session as db_session
 
 PASSWORD = "correct-horse-battery"

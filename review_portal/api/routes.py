@@ -31,6 +31,9 @@ from review_portal.letters import fhir as letters_fhir
 from review_portal.letters.services import letters_for_case, record_letter_download
 from review_portal.opinions.services import opinion_for_case
 from review_portal.web import actor, db, storage
+from review_portal.uploads import scratch, spool_bytes
+from review_portal.workflow.queries import page_of_cases
+from review_portal.workflow.referrals import submit_referral
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -210,19 +213,11 @@ def _submit(referral: cases.Referral, documents: list[tuple[str, bytes]]):
     if not can_submit_referral(current_user):
         raise PermissionDenied("Only referring physicians submit referrals.")
     store = storage()
-    workdir = store.workdir()
-    try:
-        uploads = []
-        for n, (name, data) in enumerate(documents):
-            path = workdir / f"doc{n}"
-            path.write_bytes(data)
-            uploads.append(cases.UploadedFile(filename=name or f"document-{n + 1}", path=path))
-        case, _report = cases.submit_referral(
-            db(), store, referral, documents=uploads, scans=[],
+    with scratch(store) as workdir:
+        case, _report = submit_referral(
+            db(), store, referral, documents=spool_bytes(documents, workdir, "doc"), scans=[],
             turnaround_days=current_app.config["TURNAROUND_DAYS"],
             holidays=parse_holidays(current_app.config.get("HOLIDAYS")), **actor())
-    finally:
-        store.remove_workdir(workdir)
     return case
 
 
@@ -256,7 +251,7 @@ def list_referrals():
     status = request.args.get("status") or None
     if status is not None and status not in STATUS_LABELS:
         raise InvalidInput(f"status must be one of: {', '.join(STATUS_LABELS)}.")
-    rows, total = cases.page_of_cases(db(), current_user, status=status, page=page, per_page=per_page)
+    rows, total = page_of_cases(db(), current_user, status=status, page=page, per_page=per_page)
     following = None
     if page * per_page < total:
         args = {"page": page + 1, "per_page": per_page} | ({"status": status} if status else {})

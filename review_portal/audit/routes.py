@@ -95,4 +95,4 @@ def break_glass(case_id: int):
     emergency.break_glass(db(), case, reason=form.reason.data, **actor())
     flash(f"Emergency access to {case.reference} granted for {emergency.grant_length().seconds // 60} minutes. "
           "It is recorded and will be reviewed.", "warning")
-    return redirect(url_for("cases.show_case", case_id=case.id))
+    return redirect(url_for("workflow.show_case", case_id=case.id))

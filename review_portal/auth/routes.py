@@ -32,7 +32,7 @@ def _safe_next(target: str | None) -> str:
     # Only same-site relative paths: an open redirect after login is a phishing aid.
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target and not urlsplit(target).netloc:
         return target
-    return url_for("cases.list_cases")
+    return url_for("workflow.list_cases")
 
 
 def _ctx() -> dict:
@@ -75,7 +75,7 @@ def _rotate_session(user: User, why: str) -> None:
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
-        return redirect(url_for("cases.list_cases"))
+        return redirect(url_for("workflow.list_cases"))
     form = LoginForm()
     if form.validate_on_submit():
         ctx = _ctx()

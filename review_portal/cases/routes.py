@@ -1,160 +1,16 @@
-from pathlib import Path
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, flash, redirect, send_file, url_for
 from flask_login import current_user
-from werkzeug.datastructures import FileStorage
 
-from review_portal.audit.services import events_for_case, record
+from review_portal.audit.services import record
 from review_portal.cases import services
-from review_portal.deadlines import parse_holidays, policy_from_config
-from review_portal.assignment.forms import AddReviewForm, CompleteReviewForm, DeclineForm, ReleaseLetterForm
-from review_portal.assignment.services import offer_for
-from review_portal.assignment.sla import review_row
-from review_portal.cases.forms import CancelForm, ReferralForm, WithdrawForm
+from review_portal.cases.forms import CancelForm, WithdrawForm
 from review_portal.web import ConfirmForm
-from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS
 from review_portal.cases.models import Document
-from review_portal.cases.permissions import can_submit_referral, can_view_audit
 from review_portal.errors import InvalidInput, NotFound
-from review_portal.imaging.services import instance_counts, series_of_case
-from review_portal.jobs import jobs_for_case
-from review_portal.letters.services import letters_for_case
-from review_portal.messaging.forms import (
-    FollowUpAnswerForm, FollowUpForm, InformationAnswerForm, InformationRequestForm, MessageForm,
-)
-from review_portal.messaging.services import follow_ups_for, requests_for, thread_for
-from review_portal.opinions.services import opinion_for_case
-from review_portal.web import actor, db, page_arg, storage
-from review_portal.web import is_fetch
+from review_portal.web import actor, db, storage
 
 bp = Blueprint("cases", __name__)
-
-
-@bp.get("/")
-def index():
-    return redirect(url_for("cases.list_cases"))
-
-
-@bp.get("/cases")
-def list_cases():
-    status = request.args.get("status") or None
-    if status and status not in STATUS_LABELS:
-        status = None
-    page = page_arg()
-    per_page = current_app.config["PAGE_SIZE"]
-    rows, total = services.page_of_cases(db(), current_user, status=status, page=page, per_page=per_page)
-    # A reviewer accepts an offer with one click from the worklist.
-    offers = {c.id: a for c in rows for a in c.assignments if a.reviewer_id == current_user.id and a.status == "offered"}
-    return render_template("cases/list.html", cases=rows, total=total, page=page, per_page=per_page,
-                           status=status, statuses=STATUS_LABELS, offers=offers, open_statuses=OPEN_STATUSES,
-                           accept_form=ConfirmForm())
-
-
-def _spool(files: list[FileStorage], workdir: Path, prefix: str) -> list[services.UploadedFile]:
-    spooled = []
-    for n, f in enumerate(files):
-        if not f or not f.filename:
-            continue
-        path = workdir / f"{prefix}{n}"
-        f.save(path)
-        spooled.append(services.UploadedFile(filename=f.filename, path=path))
-    return spooled
-
-
-def _referral_from(form: ReferralForm) -> services.Referral:
-    history = [
-        services.HistoryItem(e.form.occurred_on.data, e.form.kind.data, e.form.text.data)
-        for e in form.history.entries
-        if e.form.occurred_on.data and e.form.kind.data and (e.form.text.data or "").strip()
-    ]
-    return services.Referral(
-        patient_name=form.patient_name.data, patient_dob=form.patient_dob.data, patient_sex=form.patient_sex.data,
-        patient_mrn=form.patient_mrn.data, question=form.question.data,
-        diagnosis_in_question=form.diagnosis_in_question.data, plan_in_question=form.plan_in_question.data,
-        review_type=form.review_type.data, cancer_site=form.cancer_site.data, priority=form.priority.data,
-        history=history,
-    )
-
-
-@bp.route("/referrals/new", methods=["GET", "POST"])
-def new_referral():
-    if not can_submit_referral(current_user):
-        abort(403)
-    form = ReferralForm()
-    if request.method == "POST" and not form.validate():
-        message = "Please correct the highlighted fields."
-        if is_fetch():
-            return jsonify(error=message, fields=_flatten_errors(form)), 400
-        flash(message, "error")
-        return render_template("cases/new.html", form=form), 400
-    if request.method == "GET":
-        return render_template("cases/new.html", form=form)
-
-    store = storage()
-    workdir = store.workdir()
-    try:
-        documents = _spool(request.files.getlist(form.documents.name), workdir, "doc")
-        scans = _spool(request.files.getlist(form.scans.name), workdir, "scan")
-        case, report = services.submit_referral(
-            db(), store, _referral_from(form), documents=documents, scans=scans,
-            turnaround_days=current_app.config["TURNAROUND_DAYS"],
-            holidays=parse_holidays(current_app.config.get("HOLIDAYS")), **actor(),
-        )
-    finally:
-        store.remove_workdir(workdir)
-    if report.finished:
-        flash(f"Referral {case.reference} submitted. Scans: {report.summary}", "success")
-    else:
-        flash(f"Referral {case.reference} submitted. The scans are being processed; the case page shows their progress.",
-              "success")
-    for name, reason in report.rejected[:20]:
-        flash(f"Skipped {name}: {reason}", "warning")
-    if case.status == "triage":
-        flash("No matching reviewer is available right now; a coordinator will assign the case.", "info")
-    target = url_for("cases.show_case", case_id=case.id)
-    if is_fetch():
-        return jsonify(redirect=target)
-    return redirect(target)
-
-
-def _flatten_errors(form) -> dict[str, list[str]]:
-    """Field id → messages, including errors added to history rows after WTForms validated the list."""
-    flat = {}
-    for field in form:
-        if field.type == "FieldList":
-            for entry in field.entries:
-                for sub in entry.form:
-                    if sub.errors:
-                        flat[sub.id] = list(sub.errors)
-        elif field.errors:
-            flat[field.id] = list(field.errors)
-    return flat
-
-
-@bp.get("/cases/<int:case_id>")
-def show_case(case_id: int):
-    case = services.get_case_for(db(), current_user, case_id, options=services.case_page_load())
-    ctx = actor()
-    record(db(), action="case.viewed", case=case, object_type="case", object_id=case.id, **ctx)
-    policy = policy_from_config(current_app.config)
-    series = series_of_case(db(), case.id)
-    info_requests = requests_for(db(), case.id)
-    return render_template(
-        "cases/detail.html", case=case, series=series, instance_counts=instance_counts(db(), [s.id for s in series]),
-        opinion=opinion_for_case(db(), case.id), letters=letters_for_case(db(), case.id),
-        audit=events_for_case(db(), case.id) if can_view_audit(current_user, case) else None,
-        confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(), cancel_form=CancelForm(),
-        review_rows={r.id: review_row(r, policy, ctx["now"]) for r in case.reviews if r.is_open},
-        offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm(),
-        release_form=ReleaseLetterForm(), complete_form=CompleteReviewForm(),
-        thread=thread_for(db(), case.id),
-        info_request=next((r for r in info_requests if r.status == "open"), None),
-        pending_jobs=[j for j in jobs_for_case(db(), case.id) if j.status != "done"],
-        info_requests=info_requests, follow_ups=follow_ups_for(db(), case.id),
-        follow_up_max=current_app.config["FOLLOW_UP_QUESTIONS_MAX"],
-        message_form=MessageForm(), request_form=InformationRequestForm(), answer_form=InformationAnswerForm(),
-        follow_up_form=FollowUpForm(), follow_up_answer_form=FollowUpAnswerForm(),
-    )
 
 
 @bp.get("/cases/<int:case_id>/documents/<int:document_id>")
@@ -177,7 +33,7 @@ def withdraw_case(case_id: int):
         raise InvalidInput("Say why the case is withdrawn.")
     services.withdraw_case(db(), case, reason=form.reason.data, **actor())
     flash(f"Case {case.reference} withdrawn.", "info")
-    return redirect(url_for("cases.show_case", case_id=case.id))
+    return redirect(url_for("workflow.show_case", case_id=case.id))
 
 
 @bp.post("/cases/<int:case_id>/cancel")
@@ -188,7 +44,7 @@ def cancel_case(case_id: int):
         raise InvalidInput("Say why the case is cancelled.")
     services.cancel_case(db(), case, reason=form.reason.data, **actor())
     flash(f"Case {case.reference} cancelled.", "info")
-    return redirect(url_for("cases.show_case", case_id=case.id))
+    return redirect(url_for("workflow.show_case", case_id=case.id))
 
 
 @bp.post("/cases/<int:case_id>/close")
@@ -198,4 +54,4 @@ def close_case(case_id: int):
         raise InvalidInput("Your form expired. Reload the page and try again.")
     services.close_case(db(), case, **actor())
     flash(f"Case {case.reference} is closed.", "success")
-    return redirect(url_for("cases.show_case", case_id=case.id))
+    return redirect(url_for("workflow.show_case", case_id=case.id))

@@ -5,18 +5,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session
 
-from review_portal.assignment.models import Assignment
 from review_portal.audit.services import record
 from review_portal.auth.models import Role, User
-from review_portal.cases.lifecycle import FHIR_TASK_STATUS, OPEN_STATUSES, CaseStatus, transition
+from review_portal.cases.lifecycle import FHIR_TASK_STATUS, CaseStatus, transition
 from review_portal.cases.models import CANCER_SITES, HISTORY_KINDS, PRIORITIES, REVIEW_TYPES, SEXES, Case, Document, HistoryEntry
 from review_portal.deadlines import add_business_days
 from review_portal.cases.permissions import can_cancel, can_close, can_view_case, can_withdraw, is_staff
 from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
-from review_portal.storage import LocalStorage
+from review_portal.storage import Storage
+from review_portal.uploads import UploadedFile
 
 
 @dataclass(frozen=True)
@@ -39,14 +38,6 @@ class Referral:
     cancer_site: str
     priority: str
     history: list[HistoryItem] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class UploadedFile:
-    """A file the browser sent, already spooled to disk. `filename` is for messages only."""
-
-    filename: str
-    path: Path
 
 
 def validate_referral(referral: Referral, now: datetime) -> None:
@@ -99,27 +90,24 @@ def document_type(path: Path) -> str | None:
     return None
 
 
-def submit_referral(
+def open_case(
     db: Session,
-    storage: LocalStorage,
+    storage: Storage,
     referral: Referral,
     *,
     documents: list[UploadedFile],
-    scans: list[UploadedFile],
     by: User,
     ip: str,
     now: datetime,
     turnaround_days: dict[str, int],
     holidays: frozenset[date] = frozenset(),
-):
-    """Create the case with its history, documents and scans, then route it to a reviewer.
+    scan_files: int = 0,
+) -> Case:
+    """Create the case with its history and documents, due after the priority's turnaround.
 
-    Returns (case, ingest_report). Wrong document types refuse the whole referral before anything
-    is written; unreadable scan files are skipped and listed in the report, the rest kept.
+    Wrong document types refuse the whole referral before anything is written. Routing and the scans
+    are the workflow's next steps (see workflow.referrals.submit_referral).
     """
-    from review_portal.workflow.assignments import route_case
-    from review_portal.imaging.services import ingest_scans
-
     if by.role != Role.REFERRING:
         raise InvalidInput("Only referring physicians submit referrals.")
     validate_referral(referral, now)
@@ -155,14 +143,11 @@ def submit_referral(
     for doc in documents:
         add_document(db, storage, case, doc, by=by, now=now)
     record(db, action="case.submitted", by=by, ip=ip, now=now, case=case, object_type="case", object_id=case.id,
-           detail=f"documents={len(documents)}; scan files={len(scans)}")
-    report = ingest_scans(db, storage, case, scans, by=by, ip=ip, now=now)
-    route_case(db, case, by=by, ip=ip, now=now)
-    db.flush()
-    return case, report
+           detail=f"documents={len(documents)}; scan files={scan_files}")
+    return case
 
 
-def add_document(db: Session, storage: LocalStorage, case: Case, upload: UploadedFile, *, by: User, now: datetime) -> Document:
+def add_document(db: Session, storage: Storage, case: Case, upload: UploadedFile, *, by: User, now: datetime) -> Document:
     content_type = document_type(upload.path) or "application/octet-stream"
     key, _ = storage.put_file(upload.path)
     # Only the base name, and the extension of the real type, so the name cannot lie about the content.
@@ -230,43 +215,3 @@ def get_case_for(db: Session, user: User, case_id: int, *, options=()) -> Case:
     return case
 
 
-def case_page_load():
-    """Loader options for the case page: everything it shows about the case itself, a few statements in all."""
-    from review_portal.assignment.models import Review
-
-    return (joinedload(Case.referring).joinedload(User.institution), selectinload(Case.assignments),
-            selectinload(Case.history), selectinload(Case.documents),
-            selectinload(Case.reviews).selectinload(Review.assignments).selectinload(Assignment.reviewer))
-
-
-def cases_visible_to(user: User, *, status: str | None = None) -> Select:
-    """The list query for a user's home page: own referrals, own worklist, or everything."""
-    query = select(Case)
-    if user.role == Role.REFERRING:
-        query = query.where(Case.referring_id == user.id)
-    elif user.role == Role.REVIEWER:
-        held = select(Assignment.case_id).where(Assignment.reviewer_id == user.id, Assignment.active.is_(True))
-        query = query.where(Case.id.in_(held))
-    elif user.role not in (Role.COORDINATOR, Role.ADMIN):
-        query = query.where(False)
-    if status:
-        query = query.where(Case.status == status)
-    return query
-
-
-def page_of_cases(db: Session, user: User, *, status: str | None, page: int, per_page: int):
-    query = cases_visible_to(user, status=status)
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    # Open work first, then by deadline (the worklist order): what must be done next is at the top.
-    open_first = (Case.status.in_([s.value for s in OPEN_STATUSES])).desc()
-    urgent_first = (Case.priority == "urgent").desc()
-    # The worklist shows each case's referrer and lead reviewer and offers one-click accept: load those
-    # for the whole page in a few statements rather than several per row.
-    from review_portal.assignment.models import Review
-
-    rows = db.scalars(
-        query.order_by(open_first, Case.due_at, urgent_first, Case.id).offset((page - 1) * per_page).limit(per_page)
-        .options(selectinload(Case.referring), selectinload(Case.assignments),
-                 selectinload(Case.reviews).selectinload(Review.assignments).selectinload(Assignment.reviewer))
-    ).all()
-    return rows, total

@@ -18,7 +18,7 @@ from review_portal.errors import InvalidInput, NotFound, PermissionDenied
 from review_portal.imaging import dicom
 from review_portal.imaging.models import IngestJob, IngestStatus, Instance, KeyImage, Series, Study
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
-from review_portal.storage import LocalStorage
+from review_portal.storage import Storage
 
 # How often a long ingest reports progress to its caller (a worker commits there).
 PROGRESS_EVERY = 25
@@ -64,7 +64,7 @@ class Slice:
 # --------------------------------------------------------------------------
 
 
-def create_ingest(db: Session, storage: LocalStorage, case, uploads, *, by, ip: str, now: datetime) -> IngestJob:
+def create_ingest(db: Session, storage: Storage, case, uploads, *, by, ip: str, now: datetime) -> IngestJob:
     """Keep what was sent, byte for byte, and queue it for ingest.
 
     `uploads` are objects with `.filename` and either `.path` (spooled file) or `.stream`
@@ -90,7 +90,7 @@ def create_ingest(db: Session, storage: LocalStorage, case, uploads, *, by, ip: 
     return job
 
 
-def _expanded_sources(storage: LocalStorage, job: IngestJob, workdir: Path, rejected: list):
+def _expanded_sources(storage: Storage, job: IngestJob, workdir: Path, rejected: list):
     """(display name, path, source key or None) for every candidate file, zips expanded safely.
 
     The order is deterministic, so a resumed job can skip the `processed` files it has done.
@@ -148,7 +148,7 @@ class _Index:
 
 def process_ingest(
     db: Session,
-    storage: LocalStorage,
+    storage: Storage,
     ingest_id: int,
     *,
     now: datetime,
@@ -247,7 +247,7 @@ def _case(db: Session, case_id: int):
     return db.get(Case, case_id)
 
 
-def start_ingest(db: Session, storage: LocalStorage, job: IngestJob, *, now: datetime) -> IngestJob:
+def start_ingest(db: Session, storage: Storage, job: IngestJob, *, now: datetime) -> IngestJob:
     """Process a stored upload through the job interface: at once in the embedded default, on a worker
     when a queue is configured (then the ingest page shows its progress)."""
     from review_portal import jobs
@@ -256,7 +256,7 @@ def start_ingest(db: Session, storage: LocalStorage, job: IngestJob, *, now: dat
     return job
 
 
-def ingest_scans(db: Session, storage: LocalStorage, case, uploads, *, by, ip: str, now: datetime) -> IngestReport:
+def ingest_scans(db: Session, storage: Storage, case, uploads, *, by, ip: str, now: datetime) -> IngestReport:
     """Store an upload and start its processing (see start_ingest)."""
     if not uploads:
         return IngestReport()
@@ -306,7 +306,7 @@ def _as_info(inst: Instance) -> dicom.InstanceInfo:
     )
 
 
-def _make_series_thumbnail(storage: LocalStorage, series: Series) -> None:
+def _make_series_thumbnail(storage: Storage, series: Series) -> None:
     slices = ordered_slices(series)
     if not slices:
         return
@@ -401,7 +401,7 @@ def window_label(center: float | None, width: float | None) -> str:
 # --------------------------------------------------------------------------
 
 
-def mark_key_image(db: Session, storage: LocalStorage, case, series: Series, *, slice_index: int,
+def mark_key_image(db: Session, storage: Storage, case, series: Series, *, slice_index: int,
                    center: float | None, width: float | None, caption: str, by, ip: str, now: datetime) -> KeyImage:
     """Keep a slice, at the window it was read with, as a PNG rendered now (what the letter shows)."""
     if not can_mark_key_images(by, case):

@@ -52,7 +52,7 @@ def acknowledge(case_id: int):
         raise InvalidInput("Your form expired. Reload the page and try again.")
     acknowledge_letter(db(), case, **actor())
     flash(f"Receipt acknowledged for case {case.reference}.", "success")
-    return redirect(url_for("cases.show_case", case_id=case.id))
+    return redirect(url_for("workflow.show_case", case_id=case.id))
 
 
 @bp.post("/cases/<int:case_id>/letters/resend")

@@ -19,7 +19,7 @@ from review_portal.cases.permissions import can_acknowledge, can_resend_letter
 from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from review_portal.imaging.services import series_of_case
 from review_portal.letters.models import Letter
-from review_portal.storage import LocalStorage
+from review_portal.storage import Storage
 
 # Crockford base32 without I, L, O, U: read aloud over the phone without confusion.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -136,7 +136,7 @@ def letter_context(db: Session, case, opinion, *, institution: dict, verificatio
     }
 
 
-def issue_letter(db: Session, storage: LocalStorage, case, opinion, *, institution: dict, by, ip: str, now: datetime,
+def issue_letter(db: Session, storage: Storage, case, opinion, *, institution: dict, by, ip: str, now: datetime,
                  key_images: list[dict] | None = None, addendum=None, change_summary: str = "") -> Letter:
     """Render the PDF, keep it content-addressed, and deliver it to the referring physician's portal.
 

@@ -4,7 +4,8 @@ from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
 from review_portal.deadlines import policy_from_config
-from review_portal.cases.services import UploadedFile, get_case_for
+from review_portal.uploads import UploadedFile
+from review_portal.cases.services import get_case_for
 from review_portal.messaging import services
 from review_portal.messaging.forms import (
     FollowUpAnswerForm, FollowUpForm, InformationAnswerForm, InformationRequestForm, MessageForm,
@@ -16,7 +17,7 @@ bp = Blueprint("messaging", __name__)
 
 
 def _back(case):
-    return redirect(url_for("cases.show_case", case_id=case.id) + "#conversation")
+    return redirect(url_for("workflow.show_case", case_id=case.id) + "#conversation")
 
 
 @bp.post("/cases/<int:case_id>/messages")

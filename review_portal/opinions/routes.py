@@ -93,7 +93,7 @@ def sign(case_id: int):
         flash(f"Opinion signed. Letter version {letter.version} delivered to the referring physician.", "success")
     else:
         flash("Opinion signed. The letter is being prepared; this page shows when it is delivered.", "success")
-    return redirect(url_for("cases.show_case", case_id=case.id))
+    return redirect(url_for("workflow.show_case", case_id=case.id))
 
 
 @bp.post("/cases/<int:case_id>/opinion/addenda")

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from review_portal.audit.services import record
 from review_portal.imaging.services import series_of_case
 from review_portal.privacy.deid import Deidentifier, age_band
-from review_portal.storage import LocalStorage
+from review_portal.storage import Storage
 
 
 @dataclass
@@ -25,7 +25,7 @@ class ExportReport:
     documents: int = 0
 
 
-def export_case(db: Session, storage: LocalStorage, case, dest: Path, *, include_documents: bool, by, ip: str,
+def export_case(db: Session, storage: Storage, case, dest: Path, *, include_documents: bool, by, ip: str,
                 now: datetime, deid: Deidentifier | None = None) -> ExportReport:
     deid = deid or Deidentifier(pseudonym=f"DEID-{case.id:05d}-{now:%Y%m%d}")
     report = ExportReport()

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from review_portal.audit.services import record
 from review_portal.cases.models import Case
 from review_portal.db import Base
-from review_portal.storage import LocalStorage
+from review_portal.storage import Storage
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # Kept on purpose: the audit trail and the emergency-access grants are the accounting of who saw the case.
@@ -132,7 +132,7 @@ def purge(db: Session, *, now: datetime, retention_days: int, by=None, ip: str =
     return report
 
 
-def delete_files(db: Session, storage: LocalStorage, report: PurgeReport) -> PurgeReport:
+def delete_files(db: Session, storage: Storage, report: PurgeReport) -> PurgeReport:
     """After the rows are committed: remove each file nothing refers to any more, then prove it is gone."""
     for key in sorted(report.candidate_keys):
         if _still_referenced(db, key):

@@ -41,7 +41,7 @@ def _assignment_in(case, assignment_id: int) -> Assignment:
 
 
 def _show(case):
-    return redirect(url_for("cases.show_case", case_id=case.id))
+    return redirect(url_for("workflow.show_case", case_id=case.id))
 
 
 @bp.route("/cases/<int:case_id>/reassign", methods=["GET", "POST"])
@@ -87,7 +87,7 @@ def decline_offer(case_id: int, assignment_id: int):
     assignments.decline_offer(db(), _assignment_in(case, assignment_id), reason=form.reason.data,
                            note=form.note.data or "", **actor())
     flash(f"You declined case {case.reference}; it has been offered to someone else or passed to a coordinator.", "info")
-    return redirect(url_for("cases.list_cases"))
+    return redirect(url_for("workflow.list_cases"))
 
 
 @bp.post("/cases/<int:case_id>/reviews")

@@ -2,7 +2,7 @@
 import pytest
 from sqlalchemy import select
 
-from review_portal.cases.services import UploadedFile
+from review_portal.uploads import UploadedFile
 from review_portal.imaging.models import KeyImage
 from review_portal.imaging.services import create_ingest, process_ingest, series_of_case
 from tests.browser.test_loop_in_browser import login, wait_until

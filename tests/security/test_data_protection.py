@@ -66,7 +66,8 @@ def test_uid_remapping_is_consistent_and_burned_in_images_are_left_out():
 def test_documents_only_when_chosen(make_case, login_as, db, storage, tmp_path, users):
     from weasyprint import HTML
 
-    from review_portal.cases.services import UploadedFile, add_document
+    from review_portal.uploads import UploadedFile
+    from review_portal.cases.services import add_document
     from tests.conftest import NOW
 
     case = make_case("assigned", scans=["CT_small.dcm"])

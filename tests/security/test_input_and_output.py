@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from config import TestConfig
 from review_portal import create_app
-from review_portal.cases.services import UploadedFile, submit_referral
+from review_portal.uploads import UploadedFile
+from review_portal.workflow.referrals import submit_referral
 from review_portal.db import create_all
 from review_portal.errors import InvalidInput
 from review_portal.letters.models import Letter

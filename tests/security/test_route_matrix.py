@@ -23,7 +23,7 @@ STRANGERS = {"other_referring", "other_reviewer", "radiologist"}  # same roles, 
 
 # Expected GET status on case A's objects, per role. Missing entries only get the generic rules.
 EXPECTED = {
-    "cases.show_case": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
+    "workflow.show_case": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
     "cases.download_document": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
     "letters.download_letter": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
     "imaging.view_series": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
@@ -32,7 +32,7 @@ EXPECTED = {
     "privacy.export": {"referring": 403, "reviewer": 403, "coordinator": 200, "admin": 200},
     "audit.search_log": {r: (200 if r == "admin" else 403) for r in ROLES},
     "auth.users": {r: (200 if r == "admin" else 403) for r in ROLES},
-    "cases.list_cases": {r: 200 for r in ROLES},
+    "workflow.list_cases": {r: 200 for r in ROLES},
     "auth.account": {r: 200 for r in ROLES},
     # Figures: staff see the service, reviewers their own work, referrers not at all.
     "analytics.show_figures": {r: (404 if "referring" in r else 200) for r in ROLES},
@@ -92,7 +92,7 @@ EXPECTED.update({
 def world(app, db, users, make_case, login_as, tmp_path):
     from weasyprint import HTML
 
-    from review_portal.cases.services import UploadedFile
+    from review_portal.uploads import UploadedFile
     from tests.conftest import NOW
 
     pdf = tmp_path / "r.pdf"

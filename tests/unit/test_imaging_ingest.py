@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 import review_portal.imaging.dicom as dicom_mod
 from review_portal.workflow.assignments import accept_offer
 from review_portal.audit.models import AuditEvent
-from review_portal.cases.services import UploadedFile
+from review_portal.uploads import UploadedFile
 from review_portal.errors import PermissionDenied
 from review_portal.imaging import services
 from review_portal.imaging.models import IngestJob, Instance, KeyImage

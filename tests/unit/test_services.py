@@ -19,7 +19,9 @@ from review_portal.audit.models import AuditEvent
 from review_portal.auth.models import Role
 from review_portal.auth.services import create_user
 from review_portal.cases.models import Case, Document
-from review_portal.cases.services import UploadedFile, close_case, submit_referral, withdraw_case
+from review_portal.uploads import UploadedFile
+from review_portal.cases.services import close_case, withdraw_case
+from review_portal.workflow.referrals import submit_referral
 from review_portal.errors import ConcurrentEdit, IllegalTransition, InvalidInput, PermissionDenied
 from review_portal.imaging.models import Instance, Series
 from review_portal.imaging.services import ingest_scans

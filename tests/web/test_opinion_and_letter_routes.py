@@ -76,7 +76,7 @@ def test_autosave_with_csrf_on_needs_the_header_token(csrf_app):
     from review_portal.workflow.assignments import accept_offer
     from review_portal.auth.models import Institution, Role, User
     from review_portal.auth.services import create_user
-    from review_portal.cases.services import submit_referral
+    from review_portal.workflow.referrals import submit_referral
     from review_portal.db import session
 
     db = session()
