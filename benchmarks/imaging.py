@@ -198,22 +198,22 @@ def upload(session, base: str, case_id: int, paths: list[Path], repeat: int = 1)
 
 
 def render_figures(paths: list[Path]) -> dict:
-    from review_portal.imaging import dicom
+    from review_portal.imaging import rendering
 
     out = {}
     for fmt in ("png", "jpeg"):
         for p in paths:  # cold pass: parses and caches headers
-            dicom.render_frame(p, center=40.0, width=400.0, fmt=fmt)
+            rendering.render_frame(p, center=40.0, width=400.0, fmt=fmt)
         times = []
         for p in paths:
             t = time.perf_counter()
-            dicom.render_frame(p, center=40.0, width=400.0, fmt=fmt)
+            rendering.render_frame(p, center=40.0, width=400.0, fmt=fmt)
             times.append((time.perf_counter() - t) * 1000)
         out[fmt] = statistics.median(times)
     times = []
     for p in paths[:50]:
         t = time.perf_counter()
-        dicom.make_thumbnail(p)
+        rendering.make_thumbnail(p)
         times.append((time.perf_counter() - t) * 1000)
     out["thumbnail"] = statistics.median(times)
     return out

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pydicom.data import get_testdata_file  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
 
-from review_portal.imaging.dicom import render_frame  # noqa: E402
+from review_portal.imaging.rendering import render_frame  # noqa: E402
 from review_portal.letters.render import render_letter_pdf  # noqa: E402
 from review_portal.storage import LocalStorage  # noqa: E402
 

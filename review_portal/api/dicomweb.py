@@ -20,7 +20,7 @@ from review_portal.audit.services import record
 from review_portal.cases.services import get_case_for
 from review_portal.clock import utcnow
 from review_portal.errors import DomainError, InvalidInput, NotFound, PermissionDenied
-from review_portal.imaging import dicom, services
+from review_portal.imaging import metadata, reading, rendering, services
 from review_portal.imaging.models import Instance, Series, Study
 from review_portal.imaging.permissions import can_add_scans
 from review_portal.web import db, storage
@@ -287,7 +287,7 @@ def _metadata(case, instances: list[Instance]) -> Response:
         bulk_base = url_for("dicomweb.retrieve_instance", case_id=case.id, study_uid=series.study.study_instance_uid,
                             series_uid=series.series_instance_uid, sop_uid=inst.sop_instance_uid, _external=True)
         # Bulk data is served as the whole instance; clients that need pixels retrieve frames or the instance.
-        out.append(dicom.dicom_json(storage().local_path(inst.blob_key), bulk_uri=lambda tag, base=bulk_base: base))
+        out.append(metadata.dicom_json(storage().local_path(inst.blob_key), bulk_uri=lambda tag, base=bulk_base: base))
     return _json(out)
 
 
@@ -331,8 +331,9 @@ def _rendered(inst: Instance, frame_number: int) -> Response:
     if not 1 <= frame_number <= max(inst.frames, 1):
         raise NotFound("No such frame.")
     try:
-        data = dicom.render_frame(storage().local_path(inst.blob_key), frame_number - 1, center=wc, width=ww, fmt=fmt)
-    except dicom.DicomRejected as exc:
+        data = rendering.render_frame(storage().local_path(inst.blob_key), frame_number - 1,
+                                      center=wc, width=ww, fmt=fmt)
+    except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be rendered: {exc.reason}")
     response = Response(data, mimetype=f"image/{fmt}")
     response.set_etag(f"{inst.blob_key}-{frame_number}-{wc}-{ww}-{fmt}")

@@ -5,7 +5,7 @@ from flask_login import current_user
 from review_portal.audit.services import record, record_image_view
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
-from review_portal.imaging import dicom, services
+from review_portal.imaging import metadata, reading, rendering, services
 from review_portal.imaging.forms import AddScansForm, KeyImageForm, UnmarkKeyImageForm
 from review_portal.imaging.models import IngestStatus
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
@@ -45,7 +45,7 @@ def imaging_viewer(case, series_id: int | None = None) -> dict:
         "case": case, "all_series": all_series, "current": current,
         "can_mark": can_mark_key_images(current_user, case),
         "key_form": KeyImageForm(formdata=None),
-        "presets": [(name, PRESET_LABELS[name], c, w) for name, (c, w) in dicom.CT_PRESETS.items()],
+        "presets": [(name, PRESET_LABELS[name], c, w) for name, (c, w) in rendering.CT_PRESETS.items()],
     }
 
 
@@ -152,9 +152,9 @@ def render_slice(case_id: int, series_id: int, index: int, fmt: str):
     if etag in request.if_none_match:
         return _image_response(b"", etag, FORMATS[fmt])
     try:
-        data = dicom.render_frame(storage().local_path(blob_key), frame, center=center,
-                                  width=width, fmt="png" if fmt == "png" else "jpeg")
-    except dicom.DicomRejected as exc:
+        data = rendering.render_frame(storage().local_path(blob_key), frame, center=center,
+                                      width=width, fmt="png" if fmt == "png" else "jpeg")
+    except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be displayed: {exc.reason}")
     return _image_response(data, etag, FORMATS[fmt])
 
@@ -164,8 +164,8 @@ def slice_header(case_id: int, series_id: int, index: int):
     case, series = _series_or_404(case_id, series_id)
     chosen = _slice(series, index)
     try:
-        elements = dicom.header_elements(storage().local_path(chosen.instance.blob_key))
-    except dicom.DicomRejected as exc:
+        elements = metadata.header_elements(storage().local_path(chosen.instance.blob_key))
+    except reading.DicomRejected as exc:
         raise InvalidInput(f"The header cannot be read: {exc.reason}")
     record(db(), action="dicom_header.viewed", case=case, object_type="instance", object_id=chosen.instance.id, **actor())
     return jsonify(sop_instance_uid=chosen.instance.sop_instance_uid, elements=elements)

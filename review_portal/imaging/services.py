@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, contains_eager
 
 from review_portal.audit.services import record
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied
-from review_portal.imaging import dicom
+from review_portal.imaging import archives, inspection, reading, rendering
 from review_portal.imaging.models import IngestJob, IngestStatus, Instance, KeyImage, Series, Study
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
 from review_portal.storage import Storage
@@ -102,8 +102,8 @@ def _expanded_sources(storage: Storage, job: IngestJob, workdir: Path, rejected:
             target = workdir / f"zip{n}"
             target.mkdir()
             try:
-                entries = dicom.expand_zip(path, target)
-            except dicom.UploadRejected as exc:
+                entries = archives.expand_zip(path, target)
+            except archives.UploadRejected as exc:
                 rejected.append((source["name"], exc.reason))
                 continue
             out.extend((f"{source['name']}: {name}", p, None) for name, p in sorted(entries))
@@ -128,7 +128,7 @@ class _Index:
         for series_id, uid in rows:
             self.uids.setdefault(series_id, set()).add(uid)
 
-    def series_for(self, info: dicom.InstanceInfo) -> Series:
+    def series_for(self, info: inspection.InstanceInfo) -> Series:
         study = self.studies.get(info.study_instance_uid)
         if study is None:
             study = Study(case_id=self.case_id, study_instance_uid=info.study_instance_uid, study_date=info.study_date,
@@ -191,8 +191,8 @@ def process_ingest(
         for position in range(resume_at, len(candidates)):
             name, path, source_key = candidates[position]
             try:
-                info = dicom.inspect_dicom(path)
-            except dicom.DicomRejected as exc:
+                info = inspection.inspect_dicom(path)
+            except reading.DicomRejected as exc:
                 rejected.append((name, exc.reason))
             else:
                 series = index.series_for(info)
@@ -292,12 +292,12 @@ def ingests_of_case(db: Session, case_id: int) -> list[IngestJob]:
 
 
 def ordered_slices(series: Series) -> list[Slice]:
-    instances = sorted(series.instances, key=lambda i: dicom.sort_key(_as_info(i)))
+    instances = sorted(series.instances, key=lambda i: inspection.sort_key(_as_info(i)))
     return [Slice(inst, f) for inst in instances for f in range(max(inst.frames, 1))]
 
 
-def _as_info(inst: Instance) -> dicom.InstanceInfo:
-    return dicom.InstanceInfo(
+def _as_info(inst: Instance) -> inspection.InstanceInfo:
+    return inspection.InstanceInfo(
         sop_instance_uid=inst.sop_instance_uid, series_instance_uid="", study_instance_uid="", modality="",
         study_date=None, study_description="", series_description="", series_number=None,
         instance_number=inst.instance_number, slice_position=inst.slice_position, number_of_frames=inst.frames,
@@ -312,8 +312,8 @@ def _make_series_thumbnail(storage: Storage, series: Series) -> None:
         return
     middle = slices[len(slices) // 2].instance
     try:
-        png = dicom.make_thumbnail(storage.local_path(middle.blob_key))
-    except dicom.DicomRejected:
+        png = rendering.make_thumbnail(storage.local_path(middle.blob_key))
+    except reading.DicomRejected:
         return
     series.thumbnail_key, _ = storage.put_bytes(png)
 
@@ -416,9 +416,9 @@ def mark_key_image(db: Session, storage: Storage, case, series: Series, *, slice
         raise InvalidInput(f"Keep the caption under {MAX_CAPTION} characters.")
     chosen = slices[slice_index]
     try:
-        png = dicom.render_frame(storage.local_path(chosen.instance.blob_key), chosen.frame, center=center,
-                                 width=width, png_compression=6)
-    except dicom.DicomRejected as exc:
+        png = rendering.render_frame(storage.local_path(chosen.instance.blob_key), chosen.frame, center=center,
+                                     width=width, png_compression=6)
+    except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be kept: {exc.reason}")
     png_key, _ = storage.put_bytes(png)
     key_image = db.scalar(select(KeyImage).where(

@@ -1,4 +1,5 @@
-"""Tests for review_portal.imaging.dicom against pydicom's bundled test files.
+"""Tests for the review_portal.imaging reading, decoding, inspection, archive and rendering modules
+against pydicom's bundled test files.
 
 Only pydicom's own sample data is used (no patient data). Files are always
 looked up with download=False: there is no network, and a missing file must
@@ -27,17 +28,10 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from review_portal.imaging.dicom import (
-    CT_PRESETS,
-    DicomRejected,
-    InstanceInfo,
-    UploadRejected,
-    expand_zip,
-    inspect_dicom,
-    make_thumbnail,
-    render_frame,
-    sort_key,
-)
+from review_portal.imaging.archives import UploadRejected, expand_zip
+from review_portal.imaging.inspection import InstanceInfo, inspect_dicom, sort_key
+from review_portal.imaging.reading import DicomRejected
+from review_portal.imaging.rendering import CT_PRESETS, make_thumbnail, render_frame
 
 
 def sample(name: str) -> Path:
@@ -610,7 +604,8 @@ def test_lossless_jpeg_decodes_exactly_as_the_reference_plugin(name):
     """libjpeg-turbo (greyscale) or the fallback (colour) gives pylibjpeg's samples, dtype and all."""
     from pydicom.pixels import pixel_array
 
-    from review_portal.imaging.dicom import _decode_frame, _load
+    from review_portal.imaging.decoding import _decode_frame
+    from review_portal.imaging.reading import _load
 
     path = sample(name)
     reference = pixel_array(path, index=0, decoding_plugin="pylibjpeg")
@@ -635,23 +630,23 @@ def test_corrupt_lossless_jpeg_still_rejected_at_upload(tmp_path):
 
 
 def test_rendered_frames_are_cached_read_only_and_bounded(monkeypatch):
-    from review_portal.imaging import dicom
+    from review_portal.imaging import decoding
 
-    monkeypatch.setattr(dicom, "_FRAME_CACHE", type(dicom._FRAME_CACHE)())
-    monkeypatch.setattr(dicom, "_frame_cache_used", 0)
+    monkeypatch.setattr(decoding, "_FRAME_CACHE", type(decoding._FRAME_CACHE)())
+    monkeypatch.setattr(decoding, "_frame_cache_used", 0)
     path = Path(sample("JPEG-LL.dcm"))
     first = render_frame(path, center=40.0, width=400.0)
     frame_bytes = 1024 * 256 * 2
-    monkeypatch.setattr(dicom, "_FRAME_CACHE_BYTES", frame_bytes * 4)
+    monkeypatch.setattr(decoding, "_FRAME_CACHE_BYTES", frame_bytes * 4)
     again = render_frame(path, center=40.0, width=400.0)
     other_window = render_frame(path, center=0.0, width=2000.0)
     assert first == again != other_window
-    (cached,) = dicom._FRAME_CACHE.values()
+    (cached,) = decoding._FRAME_CACHE.values()
     assert not cached.flags.writeable
     # a different window re-renders from the cache and yields the same bytes as a cold decode
-    dicom._FRAME_CACHE.clear()
-    monkeypatch.setattr(dicom, "_frame_cache_used", 0)
+    decoding._FRAME_CACHE.clear()
+    monkeypatch.setattr(decoding, "_frame_cache_used", 0)
     assert render_frame(path, center=0.0, width=2000.0) == other_window
     for n in range(6):  # more frames than the budget holds: the oldest go
-        dicom._frame_cache_put((f"x{n}", 0, 0, 0), np.zeros((1024, 256), np.int16))
-    assert len(dicom._FRAME_CACHE) == 4 and dicom._frame_cache_used <= frame_bytes * 4
+        decoding._frame_cache_put((f"x{n}", 0, 0, 0), np.zeros((1024, 256), np.int16))
+    assert len(decoding._FRAME_CACHE) == 4 and decoding._frame_cache_used <= frame_bytes * 4

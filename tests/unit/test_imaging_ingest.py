@@ -12,12 +12,11 @@ from pydicom import dcmread
 from pydicom.pixels import pixel_array
 from sqlalchemy import func, select
 
-import review_portal.imaging.dicom as dicom_mod
 from review_portal.workflow.assignments import accept_offer
 from review_portal.audit.models import AuditEvent
 from review_portal.uploads import UploadedFile
 from review_portal.errors import PermissionDenied
-from review_portal.imaging import services
+from review_portal.imaging import decoding, inspection, reading, rendering, services
 from review_portal.imaging.models import IngestJob, Instance, KeyImage
 from tests.conftest import NOW, testdata
 from tests.imaging_helpers import synth_series
@@ -153,10 +152,10 @@ def test_only_the_referrer_or_staff_add_scans_to_an_open_case(db, storage, make_
 ])
 def test_each_compressed_transfer_syntax_renders(name, syntax):
     path = testdata(name)
-    info = dicom_mod.inspect_dicom(path)
+    info = inspection.inspect_dicom(path)
     assert info.transfer_syntax_uid == syntax
     for fmt in ("png", "jpeg"):
-        image = Image.open(io.BytesIO(dicom_mod.render_frame(path, fmt=fmt)))
+        image = Image.open(io.BytesIO(rendering.render_frame(path, fmt=fmt)))
         image.load()
         assert image.size == (info.columns, info.rows)
         assert np.asarray(image).std() > 1  # a real picture, not a blank
@@ -166,17 +165,17 @@ def test_each_compressed_transfer_syntax_renders(name, syntax):
 @pytest.mark.parametrize("window", [(None, None), (40.0, 400.0), (-600.0, 1500.0)])
 def test_lookup_table_path_gives_the_same_pixels_as_the_float_path(name, window, monkeypatch):
     path = testdata(name)
-    fast = np.asarray(Image.open(io.BytesIO(dicom_mod.render_frame(path, center=window[0], width=window[1]))))
-    monkeypatch.setattr(dicom_mod, "_monochrome_via_lut", lambda *a, **k: None)
-    slow = np.asarray(Image.open(io.BytesIO(dicom_mod.render_frame(path, center=window[0], width=window[1]))))
+    fast = np.asarray(Image.open(io.BytesIO(rendering.render_frame(path, center=window[0], width=window[1]))))
+    monkeypatch.setattr(rendering, "_monochrome_via_lut", lambda *a, **k: None)
+    slow = np.asarray(Image.open(io.BytesIO(rendering.render_frame(path, center=window[0], width=window[1]))))
     assert np.array_equal(fast, slow)
 
 
 @pytest.mark.parametrize("name", ["693_UNCR.dcm", "RG1_UNCR.dcm", "CT_small.dcm", "OBXXXX1A.dcm"])
 def test_direct_native_frame_read_matches_pydicom(name):
     path = testdata(name)
-    loaded = dicom_mod._load(path)
-    ours = dicom_mod._read_native_frame(loaded, 0)
+    loaded = reading._load(path)
+    ours = decoding._read_native_frame(loaded, 0)
     ref = pixel_array(path, index=0)
     assert ours is not None and ours.dtype == ref.dtype and np.array_equal(ours, ref)
 
@@ -184,7 +183,7 @@ def test_direct_native_frame_read_matches_pydicom(name):
 def test_encode_png_round_trips():
     rng = np.random.default_rng(1)
     for array in (rng.integers(0, 256, (37, 53), dtype=np.uint8), rng.integers(0, 256, (20, 9, 3), dtype=np.uint8)):
-        assert np.array_equal(np.asarray(Image.open(io.BytesIO(dicom_mod.encode_png(array)))), array)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(rendering.encode_png(array)))), array)
 
 
 def test_key_images_for_letter_and_audit(db, storage, make_case, users, tmp_path):

@@ -10,7 +10,7 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from review_portal.errors import ConcurrentEdit, IllegalTransition, InvalidInput, PermissionDenied
-from review_portal.imaging.dicom import render_frame
+from review_portal.imaging.rendering import render_frame
 from review_portal.letters.models import Letter
 from review_portal.letters.render import LetterURLFetcher, RefusedURLError, render_letter_pdf
 from review_portal.letters.services import letters_for_case, normalise_code, verify_letter

@@ -1,0 +1,400 @@
+"""Opening and validating a DICOM file with pydicom: header facts, the DicomRejected error, size budgets.
+
+Nothing here knows about Flask, the database or the storage layout. ``_load`` reads a file's
+header (pixel data left on disk), refuses anything the portal could not store and show later
+with a ``DicomRejected`` reason a clinician can act on, and returns the facts the decoding,
+rendering and inspection modules share; ``_load_cached`` keeps recently parsed headers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+import stat
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.pixels import get_decoder
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    MediaStorageDirectoryStorage,
+)
+
+__all__ = ["DicomRejected"]
+
+# Elements larger than this are left on disk while parsing, so inspecting a
+# multi-gigabyte study never pulls its pixel data into memory.
+_DEFER_SIZE = 256 * 1024
+
+# Rows and Columns are 16-bit, so a hostile header can ask for a 4-gigapixel
+# frame; rendering works in float64, so cap samples per frame well below what
+# would exhaust a web worker (largest real single frames, e.g. mammography,
+# are ~20 Mpx).
+_MAX_FRAME_SAMPLES = 64 * 1024 * 1024
+
+_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float, Double Float
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_REQUIRED_UIDS = (
+    ("SOPInstanceUID", "SOP Instance UID"),
+    ("SeriesInstanceUID", "Series Instance UID"),
+    ("StudyInstanceUID", "Study Instance UID"),
+)
+
+
+class DicomRejected(Exception):
+    """A single file cannot be accepted or shown; ``reason`` is for a clinician."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@contextmanager
+def _damaged_file_guard() -> Iterator[None]:
+    # pydicom converts element values lazily, so a corrupt element (unknown
+    # VR, garbage number) only raises when first touched, from anywhere.
+    # Callers are promised DicomRejected, never a stray parser exception.
+    try:
+        yield
+    except DicomRejected:
+        raise
+    except Exception as exc:
+        raise DicomRejected("the file is damaged and could not be read as DICOM") from exc
+
+
+@dataclass
+class _Loaded:
+    """Header-level facts shared by inspection and rendering."""
+
+    path: Path
+    ds: Dataset
+    transfer_syntax: UID
+    has_file_meta_syntax: bool
+    frames: int
+    views: dict[int, Dataset] = field(default_factory=dict)
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number) or number != int(number):
+        return None
+    return int(number)
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _first(value: Any) -> Any:
+    # Multi-valued elements (e.g. several window presets) come back as a
+    # MultiValue; the portal only ever uses the first entry.
+    if isinstance(value, (list, tuple, MultiValue)):
+        return value[0] if len(value) else None
+    return value
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    try:
+        value = ds.get(keyword, "")
+    except Exception:
+        return ""
+    if value is None:
+        return ""
+    return str(value).strip().strip("\x00")
+
+
+def _parse_date(value: Any) -> datetime.date | None:
+    if isinstance(value, datetime.date):
+        return value
+    text = str(value or "").strip()
+    if not text:
+        return None
+    # Old ACR-NEMA style dates use dots (YYYY.MM.DD) and still turn up.
+    text = text.replace(".", "")
+    try:
+        return datetime.datetime.strptime(text[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def _frame_count(ds: Dataset) -> int:
+    count = _as_int(ds.get("NumberOfFrames"))
+    return count if count and count > 0 else 1
+
+
+def _expected_native_bytes(ds: Dataset, frames: int) -> int:
+    # Same arithmetic as pydicom.pixels.utils.get_expected_length, but with
+    # our own tolerant frame count so a malformed NumberOfFrames cannot raise.
+    samples = int(ds.Rows) * int(ds.Columns) * int(ds.SamplesPerPixel) * frames
+    bits = int(ds.BitsAllocated)
+    if bits == 1:
+        length = samples // 8 + (samples % 8 > 0)
+    else:
+        length = samples * (bits // 8)
+    if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
+        length = length // 3 * 2
+    return length
+
+
+def _read_dataset(path: Path) -> Dataset:
+    try:
+        return dcmread(path, defer_size=_DEFER_SIZE)
+    except InvalidDicomError:
+        pass  # no DICM preamble: maybe a bare dataset, tried below
+    except OSError as exc:
+        raise DicomRejected("the file could not be read from storage") from exc
+    except Exception as exc:
+        raise DicomRejected("the file is damaged and could not be read as DICOM") from exc
+
+    # Files written without the 128-byte preamble (old equipment, some PACS
+    # exports) are still legitimate, but force=True will happily "parse" any
+    # bytes, so only accept the result if it carries DICOM identifiers.
+    try:
+        ds = dcmread(path, force=True, defer_size=_DEFER_SIZE)
+        looks_dicom = any(
+            _text(ds, kw) for kw in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+        )
+    except Exception as exc:
+        raise DicomRejected("not a DICOM file") from exc
+    if not looks_dicom:
+        raise DicomRejected("not a DICOM file")
+    return ds
+
+
+def _transfer_syntax(ds: Dataset) -> tuple[UID, bool]:
+    meta = getattr(ds, "file_meta", None)
+    declared = meta.get("TransferSyntaxUID") if meta is not None else None
+    if declared:
+        return UID(str(declared)), True
+    # No file meta: pydicom guessed the encoding while reading, so name the
+    # matching uncompressed syntax for the decoders.
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if little is False:
+        return ExplicitVRBigEndian, False
+    if implicit is False:
+        return ExplicitVRLittleEndian, False
+    return ImplicitVRLittleEndian, False
+
+
+def _check_not_truncated(ds: Dataset, file_size: int) -> None:
+    # pydicom reads short values at EOF without complaint and only warns, so
+    # compare every top-level element's declared extent with the file size.
+    for tag in list(ds.keys()):
+        elem = ds.get_item(tag, keep_deferred=True)
+        if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED_LENGTH:
+            continue
+        if elem.value_tell is not None and elem.value_tell + elem.length > file_size:
+            raise DicomRejected("the file is truncated (incomplete upload or copy)")
+
+
+def _load(path: Path) -> _Loaded:
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise DicomRejected("the file could not be found") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise DicomRejected("not a regular file")
+    if st.st_size == 0:
+        raise DicomRejected("the file is empty")
+
+    ds = _read_dataset(path)
+    ts, has_meta_syntax = _transfer_syntax(ds)
+    if not ts.is_transfer_syntax:
+        # Don't echo the value: in damaged headers it is binary garbage.
+        raise DicomRejected("the file header names an unknown encoding (transfer syntax)")
+
+    # In deflated files element offsets refer to the inflated stream, so they
+    # cannot be compared with the size on disk.
+    if not ts.is_deflated:
+        _check_not_truncated(ds, st.st_size)
+
+    meta = getattr(ds, "file_meta", None)
+    if (meta is not None and meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage) or (
+        "DirectoryRecordSequence" in ds
+    ):
+        raise DicomRejected("no image data (this is a DICOMDIR index file, not an image)")
+
+    for keyword, label in _REQUIRED_UIDS:
+        value = _text(ds, keyword)
+        if not value:
+            raise DicomRejected(f"missing {label}")
+        # UIDs become URL segments and file names elsewhere in the portal, so
+        # anything outside the DICOM UID alphabet (PS3.5 9.1: digits and
+        # dots, at most 64 characters) is refused rather than escaped later.
+        if len(value) > 64 or not _UID_RE.match(value):
+            raise DicomRejected(f"malformed {label}")
+
+    if not any(tag in ds for tag in _PIXEL_TAGS):
+        if "Rows" in ds and "Columns" in ds:
+            raise DicomRejected("no image data (the image header is present, so the file may be truncated)")
+        kind = ""
+        sop_class = _text(ds, "SOPClassUID")
+        if sop_class:
+            name = UID(sop_class).name
+            if name and name != sop_class:
+                kind = f" (object type: {name})"
+        raise DicomRejected(f"no image data{kind}")
+
+    for keyword, label in (
+        ("Rows", "Rows"),
+        ("Columns", "Columns"),
+        ("BitsAllocated", "Bits Allocated"),
+        ("SamplesPerPixel", "Samples per Pixel"),
+        ("PhotometricInterpretation", "Photometric Interpretation"),
+    ):
+        if ds.get(keyword) in (None, ""):
+            raise DicomRejected(f"image header incomplete: missing {label}")
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        samples, bits = int(ds.SamplesPerPixel), int(ds.BitsAllocated)
+    except (TypeError, ValueError) as exc:
+        raise DicomRejected("image header incomplete: invalid image dimensions") from exc
+    if rows <= 0 or columns <= 0 or samples not in (1, 3) or bits not in (1, 8, 16, 32, 64):
+        raise DicomRejected("image header incomplete: invalid image dimensions")
+    if rows * columns * samples > _MAX_FRAME_SAMPLES:
+        raise DicomRejected(f"the image is too large to display ({columns} x {rows})")
+
+    frames = _frame_count(ds)
+
+    if ts.is_encapsulated:
+        try:
+            decoder = get_decoder(ts)
+        except NotImplementedError as exc:
+            raise DicomRejected(f"unsupported image compression ({ts.name})") from exc
+        if not decoder.is_available:
+            raise DicomRejected(f"no decoder installed for this image compression ({ts.name})")
+    else:
+        pixel_tag = next(tag for tag in _PIXEL_TAGS if tag in ds)
+        elem = ds.get_item(pixel_tag, keep_deferred=True)
+        if isinstance(elem, RawDataElement):
+            actual = elem.length if elem.value is None else len(elem.value)
+        else:
+            actual = len(elem.value or b"")
+        # Undefined length is not allowed for native pixel data and is what a
+        # compressed stream mislabelled as uncompressed looks like.
+        if actual == _UNDEFINED_LENGTH or actual < _expected_native_bytes(ds, frames):
+            raise DicomRejected("pixel data size does not match the header")
+
+    return _Loaded(path=path, ds=ds, transfer_syntax=ts, has_file_meta_syntax=has_meta_syntax, frames=frames)
+
+
+# Parsed headers of recently rendered files. Scrolling renders every slice of a series
+# again at each window change, and re-parsing the header costs more than reading the
+# pixels. Safe because blobs are content-addressed and never rewritten; the key still
+# includes size and mtime so a replaced file is never served from a stale header.
+_LOADED_CACHE: OrderedDict[tuple, _Loaded] = OrderedDict()
+_LOADED_CACHE_SIZE = 512
+_LOADED_CACHE_LOCK = threading.Lock()
+
+
+def _load_cached(path: Path) -> _Loaded:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise DicomRejected("the file could not be found") from exc
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _LOADED_CACHE_LOCK:
+        hit = _LOADED_CACHE.get(key)
+        if hit is not None:
+            _LOADED_CACHE.move_to_end(key)
+            return hit
+    loaded = _load(path)
+    elem = loaded.ds.get_item(0x7FE00010, keep_deferred=True) if 0x7FE00010 in loaded.ds else None
+    if isinstance(elem, RawDataElement) and elem.value is not None and len(elem.value) > 64 * 1024:
+        return loaded  # pixel data held in memory: not worth keeping
+    with _LOADED_CACHE_LOCK:
+        _LOADED_CACHE[key] = loaded
+        while len(_LOADED_CACHE) > _LOADED_CACHE_SIZE:
+            _LOADED_CACHE.popitem(last=False)
+    return loaded
+
+
+# --------------------------------------------------------------------------
+# Per-frame attributes
+# --------------------------------------------------------------------------
+
+_VIEW_KEYWORDS = (
+    "PhotometricInterpretation",
+    "SamplesPerPixel",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "RescaleType",
+    "ModalityLUTSequence",
+    "WindowCenter",
+    "WindowWidth",
+    "VOILUTFunction",
+    "VOILUTSequence",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+)
+
+
+def _frame_view(ds: Dataset, index: int) -> Dataset:
+    """Image attributes that apply to one frame, including enhanced multi-frame macros.
+
+    Enhanced CT/MR/PET keep rescale, window and geometry inside functional
+    group sequences instead of at top level; without them presets would be
+    applied to raw stored values instead of Hounsfield units.
+    """
+    view = Dataset()
+    for keyword in _VIEW_KEYWORDS:
+        if keyword in ds:
+            view[keyword] = ds[keyword]
+    groups: list[Dataset] = []
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared:
+        groups.append(shared[0])
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame and index < len(per_frame):
+        groups.append(per_frame[index])  # per-frame values override shared ones
+    for group in groups:
+        for macro in (
+            "PixelValueTransformationSequence",
+            "FrameVOILUTSequence",
+            "PlanePositionSequence",
+            "PlaneOrientationSequence",
+        ):
+            items = group.get(macro)
+            if items:
+                for elem in items[0]:
+                    view[elem.tag] = elem
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID"):
+        view.file_meta = meta  # LUTs stored as OW need the byte order
+    else:
+        implicit, little = getattr(ds, "original_encoding", (None, None))
+        view.set_original_encoding(implicit, little)
+    return view
+
+
