@@ -62,7 +62,8 @@ def seed(url: str, store: Path, reviewers: int, referrers: int) -> dict:
     from review_portal.letters.services import letters_for_case
     from review_portal.migrations_runner import upgrade
     from review_portal.workflow.assignments import accept_offer
-    from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
+    from review_portal.opinions.services import OpinionDraft, save_draft
+    from review_portal.workflow.signing import sign_and_issue_letter
 
     upgrade(url)
     app = create_app(DevelopmentConfig, DATABASE_URL=url, STORAGE_DIR=str(store))

@@ -137,7 +137,7 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.outcomes.routes import bp as outcomes_bp
     from review_portal.privacy.routes import bp as privacy_bp
     from review_portal.workflow.review_routes import bp as reviews_bp
-    from review_portal.workflow.pages import bp as workflow_bp
+    from review_portal.workflow.routes import bp as workflow_bp
 
     for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, dicomweb_bp, opinions_bp, letters_bp, health_bp,
                messaging_bp, notifications_bp, audit_bp, privacy_bp, analytics_bp, outcomes_bp, api_bp, api_tokens_bp,

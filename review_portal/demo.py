@@ -200,7 +200,8 @@ def seed(app, db) -> bool:
         case_signed, _ = submit_referral(db, storage, breast, documents=[UploadedFile("Pathology report.pdf", path_report)],
                                          scans=[mr[0]], by=roe, now=now - timedelta(days=6), **ctx)
 
-        from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
+        from review_portal.opinions.services import OpinionDraft, save_draft
+        from review_portal.workflow.signing import sign_and_issue_letter
         from review_portal.letters.services import acknowledge_letter
 
         reviewer = case_signed.reviewer

@@ -26,7 +26,8 @@ from review_portal.cases.services import HistoryItem, Referral, close_case
 from review_portal.workflow.referrals import submit_referral
 from review_portal.letters.models import Letter
 from review_portal.letters.services import acknowledge_letter, new_verification_code
-from review_portal.messaging.services import answer_information_request, request_information
+from review_portal.workflow.conversations import answer_information_request
+from review_portal.messaging.services import request_information
 from review_portal.notifications.models import Notification
 from review_portal.opinions.services import OpinionDraft, freeze_signed_opinion, save_draft
 from review_portal.outcomes.services import OutcomeAnswer, record_outcome, request_due_outcomes

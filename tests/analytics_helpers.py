@@ -8,8 +8,10 @@ from review_portal.workflow.assignments import accept_offer
 from review_portal.cases.services import close_case
 from review_portal.workflow.referrals import submit_referral
 from review_portal.letters.services import acknowledge_letter
-from review_portal.messaging.services import answer_information_request, request_information
-from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
+from review_portal.workflow.conversations import answer_information_request
+from review_portal.messaging.services import request_information
+from review_portal.opinions.services import OpinionDraft, save_draft
+from review_portal.workflow.signing import sign_and_issue_letter
 from tests.conftest import INSTITUTION, PASSWORD, TURNAROUND, referral
 
 

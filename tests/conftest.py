@@ -214,7 +214,8 @@ def make_case(db, storage, users, tmp_path):
     from review_portal.cases.services import cancel_case, close_case, withdraw_case
     from review_portal.letters.services import acknowledge_letter
     from review_portal.messaging.services import request_information
-    from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
+    from review_portal.opinions.services import OpinionDraft, save_draft
+    from review_portal.workflow.signing import sign_and_issue_letter
 
     later = {"in_review", "awaiting_information", "opinion_signed", "letter_delivered", "acknowledged", "closed"}
 

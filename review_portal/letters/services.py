@@ -178,6 +178,10 @@ def issue_letter(db: Session, storage: Storage, case, opinion, *, institution: d
     return letter
 
 
+def latest_letter_of_opinion(db: Session, opinion_id: int) -> Letter | None:
+    return db.scalar(select(Letter).where(Letter.opinion_id == opinion_id).order_by(Letter.version.desc()))
+
+
 def letters_for_case(db: Session, case_id: int) -> list[Letter]:
     return list(db.scalars(select(Letter).where(Letter.case_id == case_id).order_by(Letter.version.desc())))
 

@@ -1,14 +1,12 @@
 """The conversation around a case. Services flush and audit; the request boundary commits."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from review_portal.deadlines import SlaPolicy
-from review_portal.assignment.sla import pause_deadlines, resume_deadlines
+from review_portal.assignment.sla import pause_deadlines
 from review_portal.audit.services import record
 from review_portal.auth.models import Role
 from review_portal.cases.lifecycle import CaseStatus, transition
@@ -20,7 +18,7 @@ from review_portal.notifications.services import notify, notify_staff
 MAX_TEXT = 8000
 
 
-def _text(value: str, what: str) -> str:
+def clean_text(value: str, what: str) -> str:
     value = (value or "").strip()
     if not value:
         raise InvalidInput(f"Write the {what}.")
@@ -61,7 +59,7 @@ def _others(case, author) -> list:
 def post_message(db: Session, case, *, body: str, by, ip: str, now: datetime) -> Message:
     if not permissions.can_post_message(by, case):
         raise PermissionDenied("You cannot write on this case.")
-    message = Message(case_id=case.id, author_id=by.id, kind="message", body=_text(body, "message"), created_at=now)
+    message = Message(case_id=case.id, author_id=by.id, kind="message", body=clean_text(body, "message"), created_at=now)
     db.add(message)
     db.flush()
     record(db, action="message.posted", by=by, ip=ip, now=now, case=case, object_type="message", object_id=message.id)
@@ -82,7 +80,7 @@ def request_information(db: Session, case, *, items: list[str], detail: str, by,
     unknown = [i for i in items if i not in REQUEST_ITEMS]
     if not items or unknown:
         raise InvalidInput("Tick what you need: " + ", ".join(REQUEST_ITEMS.values()).lower() + ".")
-    detail = _text(detail, "request (what exactly you need and why)")
+    detail = clean_text(detail, "request (what exactly you need and why)")
     request = InformationRequest(case_id=case.id, requested_by_id=by.id, items=items, detail=detail, status="open",
                                  requested_at=now)
     db.add(request)
@@ -99,56 +97,6 @@ def request_information(db: Session, case, *, items: list[str], detail: str, by,
     return request
 
 
-@dataclass(frozen=True)
-class AnswerResult:
-    request: InformationRequest
-    documents: int
-    scan_report: object | None
-
-
-def answer_information_request(db: Session, storage, case, *, answer: str, documents=(), scans=(), policy: SlaPolicy,
-                               by, ip: str, now: datetime) -> AnswerResult:
-    """The referrer answers (text and/or reports and scans); the case resumes and the deadline moves by the hold."""
-    from review_portal.cases.services import add_document, is_pdf
-    from review_portal.imaging.services import ingest_scans
-
-    if not permissions.can_answer_information(by, case):
-        if case.referring_id == by.id:
-            raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}; nothing is awaited from you.")
-        raise PermissionDenied("Only the referring physician answers this request.")
-    request = open_request(db, case.id)
-    if request is None:
-        raise NotFound("No open request for information on this case.")
-    answer = (answer or "").strip()
-    if not answer and not documents and not scans:
-        raise InvalidInput("Write an answer or attach what was asked for.")
-    if len(answer) > MAX_TEXT:
-        raise InvalidInput(f"The answer is too long (at most {MAX_TEXT} characters).")
-    not_pdf = [d.filename for d in documents if not is_pdf(d.path)]
-    if not_pdf:
-        raise InvalidInput("Reports must be PDF files; these are not: " + ", ".join(not_pdf) + ".")
-    for doc in documents:
-        add_document(db, storage, case, doc, by=by, now=now)
-    scan_report = ingest_scans(db, storage, case, list(scans), by=by, ip=ip, now=now) if scans else None
-    summary = ", ".join(x for x in (f"{len(documents)} report(s)" if documents else "",
-                                    f"{len(scans)} scan file(s)" if scans else "") if x)
-    request.status = "answered"
-    request.answer = answer
-    request.answered_at = now
-    request.answered_by_id = by.id
-    request.attachments_summary = summary
-    db.add(Message(case_id=case.id, author_id=by.id, kind="information_answer",
-                   body=(answer or "Attached what was asked for.") + (f"\n[{summary}]" if summary else ""), created_at=now))
-    resume_deadlines(case, policy=policy, now=now)
-    transition(case, CaseStatus.IN_REVIEW, now, by=by, ip=ip, why="requested information provided")
-    db.flush()
-    record(db, action="information.answered", by=by, ip=ip, now=now, case=case, object_type="information_request",
-           object_id=request.id, detail=summary)
-    notify(db, request.requested_by, kind="information_answer", case=case, now=now,
-           text=f"The referring physician answered your request on case {case.reference}; the case is back in review.")
-    return AnswerResult(request, len(documents), scan_report)
-
-
 def ask_follow_up(db: Session, case, *, question: str, max_questions: int, by, ip: str, now: datetime) -> FollowUpQuestion:
     if not permissions.can_ask_follow_up(by, case):
         if case.referring_id == by.id:
@@ -159,7 +107,7 @@ def ask_follow_up(db: Session, case, *, question: str, max_questions: int, by, i
     if asked >= max_questions:
         raise InvalidInput(f"All {max_questions} follow-up questions for this case have been asked.")
     follow_up = FollowUpQuestion(case_id=case.id, number=asked + 1, asked_by_id=by.id,
-                                 question=_text(question, "question"), asked_at=now)
+                                 question=clean_text(question, "question"), asked_at=now)
     db.add(follow_up)
     db.add(Message(case_id=case.id, author_id=by.id, kind="follow_up_question",
                    body=f"Follow-up question {asked + 1}: {follow_up.question}", created_at=now))
@@ -176,11 +124,9 @@ def ask_follow_up(db: Session, case, *, question: str, max_questions: int, by, i
     return follow_up
 
 
-def answer_follow_up(db: Session, storage, case, follow_up_id: int, *, answer: str, institution: dict,
-                     by, ip: str, now: datetime) -> FollowUpQuestion:
-    """Store the reviewer's answer and add it to the opinion as a signed addendum, which re-issues the letter."""
-    from review_portal.opinions.services import add_addendum
-
+def record_follow_up_answer(db: Session, case, follow_up_id: int, *, answer: str, by, ip: str,
+                            now: datetime) -> FollowUpQuestion:
+    """The reviewer's answer to a follow-up question, in the conversation; the addendum is the workflow's step."""
     if not permissions.can_answer_follow_up(by, case):
         raise PermissionDenied("Only the reviewer who signed the opinion answers follow-up questions.")
     follow_up = db.get(FollowUpQuestion, follow_up_id)
@@ -188,7 +134,7 @@ def answer_follow_up(db: Session, storage, case, follow_up_id: int, *, answer: s
         raise NotFound("No such follow-up question.")
     if follow_up.answered_at is not None:
         raise IllegalTransition("This question has already been answered.")
-    follow_up.answer = _text(answer, "answer")
+    follow_up.answer = clean_text(answer, "answer")
     follow_up.answered_at = now
     follow_up.answered_by_id = by.id
     db.add(Message(case_id=case.id, author_id=by.id, kind="follow_up_answer",
@@ -196,11 +142,4 @@ def answer_follow_up(db: Session, storage, case, follow_up_id: int, *, answer: s
     db.flush()
     record(db, action="follow_up.answered", by=by, ip=ip, now=now, case=case, object_type="follow_up",
            object_id=follow_up.id)
-    # The answer is part of the opinion from now on: the one addendum mechanism, a new letter version.
-    letter = add_addendum(db, storage, case, follow_up.answer,
-                          reason=f"Answer to follow-up question {follow_up.number}: {follow_up.question}"[:300],
-                          by=by, ip=ip, now=now, institution=institution)
-    follow_up.addendum_id = letter.addendum_id
-    notify(db, case.referring, kind="follow_up_answer", case=case, now=now,
-           text=f"Your follow-up question {follow_up.number} on case {case.reference} has been answered.")
     return follow_up

@@ -4,6 +4,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from review_portal.opinions.models import DIAGNOSIS_CONCORDANCE, PLAN_CONCORDANCE, RADPEER, TRIAL_CONSIDERATION, URGENCY
 from review_portal.opinions.services import MAX_CODE, MAX_TEXT
+from review_portal.errors import InvalidInput
 
 ATTESTATION = "I reviewed the submitted images and records, and this opinion is my own."
 
@@ -47,3 +48,13 @@ class AddendumForm(FlaskForm):
     text = TextAreaField("Addendum", validators=[DataRequired(message="Write the text of the addendum."), Length(max=MAX_TEXT)])
     attest = BooleanField(ATTESTATION, validators=[DataRequired(message="Confirm the attestation to sign.")])
     password = PasswordField("Your password", validators=[DataRequired(message="Enter your password to sign."), Length(max=1024)])
+
+
+def draft_version(value) -> int:
+    """The draft version the page was built from; a page opened before any draft existed sends 0."""
+    value = (value or "").strip()
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise InvalidInput("The form is damaged (unknown draft version). Reload the page.")
+    return int(value)

@@ -24,6 +24,7 @@ from review_portal.opinions.models import (
     Addendum, Opinion,
 )
 from review_portal.opinions.permissions import can_add_addendum
+from review_portal.cases.services import get_case_for
 
 # Longest text a field accepts; the form says the same, the service enforces it for every caller.
 MAX_TEXT = 16000
@@ -66,6 +67,14 @@ _CHOICES = {
     "radpeer_score": RADPEER,
 }
 _SHORT = {"tnm_t", "tnm_n", "tnm_m"}
+
+
+def case_for_opinion(db: Session, user, case_id: int):
+    """The case whose opinion `user` may edit now (the assigned reviewer, on an open case)."""
+    case = get_case_for(db, user, case_id)
+    if not can_file_opinion(user, case):
+        raise PermissionDenied(f"Case {case.reference} is {case.status_label.lower()}; its opinion cannot be edited.")
+    return case
 
 
 def opinion_for_case(db: Session, case_id: int) -> Opinion | None:
@@ -155,11 +164,13 @@ def signed_content_hash(opinion: Opinion, case) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-def _check_signature(db: Session, case, *, password: str, attested: bool, by, ip: str, now: datetime, what: str) -> None:
+def check_signature(db: Session, case, *, password: str, attested: bool, by, ip: str, now: datetime, what: str) -> None:
     if not attested:
         raise InvalidInput("Confirm that you reviewed the submitted images and records.")
     if not check_password(by, password or ""):
-        record(db, action=f"{what}.sign_refused", by=by, ip=ip, now=now, case=case, detail="wrong password")
+        # Kept although the request rolls back: a refused signature is a security event.
+        record(db, action=f"{what}.sign_refused", by=by, ip=ip, now=now, case=case, detail="wrong password",
+               survive_rollback=True)
         raise SignatureRefused(f"The password is not correct; the {what} was not signed.")
 
 
@@ -182,7 +193,7 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
     if based_on_version is not None and based_on_version != opinion.version:
         raise ConcurrentEdit("The draft was changed in another tab or window since this page showed it. "
                              "Reload the page, read the latest text, then sign.")
-    _check_signature(db, case, password=password, attested=attested, by=by, ip=ip, now=now, what="opinion")
+    check_signature(db, case, password=password, attested=attested, by=by, ip=ip, now=now, what="opinion")
     missing = missing_for_signature(opinion, case.review_type)
     if missing:
         raise InvalidInput("Complete these before signing: " + ", ".join(missing) + ".")
@@ -203,45 +214,16 @@ def freeze_signed_opinion(db: Session, case, opinion: Opinion, *, by, ip: str, n
     return opinion
 
 
-def sign_and_issue_letter(db: Session, storage, case, *, password: str, attested: bool, institution: dict,
-                          by, ip: str, now: datetime, key_images: list[dict] | None = None,
-                          based_on_version: int | None = None):
-    """Sign, then render and deliver the letter through the job interface.
-
-    Signing and issuing are one unit of work. Inline (the embedded default) the letter exists when this
-    returns; with a worker queue it is rendered after the commit and this returns None (the case page shows
-    the job's progress). `key_images` defaults to the key images marked on the case.
-    """
-    from review_portal import jobs
-    from review_portal.letters.models import Letter
-
-    opinion = sign_opinion(db, case, password=password, attested=attested, by=by, ip=ip, now=now,
-                           based_on_version=based_on_version)
-    extra = {"key_images": key_images} if key_images is not None else {}
-    job = jobs.submit(db, storage, "letters.issue", now=now, case_id=case.id, opinion_id=opinion.id, by_id=by.id, ip=ip,
-                      institution=dict(institution), **extra)
-    if job.status != jobs.DONE:
-        return None
-    return db.scalar(select(Letter).where(Letter.opinion_id == opinion.id).order_by(Letter.version.desc()))
-
-
 def addendum_hash(case, opinion: Opinion, *, number: int, reason: str, text: str, by, now: datetime) -> str:
     content = {"case": case.reference, "opinion_sha256": opinion.content_sha256, "number": number,
                "reason": reason, "text": text, "signed_by_id": by.id, "signed_at": now.isoformat()}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-def add_addendum(db: Session, storage, case, text: str, *, reason: str = "", by, ip: str, now: datetime,
-                 institution: dict, key_images: list[dict] | None = None):
-    """THE service for addenda (also called for answers to follow-up questions).
+def record_addendum(db: Session, case, text: str, *, reason: str = "", by, ip: str, now: datetime):
+    """Store a signed addendum to the signed opinion (who, when, sha256); returns (opinion, addendum).
 
-    Stores the addendum with its signer, time and sha256, and re-issues the letter as the next version,
-    which carries the original opinion, every addendum so far and a note of what changed. The case keeps
-    its state (letter delivered or closed): an addendum is not a new review. Returns the new Letter.
-    Callers that face a person re-check the password first (see `sign_addendum`).
-    """
-    from review_portal.letters.services import issue_letter
-
+    The letter that carries it is the workflow's next step (workflow.signing.add_addendum)."""
     opinion = opinion_for_case(db, case.id)
     if opinion is None or not opinion.is_signed:
         raise IllegalTransition("An addendum can only follow a signed opinion; edit the draft instead.")
@@ -263,17 +245,4 @@ def add_addendum(db: Session, storage, case, text: str, *, reason: str = "", by,
     db.flush()
     record(db, action="opinion.addendum_signed", by=by, ip=ip, now=now, case=case, object_type="addendum",
            object_id=addendum.id, detail=f"number={number}; sha256={addendum.content_sha256}")
-    summary = f"Addendum {number} of {now.day} {now:%B %Y}" + (f": {reason}" if reason else "") + "."
-    return issue_letter(db, storage, case, opinion, institution=institution, by=by, ip=ip, now=now,
-                        key_images=key_images, addendum=addendum, change_summary=summary)
-
-
-def sign_addendum(db: Session, storage, case, text: str, *, reason: str, password: str, attested: bool,
-                  by, ip: str, now: datetime, institution: dict, key_images: list[dict] | None = None):
-    """The reviewer's own addendum from the portal: the password is asked again, as for the opinion."""
-    opinion = opinion_for_case(db, case.id)
-    if opinion is None or not can_add_addendum(by, case, opinion):
-        raise PermissionDenied("Only the reviewer who signed the opinion can add an addendum.")
-    _check_signature(db, case, password=password, attested=attested, by=by, ip=ip, now=now, what="addendum")
-    return add_addendum(db, storage, case, text, reason=reason, by=by, ip=ip, now=now, institution=institution,
-                        key_images=key_images)
+    return opinion, addendum

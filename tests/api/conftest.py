@@ -90,7 +90,8 @@ def fhir_bundle(*, pdf: bytes | None = None, site: str = "breast", drop: str | N
 def sign_case(db, storage):
     """Drive a freshly routed case through acceptance, draft and signature (the letter is issued)."""
     from review_portal.workflow.assignments import accept_offer
-    from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
+    from review_portal.opinions.services import OpinionDraft, save_draft
+    from review_portal.workflow.signing import sign_and_issue_letter
 
     def _sign(case):
         reviewer = case.reviewer

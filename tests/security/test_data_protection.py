@@ -88,7 +88,7 @@ def _hang_everything_on(db, storage, case, users):
     from review_portal.letters.services import acknowledge_letter
     from review_portal.messaging.models import InformationRequest
     from review_portal.messaging.services import ask_follow_up, post_message
-    from review_portal.opinions.services import add_addendum
+    from review_portal.workflow.signing import add_addendum
     from tests.conftest import INSTITUTION, NOW
 
     reviewer, referring, ctx = case.reviewer, users["referring"], {"ip": "127.0.0.1"}

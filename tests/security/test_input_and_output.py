@@ -74,10 +74,10 @@ def test_script_payloads_are_inert_on_every_page_and_in_the_letter(app, db, stor
     from review_portal.workflow.assignments import accept_offer
     from review_portal.cases.services import HistoryItem
     from review_portal.imaging.services import mark_key_image, series_of_case
-    from review_portal.messaging.services import (
-        answer_follow_up, answer_information_request, ask_follow_up, post_message, request_information,
-    )
-    from review_portal.opinions.services import OpinionDraft, add_addendum, save_draft, sign_and_issue_letter
+    from review_portal.workflow.conversations import answer_follow_up, answer_information_request
+    from review_portal.messaging.services import ask_follow_up, post_message, request_information
+    from review_portal.opinions.services import OpinionDraft, save_draft
+    from review_portal.workflow.signing import add_addendum, sign_and_issue_letter
     from tests.conftest import testdata
 
     scan = tmp_path / "ct.dcm"

@@ -6,7 +6,8 @@ from pypdf import PdfReader
 
 from review_portal.imaging.services import mark_key_image, series_of_case
 from review_portal.letters.services import letters_for_case
-from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
+from review_portal.opinions.services import OpinionDraft, save_draft
+from review_portal.workflow.signing import sign_and_issue_letter
 from tests.conftest import INSTITUTION, NOW, PASSWORD
 
 

@@ -14,9 +14,8 @@ from review_portal.imaging.rendering import render_frame
 from review_portal.letters.models import Letter
 from review_portal.letters.render import LetterURLFetcher, RefusedURLError, render_letter_pdf
 from review_portal.letters.services import letters_for_case, normalise_code, verify_letter
-from review_portal.opinions.services import (
-    OpinionDraft, add_addendum, opinion_for_case, save_draft, sign_addendum, sign_and_issue_letter,
-)
+from review_portal.opinions.services import OpinionDraft, opinion_for_case, save_draft
+from review_portal.workflow.signing import add_addendum, sign_addendum, sign_and_issue_letter
 from tests.conftest import INSTITUTION, NOW, PASSWORD, testdata
 
 IP = "127.0.0.1"

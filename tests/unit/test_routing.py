@@ -14,7 +14,8 @@ from review_portal.auth.services import create_user
 from review_portal.cases.permissions import can_view_case
 from review_portal.errors import IllegalTransition, InvalidInput, PermissionDenied
 from review_portal.notifications.models import Notification
-from review_portal.opinions.services import OpinionDraft, save_draft, sign_and_issue_letter
+from review_portal.opinions.services import OpinionDraft, save_draft
+from review_portal.workflow.signing import sign_and_issue_letter
 from tests.conftest import INSTITUTION, NOW, PASSWORD, TURNAROUND
 
 CTX = {"ip": "127.0.0.1"}

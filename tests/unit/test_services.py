@@ -29,9 +29,8 @@ from review_portal.letters.models import Letter
 from review_portal.letters.services import acknowledge_letter
 from tests.conftest import INSTITUTION, NOW, PASSWORD, TURNAROUND, referral, testdata
 
-from review_portal.opinions.services import (  # isort: skip
-    OpinionDraft, opinion_for_case, save_draft, sign_and_issue_letter, sign_opinion, signed_content_hash,
-)
+from review_portal.opinions.services import OpinionDraft, opinion_for_case, save_draft, sign_opinion, signed_content_hash
+from review_portal.workflow.signing import sign_and_issue_letter
 
 IP = "10.0.0.7"
 FULL_DRAFT = OpinionDraft("confirmed", "agree", "IDC grade 2, ER+.", "Surgery first.", "Biopsy is conclusive.", "")

@@ -10,7 +10,8 @@ from review_portal.workflow.dashboard import dashboard
 from review_portal.assignment.sla import sla_check
 from review_portal.audit.models import AuditEvent
 from review_portal.errors import IllegalTransition, InvalidInput
-from review_portal.messaging.services import answer_information_request, request_information
+from review_portal.workflow.conversations import answer_information_request
+from review_portal.messaging.services import request_information
 from review_portal.notifications.models import Notification
 from tests.conftest import NOW, TURNAROUND
 

@@ -23,6 +23,14 @@ from review_portal.uploads import spooled
 from review_portal.web import ConfirmForm, actor, db, is_fetch, page_arg, storage
 from review_portal.workflow.queries import case_page_load, page_of_cases
 from review_portal.workflow.referrals import submit_referral
+from review_portal.web import letterhead
+from review_portal.web import valid
+from review_portal.errors import InvalidInput
+from review_portal.opinions.forms import AddendumForm, SignForm
+from review_portal.workflow.signing import sign_addendum, sign_and_issue_letter
+from review_portal.opinions.forms import draft_version
+from review_portal.opinions.services import case_for_opinion
+from review_portal.workflow.conversations import answer_follow_up as answer_follow_up_with_addendum, answer_information_request
 
 bp = Blueprint("workflow", __name__)
 
@@ -137,3 +145,58 @@ def show_case(case_id: int):
         message_form=MessageForm(), request_form=InformationRequestForm(), answer_form=InformationAnswerForm(),
         follow_up_form=FollowUpForm(), follow_up_answer_form=FollowUpAnswerForm(),
     )
+
+
+@bp.post("/cases/<int:case_id>/information-requests/answer")
+def answer_information(case_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    form = valid(InformationAnswerForm())
+    store = storage()
+    with spooled(store, documents=request.files.getlist(form.documents.name),
+                 scans=request.files.getlist(form.scans.name)) as files:
+        result = answer_information_request(
+            db(), store, case, answer=form.answer.data or "", documents=files["documents"], scans=files["scans"],
+            policy=policy_from_config(current_app.config), **actor())
+    flash(f"Answer sent. Case {case.reference} is back in review.", "success")
+    if result.scan_report is not None:
+        flash(f"Scans: {result.scan_report.summary}", "info")
+    return redirect(url_for("workflow.show_case", case_id=case.id) + "#conversation")
+
+
+@bp.post("/cases/<int:case_id>/follow-ups/<int:follow_up_id>/answer")
+def answer_follow_up(case_id: int, follow_up_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    form = valid(FollowUpAnswerForm())
+    answer_follow_up_with_addendum(db(), storage(), case, follow_up_id, answer=form.answer.data,
+                                   institution=letterhead(), **actor())
+    flash("Answer sent to the referring physician.", "success")
+    return redirect(url_for("workflow.show_case", case_id=case.id) + "#conversation")
+
+
+@bp.post("/cases/<int:case_id>/opinion/sign")
+def sign_opinion(case_id: int):
+    case = case_for_opinion(db(), current_user, case_id)
+    form = SignForm()
+    if not form.validate():
+        raise InvalidInput(" ".join(e for errs in form.errors.values() for e in errs))
+    based_on = draft_version(form.version.data) if form.version.data else None
+    # A wrong password is a 400; its audit record survives the rollback (see opinions.services.check_signature).
+    letter = sign_and_issue_letter(db(), storage(), case, password=form.password.data, attested=form.attest.data,
+                                   institution=letterhead(), based_on_version=based_on, **actor())
+    if letter is not None:
+        flash(f"Opinion signed. Letter version {letter.version} delivered to the referring physician.", "success")
+    else:
+        flash("Opinion signed. The letter is being prepared; this page shows when it is delivered.", "success")
+    return redirect(url_for("workflow.show_case", case_id=case.id))
+
+
+@bp.post("/cases/<int:case_id>/opinion/addenda")
+def add_addendum(case_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    form = AddendumForm()
+    if not form.validate():
+        raise InvalidInput(" ".join(e for errs in form.errors.values() for e in errs))
+    letter = sign_addendum(db(), storage(), case, form.text.data, reason=form.reason.data or "",
+                           password=form.password.data, attested=form.attest.data, institution=letterhead(), **actor())
+    flash(f"Addendum signed. Letter version {letter.version} delivered to the referring physician.", "success")
+    return redirect(url_for("letters.letter_versions", case_id=case.id))
