@@ -14,6 +14,9 @@ from review_portal import db as database
 from review_portal import storage as storage_mod
 from review_portal.errors import ConcurrentEdit, DomainError
 from review_portal.web import wants_json
+import review_portal.models  # noqa: F401  (registers every domain's tables)
+from review_portal.notifications import alerts as notification_alerts
+import review_portal.tasks  # noqa: F401  (registers the portal's job handlers)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +50,6 @@ def create_app(config=None, **overrides) -> Flask:
     if str(app.config["DATABASE_URL"]).startswith("sqlite:///"):
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     database.init_app(app)
-    database.import_models()
     app.extensions["storage"] = storage_mod.storage_from_config(app.config)
     jobs.init_app(app)
     _configure_mail(app)
@@ -89,6 +91,7 @@ def create_app(config=None, **overrides) -> Flask:
 
     chain.install_once(database.session)
     _register_blueprints(app)
+    notification_alerts.connect()
     _register_request_boundary(app)
     _register_error_handlers(app)
     _register_template_helpers(app)
@@ -123,7 +126,7 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.api.routes import bp as api_bp
     from review_portal.api.token_routes import bp as api_tokens_bp
     from review_portal.assignment.routes import bp as assignment_bp
-    from review_portal.audit.routes import bp as audit_bp
+    from review_portal.workflow.oversight import bp as audit_bp
     from review_portal.auth.routes import bp as auth_bp
     from review_portal.cases.routes import bp as cases_bp
     from review_portal.health import bp as health_bp

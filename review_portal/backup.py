@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from review_portal.db import Base, import_models
+import review_portal.models  # noqa: F401  (registers every table)
+from review_portal.db import Base
 
 # Columns holding a storage key. By convention *_key/blob columns; documents are keyed by their sha256.
 _EXTRA_REFERENCES = {("documents", "sha256")}
 
 
 def blob_reference_columns():
-    import_models()
     for table in Base.metadata.sorted_tables:
         for column in table.columns:
             if column.name in ("blob_key", "thumbnail_key") or column.name.endswith("_blob_key") \

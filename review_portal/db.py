@@ -79,26 +79,6 @@ def init_app(app) -> None:
         session.remove()
 
 
-def import_models() -> None:
-    """Import every domain's models so Base.metadata knows all tables."""
-    from review_portal.audit import models as _audit  # noqa: F401
-    from review_portal.auth import models as _auth  # noqa: F401
-    from review_portal.cases import models as _cases  # noqa: F401
-    from review_portal.assignment import models as _assignment  # noqa: F401
-    from review_portal.imaging import models as _imaging  # noqa: F401
-    from review_portal.opinions import models as _opinions  # noqa: F401
-    from review_portal.letters import models as _letters  # noqa: F401
-    from review_portal.messaging import models as _messaging  # noqa: F401
-    from review_portal.notifications import models as _notifications  # noqa: F401
-    from review_portal import jobs as _jobs  # noqa: F401
-    from review_portal.outcomes import models as _outcomes  # noqa: F401
-    from review_portal.api import models as _api  # noqa: F401
-
-
 def create_all(engine) -> None:
-    import_models()
+    """Create every table registered on Base (review_portal.models registers them all)."""
     Base.metadata.create_all(engine)
-
-
-def is_postgresql(engine) -> bool:
-    return engine.dialect.name == "postgresql"

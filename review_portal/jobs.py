@@ -36,8 +36,6 @@ log = logging.getLogger("review_portal.jobs")
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATUS_LABELS = {QUEUED: "Waiting", RUNNING: "In progress", DONE: "Done", FAILED: "Failed"}
 DEFAULT_MAX_ATTEMPTS = 3
-# Modules whose import registers the portal's own handlers.
-HANDLER_MODULES = ("review_portal.tasks",)
 _PENDING = "portal_pending_jobs"
 
 
@@ -81,7 +79,9 @@ def handler(name: str):
 
 
 def load_handlers(extra: tuple[str, ...] | list[str] = ()) -> None:
-    for module in (*HANDLER_MODULES, *extra):
+    """Import further handler modules named in config (JOB_MODULES); the portal's own are registered by
+    the app factory importing review_portal.tasks (core names no domain module)."""
+    for module in extra:
         if module:
             importlib.import_module(module)
 
@@ -108,6 +108,10 @@ class InlineRunner:
         pass
 
 
+# What RQ imports and calls in the worker: an entry point above core, since it builds the app.
+WORKER_ENTRY = "review_portal.worker.execute"
+
+
 class RQRunner:
     name = "rq"
 
@@ -124,7 +128,7 @@ class RQRunner:
 
     def dispatch(self, job_ids: list[int]) -> None:
         for job_id in job_ids:
-            self.queue.enqueue("review_portal.jobs.execute", job_id, result_ttl=3600, failure_ttl=7 * 86400)
+            self.queue.enqueue(WORKER_ENTRY, job_id, result_ttl=3600, failure_ttl=7 * 86400)
 
     def check_ready(self) -> None:
         self.redis.ping()
@@ -180,16 +184,6 @@ def submit(db: Session, storage, name: str, /, *, now: datetime, case_id: int | 
     return job
 
 
-def rerun(db: Session, storage, job: BackgroundJob, *, now: datetime) -> BackgroundJob:
-    """Give a failed job a fresh set of attempts (an operator's or user's retry)."""
-    if job.status != FAILED:
-        return job
-    job.status, job.attempts, job.error, job.finished_at = QUEUED, 0, "", None
-    db.flush()
-    _current_runner().submitted(db, storage, job, now)
-    return job
-
-
 def jobs_for_case(db: Session, case_id: int) -> list[BackgroundJob]:
     return list(db.scalars(select(BackgroundJob).where(BackgroundJob.case_id == case_id).order_by(BackgroundJob.id)))
 
@@ -227,25 +221,15 @@ def run_inline(db: Session, storage, job: BackgroundJob, *, now: datetime) -> No
 
 # -- the worker side (RQ) ------------------------------------------------------------------------
 
-_worker_app = None
+def execute(job_id: int, app) -> str:
+    """Run one job once, idempotently, in `app`. Safe to call twice for the same id.
 
-
-def _app():
-    global _worker_app
-    if _worker_app is None:
-        from review_portal import create_app
-
-        _worker_app = create_app()
-    return _worker_app
-
-
-def execute(job_id: int) -> str:
-    """RQ entry point: run one job once, idempotently. Safe to call twice for the same id."""
+    RQ calls review_portal.worker.execute, which builds the app once per worker process and calls this.
+    """
     from review_portal import storage as storage_mod
     from review_portal.clock import utcnow
     from review_portal.errors import DomainError
 
-    app = _app()
     with app.app_context():
         db = scoped()
         storage = app.extensions["storage"]
@@ -304,7 +288,7 @@ def _requeue_here(app, job_id: int) -> None:
     current = get_current_job()
     if current is not None:
         Queue(current.origin, connection=current.connection).enqueue(
-            "review_portal.jobs.execute", job_id, result_ttl=3600, failure_ttl=7 * 86400)
+            WORKER_ENTRY, job_id, result_ttl=3600, failure_ttl=7 * 86400)
     else:
         app.extensions["jobs"].dispatch([job_id])
 

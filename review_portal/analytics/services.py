@@ -29,6 +29,7 @@ from review_portal.letters.models import Letter
 from review_portal.messaging.models import InformationRequest
 from review_portal.opinions.models import Opinion
 from review_portal.outcomes.models import CONFIRMED_BY, CONFIRMED_OPINION, RECOMMENDATION_FOLLOWED, OutcomeFollowUp
+from review_portal.opinions.models import opinion_differed
 
 # Van Such M, Lohr R, Beckman T, Naessens JM. J Eval Clin Pract 2017;23(4):870-874 (n = 286).
 MAYO_REFERENCE = {"confirmed": 36, "refined": 188, "different": 62}
@@ -172,12 +173,6 @@ class CaseFacts:
     @property
     def differed(self) -> bool:
         return opinion_differed(self.diagnosis, self.plan, self.radpeer)
-
-
-def opinion_differed(diagnosis: str, plan: str, radpeer: str) -> bool:
-    """The second opinion departed from the referring team's: new or refined diagnosis, changed plan,
-    or (radiology) any RADPEER discrepancy."""
-    return diagnosis in ("refined", "different") or plan in ("modify", "different") or radpeer not in ("", "1")
 
 
 def hold_seconds(requests, start: datetime, end: datetime, holidays) -> int:

@@ -2,7 +2,7 @@
 
 /api/v1 never looks at the session cookie. That is what makes it safe without CSRF tokens: a forged
 cross-site request carries the victim's cookie, but a browser never adds an Authorization header on
-its own. DICOMweb (imaging.dicomweb._client_user) accepts a token too, when one is presented.
+its own. DICOMweb (api.dicomweb._client_user) accepts a token too, when one is presented.
 """
 from __future__ import annotations
 

@@ -24,8 +24,18 @@ from review_portal.imaging import metadata, reading, rendering, services
 from review_portal.imaging.models import Instance, Series, Study
 from review_portal.imaging.permissions import can_add_scans
 from review_portal.web import db, storage
+from review_portal.api.auth import authenticate_request, bearer_token
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb/cases/<int:case_id>")
+
+
+@bp.before_request
+def _authenticate_token():
+    """A client that presents a bearer token is its owner; without one, the login session applies
+    (security.require_login has already refused anonymous callers)."""
+    if bearer_token() is not None:
+        return authenticate_request()
+    return None
 
 DICOM_JSON = "application/dicom+json"
 MAX_RESULTS = 1000
@@ -39,7 +49,7 @@ class UnsupportedMediaType(DomainError):
 
 def _client_user():
     """The one place that decides who a DICOMweb client is: the owner of the API token it presents
-    (checked before the view by security.require_login → api.auth, read scope for GET, write for STOW),
+    (checked before the view by this blueprint's before_request → api.auth, read scope for GET, write for STOW),
     or else the logged-in session."""
     from review_portal.api.auth import token_user
 

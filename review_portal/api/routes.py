@@ -1,6 +1,6 @@
 """/api/v1: thin views over the same loaders and services as the portal, for token-holding systems.
 
-Authentication happened before the view (security.require_login → api.auth): current_user is the
+Authentication happened before the view (api.auth.authenticate_request, this blueprint's before_request): current_user is the
 token's owner. Every object is loaded through cases.services.get_case_for, so a token sees exactly what
 its owner sees; anything else is a 404.
 """
@@ -34,8 +34,18 @@ from review_portal.web import actor, db, storage
 from review_portal.uploads import scratch, spool_bytes
 from review_portal.workflow.queries import page_of_cases
 from review_portal.workflow.referrals import submit_referral
+from review_portal.api.auth import authenticate_request
+from review_portal.security import PUBLIC_ENDPOINTS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@bp.before_request
+def _authenticate():
+    """The API authenticates its own requests: a bearer token, never the session cookie (so no CSRF)."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    return authenticate_request()
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

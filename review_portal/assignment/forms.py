@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
+from wtforms import DateField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from review_portal.assignment.models import DECLINE_REASONS, MAX_CAPACITY, READING_AREAS
@@ -35,10 +35,6 @@ class OutOfOfficeForm(FlaskForm):
     starts_on = DateField("From", validators=[DataRequired(message="Give the first day away.")])
     ends_on = DateField("Until (inclusive)", validators=[DataRequired(message="Give the last day away.")])
     note = StringField("Note", validators=[Optional(), Length(max=200)])
-
-
-class ReviewChoiceForm(FlaskForm):
-    review_id = HiddenField()
 
 
 def _checkboxes(label, choices):

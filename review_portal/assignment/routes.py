@@ -14,6 +14,7 @@ from review_portal.cases.models import CANCER_SITES
 from review_portal.errors import NotFound
 from review_portal.web import actor, db
 from review_portal.web import valid
+from review_portal.auth.permissions import admin_only
 
 bp = Blueprint("assignment", __name__)
 
@@ -46,21 +47,17 @@ def delete_absence(period_id: int):
 
 # --- administrators: reviewer profiles ------------------------------------------------------------------
 
-def _admin_only():
-    if current_user.role != Role.ADMIN:
-        abort(403)
-
 
 @bp.get("/admin/reviewers")
 def reviewer_profiles():
-    _admin_only()
+    admin_only()
     return render_template("assignment/reviewers.html", reviewers=services.reviewer_overview(db()),
                            capacity_of=routing.capacity_of, sites=CANCER_SITES, areas=READING_AREAS)
 
 
 @bp.route("/admin/reviewers/<int:user_id>", methods=["GET", "POST"])
 def edit_reviewer_profile(user_id: int):
-    _admin_only()
+    admin_only()
     reviewer = db().get(User, user_id)
     if reviewer is None or reviewer.role != Role.REVIEWER:
         raise NotFound("No such reviewer.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session as flask_session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session as flask_session, url_for
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
@@ -14,13 +14,14 @@ from review_portal.auth.forms import (
     ChangePasswordForm, CodeForm, ConfirmForm, ForgotPasswordForm, InviteForm, LoginForm, LogoutForm, NewPasswordForm,
     PasswordOnlyForm, RoleForm,
 )
-from review_portal.auth.models import Role, User
+from review_portal.auth.models import User
 from review_portal.auth.services import (
     LoginThrottled, authenticate, change_password, change_role, check_password, finish_login, invite_user,
     login_failed, logout_everywhere, redeem_token, request_password_reset, set_active, token_user,
 )
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied
 from review_portal.web import actor, db
+from review_portal.auth.permissions import admin_only
 
 bp = Blueprint("auth", __name__)
 
@@ -309,14 +310,10 @@ def accept_invitation(token: str):
 
 # --- Administrators: accounts ---------------------------------------------------------------------------
 
-def _admin_only():
-    if current_user.role != Role.ADMIN:
-        abort(403)
-
 
 @bp.get("/admin/users")
 def users():
-    _admin_only()
+    admin_only()
     people = db().scalars(select(User).order_by(User.role, User.name)).all()
     return render_template("auth/users.html", people=people, form=InviteForm(), confirm_form=ConfirmForm(),
                            role_form=RoleForm(formdata=None))
@@ -324,7 +321,7 @@ def users():
 
 @bp.post("/admin/users/invite")
 def invite():
-    _admin_only()
+    admin_only()
     form = InviteForm()
     if not form.validate_on_submit():
         raise InvalidInput(" ".join(e for errs in form.errors.values() for e in errs) or "Check the form.")
@@ -347,7 +344,7 @@ def _user_or_404(user_id: int) -> User:
 
 @bp.post("/admin/users/<int:user_id>/reset-mfa")
 def reset_user_mfa(user_id: int):
-    _admin_only()
+    admin_only()
     if not ConfirmForm().validate_on_submit():
         raise InvalidInput("Your form expired. Reload the page and try again.")
     user = _user_or_404(user_id)
@@ -360,7 +357,7 @@ def reset_user_mfa(user_id: int):
 
 @bp.post("/admin/users/<int:user_id>/end-sessions")
 def end_user_sessions(user_id: int):
-    _admin_only()
+    admin_only()
     if not ConfirmForm().validate_on_submit():
         raise InvalidInput("Your form expired. Reload the page and try again.")
     user = _user_or_404(user_id)
@@ -375,7 +372,7 @@ def end_user_sessions(user_id: int):
 
 @bp.post("/admin/users/<int:user_id>/role")
 def change_user_role(user_id: int):
-    _admin_only()
+    admin_only()
     form = RoleForm()
     if not form.validate_on_submit():
         raise InvalidInput("Choose a role (and a specialty for a reviewer).")
@@ -387,7 +384,7 @@ def change_user_role(user_id: int):
 
 @bp.post("/admin/users/<int:user_id>/deactivate")
 def deactivate_user(user_id: int):
-    _admin_only()
+    admin_only()
     if not ConfirmForm().validate_on_submit():
         raise InvalidInput("Your form expired. Reload the page and try again.")
     user = _user_or_404(user_id)
@@ -398,7 +395,7 @@ def deactivate_user(user_id: int):
 
 @bp.post("/admin/users/<int:user_id>/reactivate")
 def reactivate_user(user_id: int):
-    _admin_only()
+    admin_only()
     if not ConfirmForm().validate_on_submit():
         raise InvalidInput("Your form expired. Reload the page and try again.")
     user = _user_or_404(user_id)

@@ -1,9 +1,9 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from review_portal.db import Base, import_models
+import review_portal.models  # noqa: F401  (registers every table)
+from review_portal.db import Base
 
-import_models()
 target_metadata = Base.metadata
 config = context.config
 

@@ -134,3 +134,9 @@ class Addendum(Base):
 
     opinion: Mapped[Opinion] = relationship(back_populates="addenda")
     signed_by = relationship("User")
+
+
+def opinion_differed(diagnosis: str, plan: str, radpeer: str) -> bool:
+    """The second opinion departed from the referring team's: new or refined diagnosis, changed plan,
+    or (radiology) any RADPEER discrepancy. Used by the figures and by the outcome follow-up."""
+    return diagnosis in ("refined", "different") or plan in ("modify", "different") or radpeer not in ("", "1")

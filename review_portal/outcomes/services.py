@@ -18,14 +18,13 @@ from review_portal.errors import InvalidInput, NotFound, PermissionDenied
 from review_portal.letters.models import Letter
 from review_portal.notifications.services import notify
 from review_portal.opinions.models import Opinion
+from review_portal.opinions.models import opinion_differed as differed
 from review_portal.outcomes.models import CONFIRMED_BY, CONFIRMED_OPINION, RECOMMENDATION_FOLLOWED, OutcomeFollowUp
 
 MAX_DIAGNOSIS = 4000
 
 
 def opinion_differed(opinion: Opinion | None) -> bool:
-    from review_portal.analytics.services import opinion_differed as differed
-
     if opinion is None:
         return False
     return differed(opinion.diagnosis_concordance, opinion.plan_concordance, opinion.radpeer_score)

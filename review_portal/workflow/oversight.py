@@ -10,19 +10,15 @@ from review_portal.cases import emergency
 from review_portal.audit.forms import AuditSearchForm, DisclosuresForm, EmergencyAccessForm, ReviewForm
 from review_portal.audit.models import EmergencyAccess
 from review_portal.audit.services import AuditQuery, disclosures_csv, record, search
-from review_portal.auth.models import Role
 from review_portal.cases.models import Case
 from review_portal.cases.permissions import is_staff
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.web import actor, db, page_arg
+from review_portal.auth.permissions import admin_only
 
 bp = Blueprint("audit", __name__)
 PER_PAGE = 100
 
-
-def _admin_only():
-    if current_user.role != Role.ADMIN:
-        abort(403)
 
 
 def _day(d, end: bool = False):
@@ -34,7 +30,7 @@ def _day(d, end: bool = False):
 
 @bp.get("/admin/audit")
 def search_log():
-    _admin_only()
+    admin_only()
     form = AuditSearchForm(request.args)
     events = []
     page = page_arg()
@@ -55,7 +51,7 @@ def search_log():
 
 @bp.get("/admin/audit/disclosures.csv")
 def disclosures():
-    _admin_only()
+    admin_only()
     form = DisclosuresForm(request.args)
     if not form.validate():
         raise InvalidInput("Give the patient's MRN (and optionally a date range) for the accounting of disclosures.")
@@ -70,7 +66,7 @@ def disclosures():
 
 @bp.post("/admin/emergency/<int:grant_id>/review")
 def review_emergency(grant_id: int):
-    _admin_only()
+    admin_only()
     form = ReviewForm()
     if not form.validate_on_submit():
         raise InvalidInput("Your form expired. Reload the page and try again.")
