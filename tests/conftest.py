@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -82,6 +83,51 @@ def pg_database(postgres):
     db = _PgTestDatabase(postgres.create_database("portal_test"))
     yield db
     db.engine.dispose()
+
+
+class FrozenClock:
+    """The test's handle on review_portal.clock: `set(dt)` stops time at dt, `advance(...)` moves it on,
+    `now()` reads it. Everything that calls clock.utcnow() (routes, CLI commands, sessions) sees the same moment."""
+
+    def set(self, at: datetime) -> datetime:
+        from review_portal import clock
+
+        clock.freeze(at)
+        return clock.utcnow()
+
+    def advance(self, delta: timedelta | None = None, **kwargs) -> datetime:
+        """`advance(timedelta(minutes=5))` or `advance(minutes=5)`. Returns the new moment."""
+        if (delta is None) == (not kwargs):
+            raise TypeError("advance() takes a timedelta or timedelta keyword arguments, not both or neither")
+        return self.set(self.now() + (delta if delta is not None else timedelta(**kwargs)))
+
+    def now(self) -> datetime:
+        from review_portal import clock
+
+        return clock.utcnow()
+
+
+@contextmanager
+def frozen_clock():
+    """The clock stopped at the real current moment, and running again on the way out whatever happened."""
+    from review_portal import clock as clock_module
+
+    clock_module.freeze(datetime.now(timezone.utc))
+    try:
+        yield FrozenClock()
+    finally:
+        clock_module.unfreeze()
+
+
+@pytest.fixture
+def clock():
+    """Frozen time for one test: stopped at the real current moment when the test starts, moved only by
+    `set()`/`advance()`, and running again after the test.
+
+    Log in (a TOTP code) before moving the clock far: pyotp makes the code from the real time and the
+    portal checks it against the frozen one."""
+    with frozen_clock() as frozen:
+        yield frozen
 
 
 def _make_app(url: str, tmp_path: Path, **overrides):

@@ -51,10 +51,27 @@ def test_production_refuses_unsafe_configuration(tmp_path, overrides, message):
 
 
 def test_production_starts_when_configured_and_sqlite_only_when_allowed(tmp_path):
-    create_app(ProductionConfig, SECRET_KEY=GOOD_KEY, DATABASE_URL="postgresql+psycopg://u@127.0.0.1:1/db",
-               STORAGE_DIR=str(tmp_path))
-    create_app(ProductionConfig, SECRET_KEY=GOOD_KEY, DATABASE_URL=f"sqlite:///{tmp_path / 'one.db'}",
-               ALLOW_SQLITE_IN_PRODUCTION=True, STORAGE_DIR=str(tmp_path))
+    app = create_app(ProductionConfig, SECRET_KEY=GOOD_KEY, DATABASE_URL="postgresql+psycopg://u@127.0.0.1:1/db",
+                     STORAGE_DIR=str(tmp_path))
+    assert app.config["PRODUCTION"] and not app.debug and not app.config["DEMO_DATA_ALLOWED"]
+    assert app.config["SESSION_COOKIE_SECURE"] and app.config["SESSION_COOKIE_NAME"] == "__Host-session"
+    engine = app.extensions["db_engine"]
+    assert engine.url.get_backend_name() == "postgresql" and engine.url.database == "db"
+    engine.dispose()
+
+    sqlite_url = f"sqlite:///{tmp_path / 'one.db'}"
+    with pytest.raises(ConfigurationError, match="SQLite"):
+        create_app(ProductionConfig, SECRET_KEY=GOOD_KEY, DATABASE_URL=sqlite_url, STORAGE_DIR=str(tmp_path))
+    single = create_app(ProductionConfig, SECRET_KEY=GOOD_KEY, DATABASE_URL=sqlite_url,
+                        ALLOW_SQLITE_IN_PRODUCTION=True, STORAGE_DIR=str(tmp_path))
+    engine = single.extensions["db_engine"]
+    try:
+        assert single.config["PRODUCTION"] and engine.url.get_backend_name() == "sqlite"
+        assert engine.url.database == str(tmp_path / "one.db")
+        ready = single.test_client().get("/readyz")  # it really serves, on that file
+        assert ready.status_code == 200 and ready.get_json()["checks"]["database"] == "ok"
+    finally:
+        engine.dispose()
 
 
 def test_backup_verify_finds_corrupt_and_missing_objects(app, db, storage, make_case):

@@ -5,13 +5,12 @@ from datetime import timedelta
 
 import pyotp
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select
 
 from review_portal.audit.models import AuditEvent
 from review_portal.auth import passwords
 from review_portal.auth.models import LoginThrottle, RecoveryCode, User, UserSession
 from review_portal.auth.services import create_user
-from review_portal.clock import utcnow
 from review_portal.errors import InvalidInput
 from tests.conftest import NOW, PASSWORD, TOTP_SECRET, _allow_code_reuse, login_client, totp_now
 
@@ -95,7 +94,7 @@ def test_first_login_enrols_totp_with_a_qr_code_and_hashed_one_time_recovery_cod
         assert c.post("/login/mfa", data={"code": codes[0]}).status_code == expected, attempt
 
 
-def test_account_throttled_with_backoff_audited_and_not_forever(app, client, users, db):
+def test_account_throttled_with_backoff_audited_and_not_forever(app, client, users, db, clock):
     email = users["referring"].email
     for _ in range(5):
         assert client.post("/login", data={"email": email, "password": "wrong-password-xx"}).status_code == 401
@@ -106,8 +105,9 @@ def test_account_throttled_with_backoff_audited_and_not_forever(app, client, use
     first_wait = row.blocked_until - row.last_failed_at
     assert timedelta(0) < first_wait <= timedelta(minutes=15)
     # The block ends: no permanent lock-out an attacker could use against the real user.
-    db.execute(update(LoginThrottle).values(blocked_until=utcnow() - timedelta(seconds=1)))
-    db.commit()
+    clock.set(row.blocked_until - timedelta(seconds=1))
+    assert client.post("/login", data={"email": email, "password": PASSWORD}).status_code == 429
+    clock.set(row.blocked_until + timedelta(seconds=1))
     assert client.post("/login", data={"email": email, "password": PASSWORD}).status_code == 302
 
 
@@ -160,16 +160,31 @@ def test_log_out_everywhere(app, users, login_as, db):
     assert actions(db, "logout.everywhere")
 
 
-@pytest.mark.parametrize("column,age", [("last_seen_at", timedelta(minutes=16)), ("created_at", timedelta(hours=13))])
-def test_idle_and_absolute_timeouts(app, users, login_as, db, column, age):
+def _end_reason(db, user):
+    db.expire_all()
+    return [row.end_reason for row in _sid(db, user)]
+
+
+def test_idle_timeout_ends_the_session(users, login_as, db, clock):
     c = login_as("referring")
-    assert c.get("/cases").status_code == 200
-    with app.extensions["db_engine"].begin() as conn:
-        conn.execute(update(UserSession).values({column: utcnow() - age}))
-        if column == "created_at":
-            conn.execute(update(UserSession).values(last_seen_at=utcnow()))
+    for _ in range(3):  # steady use keeps the session alive well past 15 minutes
+        clock.advance(minutes=14)
+        assert c.get("/cases").status_code == 200
+    clock.advance(minutes=15, seconds=1)  # 15 idle minutes: the automatic logoff
     r = c.get("/cases")
     assert r.status_code == 302 and "/login" in r.headers["Location"]
+    assert _end_reason(db, users["referring"]) == ["idle timeout"]
+
+
+def test_absolute_timeout_ends_even_a_busy_session(users, login_as, db, clock):
+    c = login_as("referring")
+    for _ in range(51):  # 51 x 14 minutes: busy for 11 h 54 min, never idle
+        clock.advance(minutes=14)
+        assert c.get("/cases").status_code == 200
+    clock.advance(minutes=7)  # 12 h 1 min after the login
+    r = c.get("/cases")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    assert _end_reason(db, users["referring"]) == ["absolute timeout"]
 
 
 def test_cookie_flags(app, client, users):
@@ -188,7 +203,7 @@ def test_production_cookies_are_secure_and_host_bound(tmp_path):
     assert "Strict-Transport-Security" in app.test_client().get("/healthz").headers
 
 
-def test_password_reset_by_single_use_expiring_token_without_patient_data(app, client, users, db, make_case):
+def test_password_reset_by_single_use_expiring_token_without_patient_data(app, client, users, db, make_case, clock):
     make_case("assigned")
     outbox = app.extensions.setdefault("outbox", [])
     same = [client.post("/password/forgot", data={"email": e}) for e in (users["referring"].email, "nobody@test.example")]
@@ -201,14 +216,18 @@ def test_password_reset_by_single_use_expiring_token_without_patient_data(app, c
     assert r.status_code == 302
     assert client.post(link, data={"new_password": "another-new-passphrase", "confirm": "another-new-passphrase"}).status_code == 404
     assert login_client(app, app.test_client(), users["referring"].email, "a-brand-new-passphrase").status_code == 302
-    assert victim_session.status_code == 302 and not db.scalars(select(UserSession).where(
-        UserSession.user_id == users["referring"].id, UserSession.ended_at.is_(None),
-        UserSession.end_reason == "")).all() == []
-    # Expired tokens are refused.
+    # The session logged in before the reset (perhaps the attacker's) is over; only the new login is live.
+    assert victim_session.status_code == 302
+    db.expire_all()
+    before, after = _sid(db, users["referring"])
+    assert before.ended_at is not None and before.end_reason == "password changed"
+    assert after.ended_at is None
+    # A reset link lasts an hour; expired, it is refused.
     client.post("/password/forgot", data={"email": users["referring"].email})
     link2 = outbox[-1].get_content().split("http://localhost")[1].split()[0]
-    with app.extensions["db_engine"].begin() as conn:
-        conn.execute(text("UPDATE auth_tokens SET expires_at = created_at"))
+    clock.advance(minutes=59)
+    assert client.get(link2).status_code == 200
+    clock.advance(minutes=1, seconds=1)
     assert client.get(link2).status_code == 404
 
 
@@ -220,7 +239,9 @@ def test_invitation_then_first_login_enrols_mfa(app, users, login_as, db):
     mail = app.extensions["outbox"][-1]
     link = mail.get_content().split("http://localhost")[1].split()[0]
     fresh = app.test_client()
-    assert fresh.post("/login", data={"email": "invitee@test.example", "password": ""}).status_code in (400, 401)
+    # No password yet: an empty one is a form error, any guessed one is refused like a wrong password.
+    assert fresh.post("/login", data={"email": "invitee@test.example", "password": ""}).status_code == 400
+    assert fresh.post("/login", data={"email": "invitee@test.example", "password": "a-guess-at-it"}).status_code == 401
     assert fresh.post(link, data={"new_password": "invited-and-strong-pw", "confirm": "invited-and-strong-pw"}).status_code == 302
     assert fresh.get(link).status_code == 404  # single use
     r = fresh.post("/login", data={"email": "invitee@test.example", "password": "invited-and-strong-pw"})

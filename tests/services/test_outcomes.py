@@ -45,12 +45,12 @@ def test_created_exactly_when_due_and_only_once(app, db, users, delivered):
     assert any(m.to == users["referring"].email and "Outcome follow-up" in m.subject for m in mail)
 
 
-def test_cli_outcomes_due_runs_from_cron(app, db, delivered, monkeypatch):
+def test_cli_outcomes_due_runs_from_cron(app, db, delivered, clock):
     case, at = delivered
     runner = app.test_cli_runner()
-    monkeypatch.setattr("review_portal.clock.utcnow", lambda: at + timedelta(days=89))
+    clock.set(at + timedelta(days=89))
     assert "0 asked" in runner.invoke(args=["outcomes-due"]).output
-    monkeypatch.setattr("review_portal.clock.utcnow", lambda: at + timedelta(days=90, hours=1))
+    clock.advance(days=1, hours=1)  # 90 days and an hour after the letter
     assert "1 asked (90 days" in runner.invoke(args=["outcomes-due"]).output
     assert "0 asked" in runner.invoke(args=["outcomes-due"]).output
     app.config["OUTCOME_FOLLOW_UP_DAYS"] = 30

@@ -5,11 +5,12 @@ import itertools
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
 
 import review_portal.models  # noqa: F401  (registers every table)
 from review_portal.db import Base
-from review_portal.migrations_runner import upgrade
+from review_portal.migrations_runner import alembic_config, upgrade
 
 _names = itertools.count()
 
@@ -40,5 +41,18 @@ def test_migrations_create_every_table_and_match_the_models(empty_database_url):
 
 
 def test_upgrade_is_repeatable(empty_database_url):
-    upgrade(empty_database_url)
-    upgrade(empty_database_url)  # a second `make run` must not fail
+    url = empty_database_url
+    upgrade(url)
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO institutions (name, address) VALUES ('Kept Hospital', '')"))
+            tables_before = set(inspect(conn).get_table_names())
+        upgrade(url)  # a second `make run` must not fail, nor change or empty anything
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head]
+            assert set(inspect(conn).get_table_names()) == tables_before
+            assert conn.execute(text("SELECT name FROM institutions")).scalars().all() == ["Kept Hospital"]
+    finally:
+        engine.dispose()

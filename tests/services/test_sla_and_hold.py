@@ -84,15 +84,18 @@ def test_dashboard_puts_overdue_first_then_near_due_then_on_time(db, make_case):
     assert data["counts"]["overdue"] == 1 and data["counts"]["on_time"] == 1
 
 
-def test_flask_sla_check_command_runs_and_reports(app, make_case, monkeypatch):
-    import review_portal.clock as clock
-
-    case = make_case("in_review", cancer_site="thoracic")
-    monkeypatch.setattr(clock, "utcnow", lambda: NOW + timedelta(days=8))
-    result = app.test_cli_runner().invoke(args=["sla-check"])
+def test_flask_sla_check_command_runs_and_reports(app, make_case, clock):
+    case = make_case("in_review", cancer_site="thoracic")  # due Monday 30 Nov 09:00
+    runner = app.test_cli_runner()
+    clock.set(NOW + timedelta(days=7) - timedelta(minutes=1))  # a minute before it is due
+    early = runner.invoke(args=["sla-check"])
+    assert early.exit_code == 0, early.output
+    assert f"1 near due flagged, 0 overdue escalated: {case.reference}" in early.output
+    clock.advance(days=1, minutes=1)  # Tuesday 09:00: a day late
+    result = runner.invoke(args=["sla-check"])
     assert result.exit_code == 0, result.output
     assert f"0 near due flagged, 1 overdue escalated: {case.reference}" in result.output
-    assert "0 overdue escalated" in app.test_cli_runner().invoke(args=["sla-check"]).output
+    assert "0 overdue escalated" in runner.invoke(args=["sla-check"]).output
 
 
 def _offer_flags(db, kind):
