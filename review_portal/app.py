@@ -166,8 +166,6 @@ def _configure_mail(app: Flask) -> None:
 
 
 def _discard_unit_of_work(app: Flask) -> None:
-    from review_portal.audit.services import restore_survivors
-
     db = database.session()
     db.rollback()
     store = app.extensions["storage"]
@@ -175,7 +173,7 @@ def _discard_unit_of_work(app: Flask) -> None:
         # A blob created in a failed request belongs to nothing: remove it so no half-written case remains.
         store.delete(key)
     # Failed logins, denied accesses and the like must be recorded precisely because the request failed.
-    if restore_survivors(db):
+    if database.redo_survivors(db):
         db.commit()
 
 

@@ -6,9 +6,10 @@ or rolls back when anything failed. Services only flush.
 from __future__ import annotations
 
 from datetime import timezone
+from typing import Callable
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 
@@ -82,3 +83,21 @@ def init_app(app) -> None:
 def create_all(engine) -> None:
     """Create every table registered on Base (review_portal.models registers them all)."""
     Base.metadata.create_all(engine)
+
+
+# Some writes must outlast the failure of the request that made them: a failed login's audit row and its
+# throttle count, a refused signature. They register a redo here; the request boundary rolls the unit of
+# work back, runs the redos in a fresh transaction and commits that. Views never commit for them.
+_SURVIVORS = "survive_rollback"
+
+
+def survive_rollback(db: Session, redo: Callable[[Session], None]) -> None:
+    db.info.setdefault(_SURVIVORS, []).append(redo)
+
+
+def redo_survivors(db: Session) -> int:
+    """After a rollback: write again what must outlive the failed unit of work. Returns how many."""
+    redos = db.info.pop(_SURVIVORS, [])
+    for redo in redos:
+        redo(db)
+    return len(redos)

@@ -20,9 +20,10 @@ from review_portal.audit.services import record
 from review_portal.cases.services import get_case_for
 from review_portal.clock import utcnow
 from review_portal.errors import DomainError, InvalidInput, NotFound, PermissionDenied
-from review_portal.imaging import metadata, reading, rendering, services
+from review_portal.imaging import inspection, metadata, reading, rendering, services
 from review_portal.imaging.models import Instance, Series, Study
 from review_portal.imaging.permissions import can_add_scans
+from review_portal.uploads import UploadedFile, scratch
 from review_portal.web import db, storage
 from review_portal.api.auth import authenticate_request, bearer_token
 
@@ -364,11 +365,6 @@ def render_instance(case_id: int, study_uid: str, series_uid: str, sop_uid: str,
 # ------------------------------------------------------------------ STOW-RS
 
 
-class _Part:
-    def __init__(self, filename: str, path: Path):
-        self.filename, self.path = filename, path
-
-
 def split_multipart(stream, boundary: bytes, workdir: Path, *, chunk: int = 1024 * 1024) -> list[Path]:
     """Write each body part of a multipart/related stream to its own file, never holding a part in memory."""
     delimiter = b"\r\n--" + boundary
@@ -433,38 +429,36 @@ def store_instances(case_id: int, study_uid: str | None = None):
         raise UnsupportedMediaType('Send multipart/related; type="application/dicom" with a boundary.')
     ctx = _actor()
     store = storage()
-    workdir = store.workdir()
-    try:
+    referenced, failed = [], []
+    with scratch(store) as workdir:
         paths = split_multipart(request.stream, match.group(1).encode(), workdir)
         if not paths:
             raise InvalidInput("The request holds no instances.")
-        job = services.create_ingest(db(), store, case, [_Part(f"instance {n + 1}", p) for n, p in enumerate(paths)],
-                                     **ctx)
-    finally:
-        store.remove_workdir(workdir)
-    # Synchronous on purpose: the STOW-RS response must list each instance as stored or failed.
-    services.process_ingest(db(), store, job.id, now=ctx["now"])
-    report = job.report or {}
-    stored_names = {name: uid for name, uid in report.get("stored", [])}
-    referenced, failed = [], []
-    for source in job.sources:
-        uid = stored_names.get(source["name"])
-        if uid is None:
-            continue
-        inst = db().scalar(select(Instance).join(Series).join(Study).where(
-            Study.case_id == case.id, Instance.sop_instance_uid == uid))
-        if study_uid and inst.series.study.study_instance_uid != study_uid:
-            failed.append({"00081155": _attr("UI", uid), "00081197": _attr("US", 0xA900)})  # wrong study
-            continue
-        series = inst.series
-        referenced.append({
-            "00081150": _attr("UI", inst.sop_class_uid), "00081155": _attr("UI", uid),
-            "00081190": _attr("UR", url_for("dicomweb.retrieve_instance", case_id=case.id,
-                                            study_uid=series.study.study_instance_uid,
-                                            series_uid=series.series_instance_uid, sop_uid=uid, _external=True)),
-        })
-    for name, reason in report.get("rejected", []):
-        failed.append({"00081197": _attr("US", 0xC000)})  # the job's report keeps the readable reason
+        # DICOM wants a status per instance in the answer: read each header now (cheap, bounded), and leave
+        # the pixel work (indexing, thumbnails) to the ingest job, like every other door that takes scans.
+        accepted = []
+        for n, path in enumerate(paths):
+            name = f"instance {n + 1}"
+            try:
+                info = inspection.inspect_dicom(path)
+            except reading.DicomRejected as exc:
+                current_app.logger.info("STOW-RS into case %s: %s refused: %s", case.id, name, exc.reason)
+                failed.append({"00081197": _attr("US", 0xC000)})  # the reason is in the log, not in the answer
+                continue
+            if study_uid and info.study_instance_uid != study_uid:
+                failed.append({"00081155": _attr("UI", info.sop_instance_uid), "00081197": _attr("US", 0xA900)})
+                continue
+            accepted.append(UploadedFile(name, path))
+            referenced.append({
+                "00081150": _attr("UI", info.sop_class_uid), "00081155": _attr("UI", info.sop_instance_uid),
+                "00081190": _attr("UR", url_for("dicomweb.retrieve_instance", case_id=case.id,
+                                                study_uid=info.study_instance_uid,
+                                                series_uid=info.series_instance_uid, sop_uid=info.sop_instance_uid,
+                                                _external=True)),
+            })
+        if accepted:
+            services.start_ingest(db(), store, services.create_ingest(db(), store, case, accepted, **ctx),
+                                  now=ctx["now"])
     body = {"00081199": {"vr": "SQ", "Value": referenced}, "00081198": {"vr": "SQ", "Value": failed}}
     if study_uid:
         body["00081190"] = _attr("UR", url_for("dicomweb.retrieve_study", case_id=case.id, study_uid=study_uid,

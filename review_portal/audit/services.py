@@ -3,7 +3,7 @@
 `record(...)` fills in what the request knows (user agent, request id, the reason of an emergency
 access in force) so callers pass only what they know. Events that must outlive a failed request
 (failed logins, denied accesses) pass survive_rollback=True: the request boundary writes them again
-after rolling back everything else.
+after rolling back everything else (db.survive_rollback).
 """
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from review_portal import db as database
 from review_portal.audit.models import AuditEvent
-
-_SURVIVORS = "audit_survivors"
 
 
 def _request_context() -> dict:
@@ -78,7 +77,7 @@ def record(
     event = AuditEvent(**values)
     db.add(event)
     if survive_rollback:
-        db.info.setdefault(_SURVIVORS, []).append(values)
+        database.survive_rollback(db, lambda again: again.add(AuditEvent(**values)))
     return event
 
 
@@ -114,18 +113,6 @@ def record_image_view(db: Session, *, case, series_id: int, by, ip: str, now: da
     return record(db, action="images.viewed", case=case, object_type="series", object_id=series_id, by=by, ip=ip,
                   now=now, detail=f"{detail}; first read: {what}; covers this series' images for "
                                    f"{int(IMAGE_VIEW_WINDOW.total_seconds() // 60)} min")
-
-
-def forget_survivors(db: Session) -> None:
-    db.info.pop(_SURVIVORS, None)
-
-
-def restore_survivors(db: Session) -> int:
-    """After a rollback: write again the events that must outlive the failed unit of work."""
-    survivors = db.info.pop(_SURVIVORS, [])
-    for values in survivors:
-        db.add(AuditEvent(**values))
-    return len(survivors)
 
 
 def events_for_case(db: Session, case_id: int, limit: int = 200) -> list[AuditEvent]:

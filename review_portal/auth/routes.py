@@ -17,7 +17,8 @@ from review_portal.auth.forms import (
 from review_portal.auth.models import User
 from review_portal.auth.services import (
     LoginThrottled, authenticate, change_password, change_role, check_password, finish_login, invite_user,
-    login_failed, logout_everywhere, redeem_token, request_password_reset, set_active, token_user,
+    end_sessions_of, link_refused, log_out, login_failed, logout_everywhere, redeem_token, request_password_reset,
+    set_active, token_user,
 )
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied
 from review_portal.web import actor, db
@@ -86,7 +87,7 @@ def login():
             flash(exc.message, "error")
             return render_template("auth/login.html", form=form), 429
         if user is None:
-            db().commit()  # the failure count and its audit record must outlive this failed request
+            # The 401 rolls the request back; the failure count and its audit row survive (login_failed).
             flash("E-mail or password is not correct.", "error")
             return render_template("auth/login.html", form=form), 401
         pending = {"uid": user.id, "at": ctx["now"].isoformat(), "next": request.args.get("next")}
@@ -125,7 +126,6 @@ def login_mfa():
                   "If your phone is lost, set up a new authenticator on your Security page.", "warning")
             return redirect(_complete_login(user, "recovery code"))
         login_failed(db(), email=user.email, user=user, ip=ctx["ip"], now=ctx["now"], why="wrong or reused second-factor code")
-        db().commit()  # keep the failure count and audit record
         flash("That code is not valid (or was already used). Type the current code from your authenticator app.", "error")
         return render_template("auth/mfa.html", form=form), 401
     return render_template("auth/mfa.html", form=form), 400 if request.method == "POST" else 200
@@ -162,10 +162,7 @@ def logout():
     form = LogoutForm()
     if form.validate_on_submit():
         ctx = actor()
-        sessions.end_by_token(db(), flask_session.get("sid"), ctx["now"], "logout")
-        from review_portal.audit.services import record
-
-        record(db(), action="logout", object_type="user", object_id=ctx["by"].id, **ctx)
+        log_out(db(), flask_session.get("sid"), **ctx)
         logout_user()
         flask_session.clear()
         flash("You have been logged out.", "info")
@@ -279,10 +276,7 @@ def forgot_password():
 def _token_page(token: str, purpose: str, title: str):
     ctx = _ctx()
     if token_user(db(), token, purpose, now=ctx["now"]) is None:
-        from review_portal.audit.services import record
-
-        record(db(), action=f"{purpose}.token_refused", by=None, ip=ctx["ip"], now=ctx["now"], outcome="denied",
-               survive_rollback=True)
+        link_refused(db(), purpose, ip=ctx["ip"], now=ctx["now"])
         raise NotFound("This link has expired or was already used. Ask for a new one.")
     form = NewPasswordForm()
     if form.validate_on_submit():
@@ -362,10 +356,7 @@ def end_user_sessions(user_id: int):
         raise InvalidInput("Your form expired. Reload the page and try again.")
     user = _user_or_404(user_id)
     ctx = actor()
-    n = sessions.end_all(db(), user, ctx["now"], "ended by an administrator")
-    from review_portal.audit.services import record
-
-    record(db(), action="sessions.ended_by_admin", object_type="user", object_id=user.id, detail=f"sessions={n}", **ctx)
+    n = end_sessions_of(db(), user, **ctx)
     flash(f"{n} session(s) of {user.email} ended.", "info")
     return redirect(url_for("auth.users"))
 

@@ -12,6 +12,7 @@ from review_portal.audit.services import record
 from review_portal.auth import alerts, passwords, sessions, throttle
 from review_portal.auth.models import AuthToken, Institution, Role, User
 from review_portal.errors import DomainError, InvalidInput, PermissionDenied
+from review_portal.db import survive_rollback
 
 MIN_PASSWORD_LENGTH = passwords.MIN_LENGTH
 
@@ -102,6 +103,7 @@ def authenticate(db: Session, *, email: str, password: str, ip: str, now: dateti
 def login_failed(db: Session, *, email: str, user: User | None, ip: str, now: datetime, why: str) -> None:
     """Count and audit a failure. Written so it survives the rollback of the failed request."""
     throttle.failed(db, email=email, ip=ip, now=now)
+    survive_rollback(db, lambda again: throttle.failed(again, email=email, ip=ip, now=now))
     record(db, action="login.failed", by=user, ip=ip, now=now, outcome="failed", survive_rollback=True,
            detail=f"email={email[:100]}; {why}")
 
@@ -259,3 +261,24 @@ def set_active(db: Session, user: User, active: bool, *, by: User, ip: str, now:
     alerts.credential_changed(db, user, f"Your portal account was {'reactivated' if active else 'deactivated'}",
                               ip=ip, now=now, by=by)
     return ended
+
+
+def log_out(db: Session, session_token: str | None, *, by: User, ip: str, now: datetime) -> None:
+    """End this login session (server side) and say so in the trail; the view clears the cookie."""
+    sessions.end_by_token(db, session_token, now, "logout")
+    record(db, action="logout", by=by, ip=ip, now=now, object_type="user", object_id=by.id)
+
+
+def end_sessions_of(db: Session, user: User, *, by: User, ip: str, now: datetime) -> int:
+    """An administrator logs a person out everywhere (a lost laptop, a leaver). Returns how many ended."""
+    if by.role != Role.ADMIN:
+        raise PermissionDenied("Only an administrator can end another person's sessions.")
+    n = sessions.end_all(db, user, now, "ended by an administrator")
+    record(db, action="sessions.ended_by_admin", by=by, ip=ip, now=now, object_type="user", object_id=user.id,
+           detail=f"sessions={n}")
+    return n
+
+
+def link_refused(db: Session, purpose: str, *, ip: str, now: datetime) -> None:
+    """An expired, used or forged reset/invitation link: recorded even though the request fails."""
+    record(db, action=f"{purpose}.token_refused", by=None, ip=ip, now=now, outcome="denied", survive_rollback=True)

@@ -9,6 +9,7 @@ from review_portal.imaging import metadata, reading, rendering, services
 from review_portal.imaging.forms import AddScansForm, KeyImageForm, UnmarkKeyImageForm
 from review_portal.imaging.models import IngestStatus
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
+from review_portal.uploads import spooled
 from review_portal.web import actor, db, storage
 from review_portal.web import wants_json
 
@@ -226,12 +227,12 @@ def add_scans(case_id: int):
                                ingests=services.ingests_of_case(db(), case.id))
     if not form.validate():
         raise InvalidInput("Your form expired. Reload the page and try again.")
-    uploads = [f for f in request.files.getlist(form.scans.name) if f and f.filename]
-    if not uploads:
-        raise InvalidInput("Choose at least one file to send.")
     ctx = actor()
-    job = services.start_ingest(db(), storage(), services.create_ingest(db(), storage(), case, uploads, **ctx),
-                                now=ctx["now"])
+    with spooled(storage(), scans=request.files.getlist(form.scans.name)) as files:
+        if not files["scans"]:
+            raise InvalidInput("Choose at least one file to send.")
+        job = services.start_ingest(db(), storage(),
+                                    services.create_ingest(db(), storage(), case, files["scans"], **ctx), now=ctx["now"])
     target = url_for("imaging.show_ingest", case_id=case.id, ingest_id=job.id)
     if wants_json():
         return jsonify(redirect=target, ingest=services.ingest_progress(job))

@@ -19,6 +19,7 @@ from review_portal.imaging import archives, inspection, reading, rendering
 from review_portal.imaging.models import IngestJob, IngestStatus, Instance, KeyImage, Series, Study
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
 from review_portal.storage import Storage
+from review_portal.uploads import UploadedFile
 
 # How often a long ingest reports progress to its caller (a worker commits there).
 PROGRESS_EVERY = 25
@@ -64,22 +65,18 @@ class Slice:
 # --------------------------------------------------------------------------
 
 
-def create_ingest(db: Session, storage: Storage, case, uploads, *, by, ip: str, now: datetime) -> IngestJob:
+def create_ingest(db: Session, storage: Storage, case, uploads: list[UploadedFile], *, by, ip: str, now: datetime) -> IngestJob:
     """Keep what was sent, byte for byte, and queue it for ingest.
 
-    `uploads` are objects with `.filename` and either `.path` (spooled file) or `.stream`
-    (Werkzeug's FileStorage, itself spooled to a temp file): both are streamed into the
-    content-addressed store, never read whole into memory. The job can then be processed
-    (and re-processed after a crash) from the stored blobs alone.
+    `uploads` are files already spooled by the door they came in by (see uploads.spooled); each is
+    streamed into the content-addressed store, never read whole into memory. The job can then be
+    processed (and re-processed after a crash) from the stored blobs alone.
     """
     if not can_add_scans(by, case):
         raise PermissionDenied("Scans can only be added by the referring physician or a coordinator while the case is open.")
     sources = []
     for upload in uploads:
-        if not upload or not getattr(upload, "filename", ""):
-            continue
-        path = getattr(upload, "path", None)
-        key, _ = storage.put_file(path) if path is not None else storage.put_stream(upload.stream)
+        key, _ = storage.put_file(upload.path)
         sources.append({"name": Path(str(upload.filename).replace("\\", "/")).name[:255] or "upload", "key": key})
     job = IngestJob(case_id=case.id, status=IngestStatus.QUEUED, total=0, processed=0, sources=sources,
                     report={}, error="", created_by_id=getattr(by, "id", None), created_at=now)
