@@ -219,7 +219,7 @@ def _error_response(error: DomainError | HTTPException):
     if wants_json():
         return jsonify(error=message, status=code, request_id=g.get("request_id", "")), code
     if getattr(error, "case", None) is not None and hasattr(error, "case"):
-        from review_portal.audit.forms import EmergencyAccessForm
+        from review_portal.cases.forms import EmergencyAccessForm
 
         return render_template("audit/emergency.html", case=error.case, message=message,
                                form=EmergencyAccessForm()), code

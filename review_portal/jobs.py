@@ -30,6 +30,9 @@ from sqlalchemy import ForeignKey, Integer, String, Text, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from review_portal.db import Base, UTCDateTime, session as scoped
+from review_portal.errors import DomainError
+from review_portal import storage as storage_mod
+from review_portal.clock import utcnow
 
 log = logging.getLogger("review_portal.jobs")
 
@@ -194,8 +197,6 @@ def _reason(exc: BaseException) -> str:
 
 
 def run_inline(db: Session, storage, job: BackgroundJob, *, now: datetime) -> None:
-    from review_portal.errors import DomainError
-
     fn = _HANDLERS[job.name]
     job.started_at = now
     while job.attempts < job.max_attempts:
@@ -226,9 +227,6 @@ def execute(job_id: int, app) -> str:
 
     RQ calls review_portal.worker.execute, which builds the app once per worker process and calls this.
     """
-    from review_portal import storage as storage_mod
-    from review_portal.clock import utcnow
-    from review_portal.errors import DomainError
 
     with app.app_context():
         db = scoped()

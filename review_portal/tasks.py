@@ -5,17 +5,21 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from review_portal.jobs import PermanentJobError, handler
+from review_portal.auth.models import User
+from review_portal.cases.models import Case
+from review_portal.letters.models import Letter
+from review_portal.letters.services import issue_letter
+from review_portal.opinions.models import Opinion
+from review_portal.imaging.models import Series
+from review_portal.imaging.services import _make_series_thumbnail
+from review_portal.imaging.models import IngestJob
+from review_portal.imaging.services import process_ingest
 
 
 @handler("letters.issue")
 def issue_letter_job(db, storage, *, now, case_id: int, opinion_id: int, by_id: int, ip: str, institution: dict,
                      key_images: list[dict] | None = None):
     """Render and deliver the letter of a signed opinion (once per opinion)."""
-    from review_portal.auth.models import User
-    from review_portal.cases.models import Case
-    from review_portal.letters.models import Letter
-    from review_portal.letters.services import issue_letter
-    from review_portal.opinions.models import Opinion
 
     existing = db.scalar(select(Letter).where(Letter.opinion_id == opinion_id))
     if existing is not None:
@@ -31,8 +35,6 @@ def issue_letter_job(db, storage, *, now, case_id: int, opinion_id: int, by_id: 
 @handler("imaging.series_thumbnail")
 def series_thumbnail_job(db, storage, *, now, series_id: int, case_id: int | None = None):
     """Make (or remake) the thumbnail of one series from its middle slice."""
-    from review_portal.imaging.models import Series
-    from review_portal.imaging.services import _make_series_thumbnail
 
     series = db.get(Series, series_id)
     if series is None:
@@ -45,8 +47,6 @@ def series_thumbnail_job(db, storage, *, now, series_id: int, case_id: int | Non
 @handler("imaging.ingest")
 def ingest_job(db, storage, *, now, ingest_id: int, case_id: int | None = None):
     """Parse, index and store one upload. Re-running a finished or half-done ingest adds nothing twice."""
-    from review_portal.imaging.models import IngestJob
-    from review_portal.imaging.services import process_ingest
 
     if db.get(IngestJob, ingest_id) is None:
         raise PermanentJobError("the upload no longer exists")

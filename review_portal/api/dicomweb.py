@@ -26,6 +26,7 @@ from review_portal.imaging.permissions import can_add_scans
 from review_portal.uploads import UploadedFile, scratch
 from review_portal.web import db, storage
 from review_portal.api.auth import authenticate_request, bearer_token
+from review_portal.api.auth import token_user
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb/cases/<int:case_id>")
 
@@ -52,7 +53,6 @@ def _client_user():
     """The one place that decides who a DICOMweb client is: the owner of the API token it presents
     (checked before the view by this blueprint's before_request → api.auth, read scope for GET, write for STOW),
     or else the logged-in session."""
-    from review_portal.api.auth import token_user
 
     user = token_user()
     if user is not None:

@@ -36,6 +36,7 @@ from review_portal.workflow.queries import page_of_cases
 from review_portal.workflow.referrals import submit_referral
 from review_portal.api.auth import authenticate_request
 from review_portal.security import PUBLIC_ENDPOINTS
+from review_portal.api.dicomweb import store_instances
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -306,7 +307,6 @@ def download_letter(case_id: int):
 @bp.post("/referrals/<int:case_id>/studies")
 def store_studies(case_id: int):
     """STOW-RS under the API's prefix: the DICOMweb view itself, with the token's owner as the client."""
-    from review_portal.api.dicomweb import store_instances
 
     _case(case_id)
     return store_instances(case_id=case_id)

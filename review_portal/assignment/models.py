@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from review_portal.db import Base, UTCDateTime
+from review_portal.cases.models import REVIEW_TYPES
 
 REVIEW_STATUSES = {
     "triage": "Needs a reviewer",
@@ -114,8 +115,6 @@ class Review(Base):
 
     @property
     def review_type_label(self) -> str:
-        from review_portal.cases.models import REVIEW_TYPES
-
         return REVIEW_TYPES.get(self.review_type, self.review_type)
 
     def set_status(self, status: str) -> None:

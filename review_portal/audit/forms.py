@@ -20,12 +20,6 @@ class AuditSearchForm(FlaskForm):
     flagged = BooleanField("Emergency access only")
 
 
-class EmergencyAccessForm(FlaskForm):
-    reason = TextAreaField("Why do you need this case now?",
-                           validators=[DataRequired(message="State the reason."),
-                                       Length(min=15, max=2000, message="Between 15 and 2000 characters.")])
-
-
 class ReviewForm(FlaskForm):
     note = TextAreaField("Review note", validators=[Optional(), Length(max=2000)])
 

@@ -45,18 +45,3 @@ class AuditEvent(Base):
     hash: Mapped[str | None] = mapped_column(String(64))
 
 
-class EmergencyAccess(Base):
-    """A break-the-glass grant: one staff member, one case, a stated reason, a short time, reviewed later."""
-
-    __tablename__ = "emergency_access"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    case_id: Mapped[int] = mapped_column(Integer, index=True)
-    case_ref: Mapped[str] = mapped_column(String(32), default="")
-    reason: Mapped[str] = mapped_column(Text)
-    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    review_note: Mapped[str] = mapped_column(Text, default="")

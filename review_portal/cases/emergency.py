@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from review_portal.audit.models import EmergencyAccess
+from review_portal.cases.models import EmergencyAccess
 from review_portal.audit.services import record
 from review_portal.errors import InvalidInput, PermissionDenied
+from review_portal.auth.permissions import is_staff
 
 DEFAULT_ARCHIVE_AFTER = timedelta(days=30)
 DEFAULT_GRANT = timedelta(minutes=60)
@@ -74,8 +75,6 @@ def note_in_request(grant: EmergencyAccess) -> None:
 
 
 def break_glass(db: Session, case, *, reason: str, by, ip: str, now: datetime) -> EmergencyAccess:
-    from review_portal.cases.permissions import is_staff
-
     if not is_staff(by):
         raise PermissionDenied("Only coordinators and administrators can use emergency access.")
     reason = (reason or "").strip()

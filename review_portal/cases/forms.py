@@ -48,3 +48,9 @@ class WithdrawForm(FlaskForm):
 
 class CancelForm(FlaskForm):
     reason = StringField("Reason", validators=[DataRequired(message="Say why the case is cancelled."), Length(max=500)])
+
+
+class EmergencyAccessForm(FlaskForm):
+    reason = TextAreaField("Why do you need this case now?",
+                           validators=[DataRequired(message="State the reason."),
+                                       Length(min=15, max=2000, message="Between 15 and 2000 characters.")])

@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from review_portal.errors import IllegalTransition
+from review_portal.audit.services import record
 
 
 class CaseStatus(StrEnum):
@@ -152,7 +153,6 @@ def _audit(case, current: CaseStatus, target: CaseStatus, now: datetime, *, by, 
     from sqlalchemy.orm import object_session
     from sqlalchemy.orm.exc import UnmappedInstanceError
 
-    from review_portal.audit.services import record
 
     try:
         db = object_session(case)

@@ -7,6 +7,7 @@ from sqlalchemy import Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from review_portal.db import Base, UTCDateTime
+from review_portal.cases.lifecycle import STATUS_LABELS, CaseStatus
 
 REVIEW_TYPES = {"oncology_opinion": "Oncology opinion", "radiology_read": "Radiology read",
                 "pathology_review": "Pathology review"}
@@ -109,8 +110,6 @@ class Case(Base):
 
     @property
     def status_label(self) -> str:
-        from review_portal.cases.lifecycle import STATUS_LABELS, CaseStatus
-
         return STATUS_LABELS[CaseStatus(self.status)]
 
     @property
@@ -159,3 +158,20 @@ class Document(Base):
     uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
     case: Mapped[Case] = relationship(back_populates="documents")
+
+
+class EmergencyAccess(Base):
+    """A break-the-glass grant: one staff member, one case, a stated reason, a short time, reviewed later."""
+
+    __tablename__ = "emergency_access"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    case_id: Mapped[int] = mapped_column(Integer, index=True)
+    case_ref: Mapped[str] = mapped_column(String(32), default="")
+    reason: Mapped[str] = mapped_column(Text)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    review_note: Mapped[str] = mapped_column(Text, default="")

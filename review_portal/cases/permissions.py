@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from review_portal.auth.models import Role
 from review_portal.cases.lifecycle import LETTER_OUT_STATUSES, OPEN_STATUSES, CaseStatus
-
-
-def is_staff(user) -> bool:
-    return user.role in (Role.COORDINATOR, Role.ADMIN)
+from review_portal.cases import emergency
+from review_portal.clock import utcnow
+from review_portal.auth.permissions import is_staff  # noqa: F401  (re-exported: case rules use it)
 
 
 def _held_assignments(user, case):
@@ -52,8 +51,6 @@ def can_view_case(user, case) -> bool:
 
 def staff_may_view(user, case) -> bool:
     """The working queue (open and recently closed cases), or an archived case under emergency access."""
-    from review_portal.cases import emergency
-    from review_portal.clock import utcnow
 
     now = utcnow()
     if emergency.in_staff_scope(case, now):

@@ -20,6 +20,9 @@ from review_portal.imaging.models import IngestJob, IngestStatus, Instance, KeyI
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
 from review_portal.storage import Storage
 from review_portal.uploads import UploadedFile
+from review_portal.auth.models import User
+from review_portal.cases.models import Case
+from review_portal import jobs
 
 # How often a long ingest reports progress to its caller (a worker commits there).
 PROGRESS_EVERY = 25
@@ -229,7 +232,6 @@ def process_ingest(
     finally:
         storage.remove_workdir(workdir)
     report = IngestReport(accepted, duplicates, rejected)
-    from review_portal.auth.models import User
 
     uploader = db.get(User, job.created_by_id) if job.created_by_id else None
     record(db, action="scans.ingested", by=uploader, ip="", now=now, case=_case(db, job.case_id), object_type="ingest",
@@ -239,15 +241,12 @@ def process_ingest(
 
 
 def _case(db: Session, case_id: int):
-    from review_portal.cases.models import Case
-
     return db.get(Case, case_id)
 
 
 def start_ingest(db: Session, storage: Storage, job: IngestJob, *, now: datetime) -> IngestJob:
     """Process a stored upload through the job interface: at once in the embedded default, on a worker
     when a queue is configured (then the ingest page shows its progress)."""
-    from review_portal import jobs
 
     jobs.submit(db, storage, "imaging.ingest", now=now, case_id=job.case_id, ingest_id=job.id)
     return job

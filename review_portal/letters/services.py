@@ -20,6 +20,8 @@ from review_portal.errors import IllegalTransition, InvalidInput, NotFound, Perm
 from review_portal.imaging.services import series_of_case
 from review_portal.letters.models import Letter
 from review_portal.storage import Storage
+from review_portal.letters.render import render_letter_pdf
+from review_portal.notifications.services import notify
 
 # Crockford base32 without I, L, O, U: read aloud over the phone without confusion.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -144,7 +146,6 @@ def issue_letter(db: Session, storage: Storage, case, opinion, *, institution: d
     again (a closed case stays closed) and every earlier version stays retrievable.
     `key_images` defaults to the case's marked key images.
     """
-    from review_portal.letters.render import render_letter_pdf
 
     if not opinion.is_signed:
         raise IllegalTransition("A letter can only be issued for a signed opinion.")
@@ -171,7 +172,6 @@ def issue_letter(db: Session, storage: Storage, case, opinion, *, institution: d
     record(db, action="letter.issued", by=by, ip=ip, now=now, case=case, object_type="letter",
            object_id=letter.id, detail=f"version={version}; sha256={letter.sha256}"
            + (f"; addendum={addendum.number}" if addendum is not None else ""))
-    from review_portal.notifications.services import notify
 
     notify(db, case.referring, kind="letter_ready", case=case, now=now,
            text=f"The second-opinion letter for case {case.reference} (version {version}) is ready to download.")
@@ -272,7 +272,6 @@ def resend_letter(db: Session, case, *, by, ip: str, now: datetime) -> Letter:
                                     "letter to re-send.")
         raise PermissionDenied("Only a coordinator can re-send a letter.")
     letter = letters_for_case(db, case.id)[0]
-    from review_portal.notifications.services import notify
 
     delivered = letter.delivered_at or letter.issued_at
     notify(db, case.referring, kind="letter_resent", case=case, now=now,

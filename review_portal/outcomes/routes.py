@@ -8,6 +8,7 @@ from review_portal.errors import InvalidInput
 from review_portal.outcomes import services
 from review_portal.outcomes.forms import OutcomeForm
 from review_portal.web import actor, db
+from review_portal.opinions.services import opinion_for_case
 
 bp = Blueprint("outcomes", __name__)
 
@@ -38,7 +39,6 @@ def answer_outcome(case_id: int):
         flash(f"Thank you: the outcome of case {case.reference} is recorded.", "success")
         return redirect(url_for("outcomes.list_outcomes"))
     record(db(), action="outcome.viewed", case=case, object_type="outcome", object_id=follow_up.id, **actor())
-    from review_portal.opinions.services import opinion_for_case
 
     return render_template("outcomes/answer.html", case=case, follow_up=follow_up, form=form,
                            opinion=opinion_for_case(db(), case.id))

@@ -8,6 +8,7 @@ from review_portal.assignment.models import (
     Escalation,
 )
 from review_portal.assignment.sla import SLA_STATE_ORDER, open_reviews, review_row
+from review_portal.letters.services import letters_awaiting_acknowledgement
 
 
 def dashboard(db: Session, *, policy: deadlines.SlaPolicy, now: datetime) -> dict:
@@ -18,7 +19,6 @@ def dashboard(db: Session, *, policy: deadlines.SlaPolicy, now: datetime) -> dic
     counts["triage"] = len(triage)
     counts["offered"] = sum(1 for row in rows if row.review.status == "offered")
     escalations = list(db.scalars(select(Escalation).order_by(Escalation.at.desc(), Escalation.id.desc()).limit(15)))
-    from review_portal.letters.services import letters_awaiting_acknowledgement
 
     awaiting_receipt = letters_awaiting_acknowledgement(db, now=now)
     counts["awaiting_receipt"] = len(awaiting_receipt)

@@ -7,8 +7,9 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user
 
 from review_portal.cases import emergency
-from review_portal.audit.forms import AuditSearchForm, DisclosuresForm, EmergencyAccessForm, ReviewForm
-from review_portal.audit.models import EmergencyAccess
+from review_portal.audit.forms import AuditSearchForm, DisclosuresForm, ReviewForm
+from review_portal.cases.forms import EmergencyAccessForm
+from review_portal.cases.models import EmergencyAccess
 from review_portal.audit.services import AuditQuery, disclosures_csv, record, search
 from review_portal.cases.models import Case
 from review_portal.cases.permissions import is_staff

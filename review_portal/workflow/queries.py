@@ -6,11 +6,11 @@ from review_portal.assignment.models import Assignment
 from review_portal.auth.models import Role, User
 from review_portal.cases.lifecycle import OPEN_STATUSES
 from review_portal.cases.models import Case
+from review_portal.assignment.models import Review
 
 
 def case_page_load():
     """Loader options for the case page: everything it shows about the case itself, a few statements in all."""
-    from review_portal.assignment.models import Review
 
     return (joinedload(Case.referring).joinedload(User.institution), selectinload(Case.assignments),
             selectinload(Case.history), selectinload(Case.documents),
@@ -40,7 +40,6 @@ def page_of_cases(db: Session, user: User, *, status: str | None, page: int, per
     urgent_first = (Case.priority == "urgent").desc()
     # The worklist shows each case's referrer and lead reviewer and offers one-click accept: load those
     # for the whole page in a few statements rather than several per row.
-    from review_portal.assignment.models import Review
 
     rows = db.scalars(
         query.order_by(open_first, Case.due_at, urgent_first, Case.id).offset((page - 1) * per_page).limit(per_page)

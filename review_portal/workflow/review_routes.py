@@ -68,7 +68,7 @@ def reassign(case_id: int):
         flash(f"Case {case.reference} offered to {reviewer.name}.", "success")
         return _show(case)
     status = 400 if form.errors else 200
-    return render_template("assignment/reassign.html", case=case, review=review, form=form), status
+    return render_template("workflow/reassign.html", case=case, review=review, form=form), status
 
 
 @bp.post("/cases/<int:case_id>/assignments/<int:assignment_id>/accept")
@@ -126,4 +126,4 @@ def dashboard():
     _require_staff()
     ctx = actor()
     data = dashboard_data(db(), policy=policy_from_config(current_app.config), now=ctx["now"])
-    return render_template("assignment/dashboard.html", resend_form=ConfirmForm(), **data)
+    return render_template("workflow/dashboard.html", resend_form=ConfirmForm(), **data)

@@ -1,5 +1,4 @@
 """The loop clinicians walk, through the real pages in chromium."""
-import io
 
 import pytest
 from pypdf import PdfReader

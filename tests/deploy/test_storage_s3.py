@@ -5,7 +5,6 @@ import itertools
 
 import boto3
 import pytest
-from pypdf import PdfReader
 
 from review_portal import storage as storage_mod
 from review_portal.storage import S3Storage

@@ -8,7 +8,8 @@ from datetime import timedelta
 from sqlalchemy import select, text
 
 from review_portal.audit.chain import seal, verify
-from review_portal.audit.models import AuditEvent, EmergencyAccess
+from review_portal.audit.models import AuditEvent
+from review_portal.cases.models import EmergencyAccess
 from review_portal.cases.models import Case
 
 

@@ -12,7 +12,7 @@ from review_portal.auth import passwords
 from review_portal.auth.models import LoginThrottle, RecoveryCode, User, UserSession
 from review_portal.auth.services import create_user
 from review_portal.errors import InvalidInput
-from tests.conftest import NOW, PASSWORD, TOTP_SECRET, _allow_code_reuse, login_client, totp_now
+from tests.conftest import NOW, PASSWORD, login_client, totp_now
 
 
 def actions(db, action):

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import select
 
 from review_portal.errors import ConcurrentEdit, IllegalTransition, InvalidInput, PermissionDenied
 from review_portal.imaging.rendering import render_frame

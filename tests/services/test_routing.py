@@ -1,5 +1,5 @@
 """Each routing rule, the offer/decline/re-route cycle, and several reviews per case."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-import pytest
 from sqlalchemy import event
 
 from review_portal.imaging.services import series_of_case
