@@ -10,13 +10,13 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
+import review_portal.models  # noqa: F401  (registers every domain's tables)
+import review_portal.tasks  # noqa: F401  (registers the portal's job handlers)
 from review_portal import db as database
 from review_portal import storage as storage_mod
 from review_portal.errors import ConcurrentEdit, DomainError
-from review_portal.web import wants_json
-import review_portal.models  # noqa: F401  (registers every domain's tables)
 from review_portal.notifications import alerts as notification_alerts
-import review_portal.tasks  # noqa: F401  (registers the portal's job handlers)
+from review_portal.web import wants_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,15 +123,14 @@ def _check_config(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from review_portal.analytics.routes import bp as analytics_bp
+    from review_portal.api.dicomweb import bp as dicomweb_bp
+    from review_portal.api.dicomweb import store_instances
     from review_portal.api.routes import bp as api_bp
     from review_portal.api.token_routes import bp as api_tokens_bp
     from review_portal.assignment.routes import bp as assignment_bp
-    from review_portal.workflow.oversight import bp as audit_bp
     from review_portal.auth.routes import bp as auth_bp
     from review_portal.cases.routes import bp as cases_bp
     from review_portal.health import bp as health_bp
-    from review_portal.api.dicomweb import bp as dicomweb_bp
-    from review_portal.api.dicomweb import store_instances
     from review_portal.imaging.routes import bp as imaging_bp
     from review_portal.letters.routes import bp as letters_bp
     from review_portal.messaging.routes import bp as messaging_bp
@@ -139,6 +138,7 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.opinions.routes import bp as opinions_bp
     from review_portal.outcomes.routes import bp as outcomes_bp
     from review_portal.privacy.routes import bp as privacy_bp
+    from review_portal.workflow.oversight import bp as audit_bp
     from review_portal.workflow.review_routes import bp as reviews_bp
     from review_portal.workflow.routes import bp as workflow_bp
 

@@ -32,9 +32,9 @@ def register(app) -> None:
     @app.cli.command("sla-check")
     def sla_check_command():
         """Flag reviews near or past their deadline and chase unanswered offers (run from cron, e.g. hourly)."""
-        from review_portal.deadlines import policy_from_config
         from review_portal.assignment.sla import sla_check
         from review_portal.clock import utcnow
+        from review_portal.deadlines import policy_from_config
 
         report = sla_check(session(), policy=policy_from_config(current_app.config), now=utcnow())
         session.commit()

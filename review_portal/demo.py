@@ -16,17 +16,17 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 
-from review_portal.deadlines import add_business_seconds, policy_from_config
 from review_portal.assignment.models import OutOfOffice, ReviewerProfile
-from review_portal.workflow.assignments import accept_offer, add_review
 from review_portal.assignment.sla import sla_check
 from review_portal.auth.models import Institution, Role, User
 from review_portal.auth.services import create_user
 from review_portal.cases.services import HistoryItem, Referral, close_case
-from review_portal.uploads import UploadedFile
-from review_portal.workflow.referrals import submit_referral
-from review_portal.messaging.services import post_message, request_information
 from review_portal.clock import utcnow
+from review_portal.deadlines import add_business_seconds, policy_from_config
+from review_portal.messaging.services import post_message, request_information
+from review_portal.uploads import UploadedFile
+from review_portal.workflow.assignments import accept_offer, add_review
+from review_portal.workflow.referrals import submit_referral
 
 DEMO_PASSWORD = "demo-password-2026"  # nosec B105 - public demo password, printed in the README
 # Demo only (seed-demo is refused in production): every demo reviewer, coordinator and admin shares it.
@@ -200,9 +200,9 @@ def seed(app, db) -> bool:
         case_signed, _ = submit_referral(db, storage, breast, documents=[UploadedFile("Pathology report.pdf", path_report)],
                                          scans=[mr[0]], by=roe, now=now - timedelta(days=6), **ctx)
 
+        from review_portal.letters.services import acknowledge_letter
         from review_portal.opinions.services import OpinionDraft, save_draft
         from review_portal.workflow.signing import sign_and_issue_letter
-        from review_portal.letters.services import acknowledge_letter
 
         reviewer = case_signed.reviewer
         accept_offer(db, case_signed.active_assignment, by=reviewer, ip="127.0.0.1", now=now - timedelta(days=5))

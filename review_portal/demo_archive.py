@@ -18,19 +18,19 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import update
 
-from review_portal.deadlines import DAY, add_business_seconds, business_seconds_between, is_business_day
-from review_portal.workflow.assignments import accept_offer
 from review_portal.audit.services import record
 from review_portal.cases.lifecycle import CaseStatus, transition
 from review_portal.cases.services import HistoryItem, Referral, close_case
-from review_portal.workflow.referrals import submit_referral
+from review_portal.deadlines import DAY, add_business_seconds, business_seconds_between, is_business_day
 from review_portal.letters.models import Letter
 from review_portal.letters.services import acknowledge_letter, new_verification_code
-from review_portal.workflow.conversations import answer_information_request
 from review_portal.messaging.services import request_information
 from review_portal.notifications.models import Notification
 from review_portal.opinions.services import OpinionDraft, freeze_signed_opinion, save_draft
 from review_portal.outcomes.services import OutcomeAnswer, record_outcome, request_due_outcomes
+from review_portal.workflow.assignments import accept_offer
+from review_portal.workflow.conversations import answer_information_request
+from review_portal.workflow.referrals import submit_referral
 
 PLACEHOLDER_TEXT = (
     "Demonstration archive. This case belongs to the synthetic history loaded with the demo data. To keep "

@@ -29,10 +29,11 @@ from typing import Callable
 from sqlalchemy import ForeignKey, Integer, String, Text, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from review_portal.db import Base, UTCDateTime, session as scoped
-from review_portal.errors import DomainError
 from review_portal import storage as storage_mod
 from review_portal.clock import utcnow
+from review_portal.db import Base, UTCDateTime
+from review_portal.db import session as scoped
+from review_portal.errors import DomainError
 
 log = logging.getLogger("review_portal.jobs")
 

@@ -5,9 +5,9 @@ is on PUBLIC_ENDPOINTS. Adding a public page means adding it here, where a revie
 """
 from __future__ import annotations
 
-
 from flask import abort, current_app, jsonify, redirect, request, url_for
 from flask_login import current_user
+
 from review_portal.web import wants_json
 
 PUBLIC_ENDPOINTS = frozenset({

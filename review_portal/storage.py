@@ -96,8 +96,8 @@ class Storage:
         raise NotImplementedError
 
     def workdir(self) -> Path:
-        """A private scratch directory; see uploads.scratch, which also removes it."""
-        raise NotImplementedError
+        """A private scratch directory in the store's temporary area; see uploads.scratch, which removes it."""
+        return Path(tempfile.mkdtemp(dir=self._tmp))
 
     @staticmethod
     def remove_workdir(path: Path) -> None:
@@ -165,14 +165,6 @@ class LocalStorage(Storage):
         p = self.path(key)
         if p.exists():
             p.unlink()
-
-    def workdir(self) -> Path:
-        """A private scratch directory for one upload; the caller removes it."""
-        return Path(tempfile.mkdtemp(dir=self._tmp))
-
-    @staticmethod
-    def remove_workdir(path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
 
     def iter_keys(self):
         """Every stored key (for backup verification)."""
@@ -293,13 +285,6 @@ class S3Storage(Storage):
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
         self._cache_path(key).unlink(missing_ok=True)
-
-    def workdir(self) -> Path:
-        return Path(tempfile.mkdtemp(dir=self._tmp))
-
-    @staticmethod
-    def remove_workdir(path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
 
     def iter_keys(self):
         paginator = self.client.get_paginator("list_objects_v2")

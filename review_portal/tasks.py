@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from review_portal.jobs import PermanentJobError, handler
 from review_portal.auth.models import User
 from review_portal.cases.models import Case
+from review_portal.imaging.models import IngestJob, Series
+from review_portal.imaging.services import _make_series_thumbnail, process_ingest
+from review_portal.jobs import PermanentJobError, handler
 from review_portal.letters.models import Letter
 from review_portal.letters.services import issue_letter
 from review_portal.opinions.models import Opinion
-from review_portal.imaging.models import Series
-from review_portal.imaging.services import _make_series_thumbnail
-from review_portal.imaging.models import IngestJob
-from review_portal.imaging.services import process_ingest
 
 
 @handler("letters.issue")

@@ -6,10 +6,10 @@ from flask_login import current_user
 
 from review_portal.analytics import services
 from review_portal.analytics.report import render_report_pdf
-from review_portal.deadlines import policy_from_config
 from review_portal.audit.services import record
 from review_portal.auth.models import Role
 from review_portal.clock import utcnow
+from review_portal.deadlines import policy_from_config
 from review_portal.errors import NotFound
 from review_portal.web import actor, db
 

@@ -19,17 +19,16 @@ from sqlalchemy.orm import Session, aliased
 
 from review_portal.analytics import charts
 from review_portal.analytics.stats import median, percentile, share, wilson_interval
-from review_portal.deadlines import DAY, SlaPolicy, business_seconds_between
 from review_portal.assignment.models import OPEN_REVIEW_STATUSES, Assignment, Review
 from review_portal.auth.models import SPECIALTY_LABELS, Institution, Role, User
 from review_portal.cases.lifecycle import OPEN_STATUSES
 from review_portal.cases.models import CANCER_SITES, PRIORITIES, Case
+from review_portal.deadlines import DAY, SlaPolicy, business_seconds_between
 from review_portal.errors import InvalidInput
 from review_portal.letters.models import Letter
 from review_portal.messaging.models import InformationRequest
-from review_portal.opinions.models import Opinion
+from review_portal.opinions.models import Opinion, opinion_differed
 from review_portal.outcomes.models import CONFIRMED_BY, CONFIRMED_OPINION, RECOMMENDATION_FOLLOWED, OutcomeFollowUp
-from review_portal.opinions.models import opinion_differed
 
 # Van Such M, Lohr R, Beckman T, Naessens JM. J Eval Clin Pract 2017;23(4):870-874 (n = 286).
 MAYO_REFERENCE = {"confirmed": 36, "refined": 188, "different": 62}

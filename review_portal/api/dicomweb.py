@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from review_portal.api.auth import authenticate_request, bearer_token, token_user
 from review_portal.audit.services import record
 from review_portal.cases.services import get_case_for
 from review_portal.clock import utcnow
@@ -25,8 +26,6 @@ from review_portal.imaging.models import Instance, Series, Study
 from review_portal.imaging.permissions import can_add_scans
 from review_portal.uploads import UploadedFile, scratch
 from review_portal.web import db, storage
-from review_portal.api.auth import authenticate_request, bearer_token
-from review_portal.api.auth import token_user
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb/cases/<int:case_id>")
 

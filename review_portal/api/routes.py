@@ -18,25 +18,25 @@ from sqlalchemy import func, select
 
 from review_portal.api import errors as api_errors
 from review_portal.api import fhir
+from review_portal.api.auth import authenticate_request
+from review_portal.api.dicomweb import store_instances
 from review_portal.api.openapi import MAX_DOCUMENTS, MAX_ID, MAX_PAGE, MAX_PER_PAGE, document
-from review_portal.deadlines import parse_holidays
 from review_portal.audit.services import record
 from review_portal.cases import services as cases
 from review_portal.cases.lifecycle import STATUS_LABELS
 from review_portal.cases.models import CANCER_SITES, HISTORY_KINDS, PRIORITIES, REVIEW_TYPES, SEXES
 from review_portal.cases.permissions import can_submit_referral
+from review_portal.deadlines import parse_holidays
 from review_portal.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from review_portal.imaging.models import Instance, Series, Study
 from review_portal.letters import fhir as letters_fhir
 from review_portal.letters.services import letters_for_case, record_letter_download
 from review_portal.opinions.services import opinion_for_case
-from review_portal.web import actor, db, storage
+from review_portal.security import PUBLIC_ENDPOINTS
 from review_portal.uploads import scratch, spool_bytes
+from review_portal.web import actor, db, storage
 from review_portal.workflow.queries import page_of_cases
 from review_portal.workflow.referrals import submit_referral
-from review_portal.api.auth import authenticate_request
-from review_portal.security import PUBLIC_ENDPOINTS
-from review_portal.api.dicomweb import store_instances
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

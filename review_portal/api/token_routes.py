@@ -6,8 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from review_portal.api.forms import NewTokenForm, RevokeTokenForm
-from review_portal.api.services import revoke_token, tokens_of
-from review_portal.api.services import create_token
+from review_portal.api.services import create_token, revoke_token, tokens_of
 from review_portal.auth.services import check_password
 from review_portal.errors import InvalidInput
 from review_portal.web import actor, db

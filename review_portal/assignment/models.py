@@ -12,8 +12,8 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from review_portal.db import Base, UTCDateTime
 from review_portal.cases.models import REVIEW_TYPES
+from review_portal.db import Base, UTCDateTime
 
 REVIEW_STATUSES = {
     "triage": "Needs a reviewer",

@@ -5,16 +5,15 @@ from sqlalchemy import select
 
 from review_portal.assignment import routing, services
 from review_portal.assignment.forms import (
-    OutOfOfficeForm, ReviewerProfileForm,
+    OutOfOfficeForm,
+    ReviewerProfileForm,
 )
 from review_portal.assignment.models import READING_AREAS
 from review_portal.auth.models import Institution, Role, User
-from review_portal.web import ConfirmForm
+from review_portal.auth.permissions import admin_only
 from review_portal.cases.models import CANCER_SITES
 from review_portal.errors import NotFound
-from review_portal.web import actor, db
-from review_portal.web import valid
-from review_portal.auth.permissions import admin_only
+from review_portal.web import ConfirmForm, actor, db, valid
 
 bp = Blueprint("assignment", __name__)
 

@@ -1,16 +1,23 @@
 """Routing: which reviewers may take a review, and the best of them (specialty, sites, conflicts, load, absence)."""
 from __future__ import annotations
+
 from dataclasses import dataclass, field
 from datetime import date, datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
 from review_portal.assignment.models import (
-    OPEN_REVIEW_STATUSES, SITE_READING_AREAS, Assignment, OutOfOffice, Review, ReviewerProfile,
+    OPEN_REVIEW_STATUSES,
+    SITE_READING_AREAS,
+    Assignment,
+    OutOfOffice,
+    Review,
+    ReviewerProfile,
 )
 from review_portal.auth.models import Role, Specialty, User
 from review_portal.cases.lifecycle import OPEN_STATUSES
 from review_portal.cases.models import REVIEW_TYPES, Case
-
 
 # Which specialties may answer which kind of review.
 SPECIALTIES_FOR_REVIEW = {

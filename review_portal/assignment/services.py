@@ -11,14 +11,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from review_portal.assignment.models import (
-    MAX_CAPACITY, READING_AREAS, Assignment, OutOfOffice, Review, ReviewerProfile,
+    MAX_CAPACITY,
+    READING_AREAS,
+    Assignment,
+    OutOfOffice,
+    Review,
+    ReviewerProfile,
 )
+from review_portal.assignment.routing import capacity_of, open_case_counts, profiles_by_user
 from review_portal.audit.services import record
 from review_portal.auth.models import Institution, Role, Specialty, User
 from review_portal.cases.models import CANCER_SITES, Case
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied
-from review_portal.assignment.routing import capacity_of, open_case_counts, profiles_by_user
-
 
 # --- reviewer profiles (administrators) -------------------------------------------------------------------
 

@@ -1,12 +1,17 @@
 """Deadlines of reviews: holds that pause them, the worklist's time-left rows, and the periodic check that flags and chases."""
 from __future__ import annotations
+
 from dataclasses import dataclass, field
 from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
 from review_portal import deadlines
 from review_portal.assignment.models import (
-    OPEN_REVIEW_STATUSES, Assignment, Escalation,
+    OPEN_REVIEW_STATUSES,
+    Assignment,
+    Escalation,
     Review,
 )
 from review_portal.audit.services import record

@@ -5,24 +5,46 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session as flask_session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import session as flask_session
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
 from review_portal.auth import mail, mfa, sessions, throttle
 from review_portal.auth.forms import (
-    ChangePasswordForm, CodeForm, ConfirmForm, ForgotPasswordForm, InviteForm, LoginForm, LogoutForm, NewPasswordForm,
-    PasswordOnlyForm, RoleForm,
+    ChangePasswordForm,
+    CodeForm,
+    ConfirmForm,
+    ForgotPasswordForm,
+    InviteForm,
+    LoginForm,
+    LogoutForm,
+    NewPasswordForm,
+    PasswordOnlyForm,
+    RoleForm,
 )
 from review_portal.auth.models import User
+from review_portal.auth.permissions import admin_only
 from review_portal.auth.services import (
-    LoginThrottled, authenticate, change_password, change_role, check_password, finish_login, invite_user,
-    end_sessions_of, link_refused, log_out, login_failed, logout_everywhere, redeem_token, request_password_reset,
-    set_active, token_user,
+    LoginThrottled,
+    authenticate,
+    change_password,
+    change_role,
+    check_password,
+    end_sessions_of,
+    finish_login,
+    invite_user,
+    link_refused,
+    log_out,
+    login_failed,
+    logout_everywhere,
+    redeem_token,
+    request_password_reset,
+    set_active,
+    token_user,
 )
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied
 from review_portal.web import actor, db
-from review_portal.auth.permissions import admin_only
 
 bp = Blueprint("auth", __name__)
 

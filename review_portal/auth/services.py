@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from review_portal.audit.services import record
 from review_portal.auth import alerts, passwords, sessions, throttle
 from review_portal.auth.models import AuthToken, Institution, Role, User
-from review_portal.errors import DomainError, InvalidInput, PermissionDenied
 from review_portal.db import survive_rollback
+from review_portal.errors import DomainError, InvalidInput, PermissionDenied
 
 MIN_PASSWORD_LENGTH = passwords.MIN_LENGTH
 

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from review_portal.cases.models import EmergencyAccess
 from review_portal.audit.services import record
-from review_portal.errors import InvalidInput, PermissionDenied
 from review_portal.auth.permissions import is_staff
+from review_portal.cases.models import EmergencyAccess
+from review_portal.errors import InvalidInput, PermissionDenied
 
 DEFAULT_ARCHIVE_AFTER = timedelta(days=30)
 DEFAULT_GRANT = timedelta(minutes=60)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from review_portal.errors import IllegalTransition
 from review_portal.audit.services import record
+from review_portal.errors import IllegalTransition
 
 
 class CaseStatus(StrEnum):

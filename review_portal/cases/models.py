@@ -6,8 +6,8 @@ from datetime import date, datetime
 from sqlalchemy import Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from review_portal.db import Base, UTCDateTime
 from review_portal.cases.lifecycle import STATUS_LABELS, CaseStatus
+from review_portal.db import Base, UTCDateTime
 
 REVIEW_TYPES = {"oncology_opinion": "Oncology opinion", "radiology_read": "Radiology read",
                 "pathology_review": "Pathology review"}

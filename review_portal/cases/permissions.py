@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from review_portal.auth.models import Role
-from review_portal.cases.lifecycle import LETTER_OUT_STATUSES, OPEN_STATUSES, CaseStatus
-from review_portal.cases import emergency
-from review_portal.clock import utcnow
 from review_portal.auth.permissions import is_staff  # noqa: F401  (re-exported: case rules use it)
+from review_portal.cases import emergency
+from review_portal.cases.lifecycle import LETTER_OUT_STATUSES, OPEN_STATUSES, CaseStatus
+from review_portal.clock import utcnow
 
 
 def _held_assignments(user, case):

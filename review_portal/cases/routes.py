@@ -5,10 +5,9 @@ from flask_login import current_user
 from review_portal.audit.services import record
 from review_portal.cases import services
 from review_portal.cases.forms import CancelForm, WithdrawForm
-from review_portal.web import ConfirmForm
 from review_portal.cases.models import Document
 from review_portal.errors import InvalidInput, NotFound
-from review_portal.web import actor, db, storage
+from review_portal.web import ConfirmForm, actor, db, storage
 
 bp = Blueprint("cases", __name__)
 

@@ -10,9 +10,18 @@ from sqlalchemy.orm import Session
 from review_portal.audit.services import record
 from review_portal.auth.models import Role, User
 from review_portal.cases.lifecycle import FHIR_TASK_STATUS, CaseStatus, transition
-from review_portal.cases.models import CANCER_SITES, HISTORY_KINDS, PRIORITIES, REVIEW_TYPES, SEXES, Case, Document, HistoryEntry
-from review_portal.deadlines import add_business_days
+from review_portal.cases.models import (
+    CANCER_SITES,
+    HISTORY_KINDS,
+    PRIORITIES,
+    REVIEW_TYPES,
+    SEXES,
+    Case,
+    Document,
+    HistoryEntry,
+)
 from review_portal.cases.permissions import can_cancel, can_close, can_view_case, can_withdraw, is_staff
+from review_portal.deadlines import add_business_days
 from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from review_portal.storage import Storage
 from review_portal.uploads import UploadedFile

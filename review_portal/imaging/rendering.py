@@ -22,9 +22,9 @@ from review_portal.imaging.reading import (
     _as_int,
     _damaged_file_guard,
     _frame_view,
-    _Loaded,
     _load,
     _load_cached,
+    _Loaded,
     _text,
 )
 

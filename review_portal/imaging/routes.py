@@ -1,5 +1,17 @@
 """Viewer pages, rendered slices, header tags, key images, and adding scans to an open referral."""
-from flask import Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from review_portal.audit.services import record, record_image_view
@@ -10,8 +22,7 @@ from review_portal.imaging.forms import AddScansForm, KeyImageForm, UnmarkKeyIma
 from review_portal.imaging.models import IngestStatus
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
 from review_portal.uploads import spooled
-from review_portal.web import actor, db, storage
-from review_portal.web import wants_json
+from review_portal.web import actor, db, storage, wants_json
 
 bp = Blueprint("imaging", __name__)
 

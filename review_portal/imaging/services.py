@@ -13,16 +13,16 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, contains_eager
 
+from review_portal import jobs
 from review_portal.audit.services import record
+from review_portal.auth.models import User
+from review_portal.cases.models import Case
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied
 from review_portal.imaging import archives, inspection, reading, rendering
 from review_portal.imaging.models import IngestJob, IngestStatus, Instance, KeyImage, Series, Study
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
 from review_portal.storage import Storage
-from review_portal.uploads import UploadedFile
-from review_portal.auth.models import User
-from review_portal.cases.models import Case
-from review_portal import jobs
+from review_portal.uploads import UploadedFile, scratch
 
 # How often a long ingest reports progress to its caller (a worker commits there).
 PROGRESS_EVERY = 25
@@ -175,8 +175,7 @@ def process_ingest(
     resume_at = job.processed if job.status == IngestStatus.RUNNING else 0
 
     job.status = IngestStatus.RUNNING
-    workdir = storage.workdir()
-    try:
+    with scratch(storage) as workdir:
         zip_rejections: list = []
         candidates = _expanded_sources(storage, job, workdir, zip_rejections)
         if resume_at == 0:
@@ -229,8 +228,6 @@ def process_ingest(
         save_state()
         job.status = IngestStatus.DONE
         job.finished_at = now
-    finally:
-        storage.remove_workdir(workdir)
     report = IngestReport(accepted, duplicates, rejected)
 
     uploader = db.get(User, job.created_by_id) if job.created_by_id else None

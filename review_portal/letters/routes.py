@@ -7,18 +7,23 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from flask_login import current_user
 
 from review_portal.audit.services import record
-from review_portal.web import ConfirmForm
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.letters import fhir
 from review_portal.letters.services import (
-    acknowledge_letter, get_letter_in_case, letters_for_case, record_letter_download, resend_letter,
+    acknowledge_letter,
+    get_letter_in_case,
+    letters_for_case,
+    record_letter_download,
+    resend_letter,
+)
+from review_portal.letters.services import (
     verify_letter as lookup_code,
 )
 from review_portal.opinions.forms import AddendumForm
 from review_portal.opinions.permissions import can_add_addendum
 from review_portal.opinions.services import opinion_for_case
-from review_portal.web import actor, db, storage
+from review_portal.web import ConfirmForm, actor, db, storage
 
 bp = Blueprint("letters", __name__)
 

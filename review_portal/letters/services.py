@@ -11,17 +11,17 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from review_portal.audit.models import AuditEvent
 from review_portal.audit.services import record
 from review_portal.cases.lifecycle import CaseStatus, transition
-from review_portal.audit.models import AuditEvent
 from review_portal.cases.models import Case
 from review_portal.cases.permissions import can_acknowledge, can_resend_letter
 from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from review_portal.imaging.services import series_of_case
 from review_portal.letters.models import Letter
-from review_portal.storage import Storage
 from review_portal.letters.render import render_letter_pdf
 from review_portal.notifications.services import notify
+from review_portal.storage import Storage
 
 # Crockford base32 without I, L, O, U: read aloud over the phone without confusion.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

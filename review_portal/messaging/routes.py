@@ -5,10 +5,11 @@ from flask_login import current_user
 from review_portal.cases.services import get_case_for
 from review_portal.messaging import services
 from review_portal.messaging.forms import (
-    FollowUpForm, InformationRequestForm, MessageForm,
+    FollowUpForm,
+    InformationRequestForm,
+    MessageForm,
 )
-from review_portal.web import actor, db
-from review_portal.web import valid
+from review_portal.web import actor, db, valid
 
 bp = Blueprint("messaging", __name__)
 

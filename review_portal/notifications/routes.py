@@ -1,10 +1,9 @@
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 
-from review_portal.web import ConfirmForm
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.notifications import services
-from review_portal.web import actor, db
+from review_portal.web import ConfirmForm, actor, db
 
 bp = Blueprint("notifications", __name__)
 

@@ -18,13 +18,19 @@ from review_portal.audit.services import record
 from review_portal.auth.services import check_password
 from review_portal.cases.lifecycle import CaseStatus, transition
 from review_portal.cases.permissions import can_file_opinion
+from review_portal.cases.services import get_case_for
 from review_portal.errors import ConcurrentEdit, IllegalTransition, InvalidInput, PermissionDenied
 from review_portal.opinions.models import (
-    DIAGNOSIS_CONCORDANCE, PLAN_CONCORDANCE, RADPEER, RADPEER_COMMENT_REQUIRED, TRIAL_CONSIDERATION, URGENCY,
-    Addendum, Opinion,
+    DIAGNOSIS_CONCORDANCE,
+    PLAN_CONCORDANCE,
+    RADPEER,
+    RADPEER_COMMENT_REQUIRED,
+    TRIAL_CONSIDERATION,
+    URGENCY,
+    Addendum,
+    Opinion,
 )
 from review_portal.opinions.permissions import can_add_addendum
-from review_portal.cases.services import get_case_for
 
 # Longest text a field accepts; the form says the same, the service enforces it for every caller.
 MAX_TEXT = 16000

@@ -5,10 +5,10 @@ from review_portal.audit.services import record
 from review_portal.auth.models import Role
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput
+from review_portal.opinions.services import opinion_for_case
 from review_portal.outcomes import services
 from review_portal.outcomes.forms import OutcomeForm
 from review_portal.web import actor, db
-from review_portal.opinions.services import opinion_for_case
 
 bp = Blueprint("outcomes", __name__)
 

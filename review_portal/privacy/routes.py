@@ -1,6 +1,8 @@
 """De-identified export of a case (coordinators and administrators)."""
 from __future__ import annotations
 
+import io
+
 from flask import Blueprint, abort, render_template, send_file
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -10,6 +12,7 @@ from wtforms.validators import DataRequired
 from review_portal.cases.permissions import is_staff
 from review_portal.cases.services import get_case_for
 from review_portal.privacy.export import export_case
+from review_portal.uploads import scratch
 from review_portal.web import actor, db, storage
 
 bp = Blueprint("privacy", __name__)
@@ -30,14 +33,9 @@ def export(case_id: int):
     if not form.validate_on_submit():
         return render_template("privacy/export.html", case=case, form=form), 400 if form.is_submitted() else 200
     store = storage()
-    workdir = store.workdir()
-    dest = workdir / "export.zip"
-    try:
+    with scratch(store) as workdir:
+        dest = workdir / "export.zip"
         export_case(db(), store, case, dest, include_documents=bool(form.include_documents.data), **actor())
         data = dest.read_bytes()
-    finally:
-        store.remove_workdir(workdir)
-    import io
-
     return send_file(io.BytesIO(data), mimetype="application/zip", as_attachment=True,
                      download_name=f"deidentified-case-{case.id}.zip", max_age=0)

@@ -1,19 +1,30 @@
 """Offering, accepting, declining and reassigning reviews: steps that change the assignment, the case and the notifications together."""
 from __future__ import annotations
+
 from datetime import datetime
+
 from sqlalchemy.orm import Session
+
 from review_portal import deadlines
 from review_portal.assignment.models import (
-    DECLINE_REASONS, Assignment, Review,
+    DECLINE_REASONS,
+    Assignment,
+    Review,
 )
+from review_portal.assignment.routing import (
+    choose_reviewer,
+    hard_ineligibility,
+    ineligibility,
+    profiles_by_user,
+    routing_facts,
+)
+from review_portal.assignment.sla import sync_case_due
 from review_portal.audit.services import record
 from review_portal.auth.models import Role, User
 from review_portal.cases.lifecycle import OPEN_STATUSES, CaseStatus, transition
 from review_portal.cases.models import REVIEW_TYPES, Case
 from review_portal.errors import IllegalTransition, InvalidInput, PermissionDenied
 from review_portal.notifications.services import notify, notify_staff
-from review_portal.assignment.routing import choose_reviewer, hard_ineligibility, ineligibility, profiles_by_user, routing_facts
-from review_portal.assignment.sla import sync_case_due
 
 
 def route_case(db: Session, case: Case, *, by, ip: str, now: datetime) -> Assignment | None:

@@ -4,20 +4,23 @@ A request for information answered with reports and scans (the case resumes, the
 hold), and a follow-up question answered as a signed addendum (a new letter version).
 """
 from __future__ import annotations
+
 from dataclasses import dataclass
 from datetime import datetime
+
 from sqlalchemy.orm import Session
-from review_portal.deadlines import SlaPolicy
+
 from review_portal.assignment.sla import resume_deadlines
 from review_portal.audit.services import record
 from review_portal.cases.lifecycle import CaseStatus, transition
+from review_portal.cases.services import add_document, is_pdf
+from review_portal.deadlines import SlaPolicy
 from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
+from review_portal.imaging.services import IngestReport, ingest_scans
 from review_portal.messaging import permissions
 from review_portal.messaging.models import FollowUpQuestion, InformationRequest, Message
-from review_portal.notifications.services import notify
-from review_portal.cases.services import add_document, is_pdf
-from review_portal.imaging.services import IngestReport, ingest_scans
 from review_portal.messaging.services import MAX_TEXT, open_request, record_follow_up_answer
+from review_portal.notifications.services import notify
 from review_portal.storage import Storage
 from review_portal.uploads import UploadedFile
 from review_portal.workflow.signing import add_addendum

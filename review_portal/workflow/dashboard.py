@@ -1,8 +1,11 @@
 """The coordinator's dashboard: open reviews by deadline state, the triage queue, escalations and letters awaiting receipt."""
 from __future__ import annotations
+
 from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
 from review_portal import deadlines
 from review_portal.assignment.models import (
     Escalation,

@@ -6,16 +6,15 @@ from datetime import datetime, time, timedelta, timezone
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from review_portal.cases import emergency
 from review_portal.audit.forms import AuditSearchForm, DisclosuresForm, ReviewForm
-from review_portal.cases.forms import EmergencyAccessForm
-from review_portal.cases.models import EmergencyAccess
 from review_portal.audit.services import AuditQuery, disclosures_csv, record, search
-from review_portal.cases.models import Case
+from review_portal.auth.permissions import admin_only
+from review_portal.cases import emergency
+from review_portal.cases.forms import EmergencyAccessForm
+from review_portal.cases.models import Case, EmergencyAccess
 from review_portal.cases.permissions import is_staff
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.web import actor, db, page_arg
-from review_portal.auth.permissions import admin_only
 
 bp = Blueprint("audit", __name__)
 PER_PAGE = 100

@@ -1,12 +1,13 @@
 """The lists and pages that gather a case with its reviews and assignments (what each user may see)."""
 from __future__ import annotations
+
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
-from review_portal.assignment.models import Assignment
+
+from review_portal.assignment.models import Assignment, Review
 from review_portal.auth.models import Role, User
 from review_portal.cases.lifecycle import OPEN_STATUSES
 from review_portal.cases.models import Case
-from review_portal.assignment.models import Review
 
 
 def case_page_load():

@@ -1,22 +1,24 @@
 """Pages and actions on a case's reviews: accept, decline, reassign, add a review, complete it, release the letter."""
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+
 from review_portal.assignment import routing
-from review_portal.workflow import assignments
-from review_portal.workflow.dashboard import dashboard as dashboard_data
-from review_portal.deadlines import policy_from_config
 from review_portal.assignment.forms import (
-    AddReviewForm, CompleteReviewForm, DeclineForm, ReassignForm, ReleaseLetterForm,
+    AddReviewForm,
+    CompleteReviewForm,
+    DeclineForm,
+    ReassignForm,
+    ReleaseLetterForm,
 )
 from review_portal.assignment.models import Assignment, Review
 from review_portal.auth.models import Role, User
-from review_portal.web import ConfirmForm
 from review_portal.cases.permissions import can_reassign, is_staff
 from review_portal.cases.services import get_case_for
+from review_portal.deadlines import policy_from_config
 from review_portal.errors import InvalidInput, NotFound
-from review_portal.web import actor, db
-
-from review_portal.web import valid
+from review_portal.web import ConfirmForm, actor, db, valid
+from review_portal.workflow import assignments
+from review_portal.workflow.dashboard import dashboard as dashboard_data
 
 bp = Blueprint("reviews", __name__)
 

@@ -11,26 +11,27 @@ from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS, CaseStat
 from review_portal.cases.permissions import can_submit_referral, can_view_audit
 from review_portal.cases.services import HistoryItem, Referral, get_case_for
 from review_portal.deadlines import parse_holidays, policy_from_config
+from review_portal.errors import InvalidInput
 from review_portal.imaging.services import instance_counts, series_of_case
 from review_portal.jobs import jobs_for_case
 from review_portal.letters.services import letters_for_case
 from review_portal.messaging.forms import (
-    FollowUpAnswerForm, FollowUpForm, InformationAnswerForm, InformationRequestForm, MessageForm,
+    FollowUpAnswerForm,
+    FollowUpForm,
+    InformationAnswerForm,
+    InformationRequestForm,
+    MessageForm,
 )
 from review_portal.messaging.services import follow_ups_for, requests_for, thread_for
-from review_portal.opinions.services import opinion_for_case
+from review_portal.opinions.forms import AddendumForm, SignForm, draft_version
+from review_portal.opinions.services import case_for_opinion, opinion_for_case
 from review_portal.uploads import spooled
-from review_portal.web import ConfirmForm, actor, db, is_fetch, page_arg, storage
+from review_portal.web import ConfirmForm, actor, db, is_fetch, letterhead, page_arg, storage, valid
+from review_portal.workflow.conversations import answer_follow_up as answer_follow_up_with_addendum
+from review_portal.workflow.conversations import answer_information_request
 from review_portal.workflow.queries import case_page_load, page_of_cases
 from review_portal.workflow.referrals import submit_referral
-from review_portal.web import letterhead
-from review_portal.web import valid
-from review_portal.errors import InvalidInput
-from review_portal.opinions.forms import AddendumForm, SignForm
 from review_portal.workflow.signing import sign_addendum, sign_and_issue_letter
-from review_portal.opinions.forms import draft_version
-from review_portal.opinions.services import case_for_opinion
-from review_portal.workflow.conversations import answer_follow_up as answer_follow_up_with_addendum, answer_information_request
 
 bp = Blueprint("workflow", __name__)
 

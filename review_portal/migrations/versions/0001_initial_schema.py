@@ -4,10 +4,10 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-26 19:24:21.924850
 """
-from alembic import op
 import sqlalchemy as sa
-import review_portal.db
+from alembic import op
 
+import review_portal.db
 
 revision = '0001'
 down_revision = None
