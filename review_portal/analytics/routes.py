@@ -20,7 +20,7 @@ ALLOWED = (Role.COORDINATOR, Role.ADMIN, Role.REVIEWER)
 
 def _dashboard():
     if current_user.role not in ALLOWED:
-        abort(404)
+        abort(403)
     now = utcnow()
     filters = services.parse_filters(request.args, user=current_user, now=now)
     return services.build_dashboard(db(), filters, policy=policy_from_config(current_app.config), now=now)

@@ -21,7 +21,7 @@ bp = Blueprint("assignment", __name__)
 @bp.route("/availability", methods=["GET", "POST"])
 def availability():
     if current_user.role != Role.REVIEWER:
-        abort(404)
+        abort(403)
     form = OutOfOfficeForm()
     ctx = actor()
     if form.validate_on_submit():

@@ -16,14 +16,14 @@ bp = Blueprint("outcomes", __name__)
 @bp.get("/outcomes")
 def list_outcomes():
     if current_user.role != Role.REFERRING:
-        abort(404)
+        abort(403)
     return render_template("outcomes/list.html", follow_ups=services.follow_ups_for(db(), current_user))
 
 
 @bp.route("/cases/<int:case_id>/outcome", methods=["GET", "POST"])
 def answer_outcome(case_id: int):
     if current_user.role != Role.REFERRING:
-        abort(404)
+        abort(403)
     case = get_case_for(db(), current_user, case_id)
     follow_up = services.get_follow_up_for(db(), current_user, case)
     form = OutcomeForm(obj=follow_up if follow_up.is_answered else None)

@@ -25,7 +25,7 @@ bp = Blueprint("reviews", __name__)
 
 def _require_staff():
     if not is_staff(current_user):
-        abort(404)
+        abort(403)
 
 
 def _review_in(case, review_id) -> Review:

@@ -4,7 +4,9 @@ Rules checked for EVERY route (including ones added later by other parts of the 
   * logged out: never a 2xx, except the public allowlist, but 302 to the login page for a browser GET and
     401 otherwise (API, DICOMweb, any POST);
   * an unrelated user of the same role gets 404 on any route about a case they may not see (403 only
-    where the route refuses the whole role: ROLE_GATED);
+    where the route refuses the whole role, before looking at the case: ROLE_GATED);
+  * one rule for 403 and 404: a page closed to the user's role answers 403 (it reveals nothing); an object
+    the user may not see answers 404 (its existence is not revealed);
   * non-admins never reach /admin/...
 Known GET routes additionally have an expected status per role (EXPECTED); extend it when adding routes.
 """
@@ -37,10 +39,11 @@ EXPECTED = {
     "workflow.list_cases": {r: 200 for r in ROLES},
     "auth.account": {r: 200 for r in ROLES},
     # Figures: staff see the service, reviewers their own work, referrers not at all.
-    "analytics.show_figures": {r: (404 if "referring" in r else 200) for r in ROLES},
-    "outcomes.list_outcomes": {r: (200 if "referring" in r else 404) for r in ROLES},
+    "analytics.show_figures": {r: (403 if "referring" in r else 200) for r in ROLES},
+    "outcomes.list_outcomes": {r: (200 if "referring" in r else 403) for r in ROLES},
     # The outcome question exists only once it has been asked (90 days after the letter): not yet for case A.
-    "outcomes.answer_outcome": {r: 404 for r in ROLES},
+    # Only referrers answer outcome questions: the other roles are refused before the case is looked up.
+    "outcomes.answer_outcome": {r: (404 if "referring" in r else 403) for r in ROLES},
     "api_tokens.list_tokens": {r: 200 for r in ROLES},
     "api.openapi_document": {r: 200 for r in ROLES},
 }
@@ -62,7 +65,14 @@ def _anonymous_status(endpoint: str, method: str) -> int:
 
 # Case routes refused by role before the case is looked up: 403 for everyone of that role, whatever the
 # case id, so the answer says nothing about the case. Every other case route answers a stranger 404.
-ROLE_GATED = {"audit.break_glass", "privacy.export"}
+ROLE_GATED = {
+    "audit.break_glass": STRANGERS,        # staff only
+    "privacy.export": STRANGERS,           # staff only
+    "reviews.reassign": STRANGERS,         # staff only
+    "reviews.add_review": STRANGERS,       # staff only
+    "reviews.release_letter": STRANGERS,   # staff only
+    "outcomes.answer_outcome": {"other_reviewer", "radiologist"},  # referrers only
+}
 
 
 # With a token of each role, GET on case A's objects through /api/v1 (case A has its letter delivered).
@@ -75,7 +85,7 @@ API_EXPECTED = {
     "api.whoami": {r: 200 for r in ROLES},
 }
 CASE_TEAM = {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200}
-STAFF_ONLY = {r: (200 if r in ("coordinator", "admin") else 404) for r in ROLES}  # not staff: the page does not exist
+STAFF_ONLY = {r: (200 if r in ("coordinator", "admin") else 403) for r in ROLES}  # a page for the role: 403
 EXPECTED.update({
     # Imaging (issue 3): everyone on the case reads the images; scans are added only while the case is open
     # (case A's letter is out), by nobody once it is.
@@ -94,7 +104,7 @@ EXPECTED.update({
     # opens (redirects to its case) only for the person it was sent to.
     "reviews.dashboard": STAFF_ONLY,
     "reviews.reassign": STAFF_ONLY,  # the form; the POST refuses a case that is no longer open
-    "assignment.availability": {r: (200 if r in ("reviewer", "other_reviewer", "radiologist") else 404) for r in ROLES},
+    "assignment.availability": {r: (200 if r in ("reviewer", "other_reviewer", "radiologist") else 403) for r in ROLES},
     "notifications.list_notifications": {r: 200 for r in ROLES},
     "notifications.open_notification": {r: (302 if r == "reviewer" else 404) for r in ROLES},
     # Reviewer profiles are the administrators'; `user_id` here is a referring physician, so not a reviewer's profile.
@@ -211,7 +221,7 @@ def test_every_route_denies_by_default_and_by_object(app, world):
                     checked += 1
                     continue
                 if "case_id" in rule.arguments and role in STRANGERS:
-                    expected_stranger = 403 if rule.endpoint in ROLE_GATED else 404
+                    expected_stranger = 403 if role in ROLE_GATED.get(rule.endpoint, ()) else 404
                     assert r.status_code == expected_stranger, (rule.endpoint, role, method, r.status_code)
                 if rule.rule.startswith("/admin") and role != "admin":
                     assert r.status_code == 403, (rule.endpoint, role, method, r.status_code)

@@ -82,29 +82,29 @@ OUTSIDERS = ["other_referring", "other_reviewer", "radiologist"]
 
 def expected_delivered(role: str) -> dict[str, int]:
     if role in OUTSIDERS:
-        return {page: 404 for page in VIEW + ["opinion", "reassign"]}
+        return {page: 404 for page in VIEW + ["opinion"]} | {"reassign": 403}  # reassigning is for staff only
     table = {page: 200 for page in VIEW}
     # A signed opinion is closed for editing: the page sends everyone who may see the case to the signed
     # opinion and its letter versions instead.
     table["opinion"] = 302
-    table["reassign"] = 200 if role in ("coordinator", "admin") else 404
+    table["reassign"] = 200 if role in ("coordinator", "admin") else 403
     return table
 
 
 def expected_open(role: str) -> dict[str, int]:
     if role in OUTSIDERS:
-        return {page: 404 for page in ["case", "series", "thumbnail", "slice", "opinion", "reassign"]}
+        return {page: 404 for page in ["case", "series", "thumbnail", "slice", "opinion"]} | {"reassign": 403}
     table = {"case": 200, "series": 200, "thumbnail": 200, "slice": 200}
     table["opinion"] = 200 if role == "reviewer" else 403
-    table["reassign"] = 200 if role in ("coordinator", "admin") else 404
+    table["reassign"] = 200 if role in ("coordinator", "admin") else 403
     return table
 
 
 def expected_offered(role: str) -> dict[str, int]:
     if role in OUTSIDERS:
-        return {page: 404 for page in ["case", "opinion", "reassign"]}
+        return {"case": 404, "opinion": 404, "reassign": 403}
     # The offered reviewer sees the case to decide (conflicts, expertise) but drafts only after accepting.
-    return {"case": 200, "opinion": 403, "reassign": 200 if role in ("coordinator", "admin") else 404}
+    return {"case": 200, "opinion": 403, "reassign": 200 if role in ("coordinator", "admin") else 403}
 
 
 ROLES = ["referring", "reviewer", "coordinator", "admin"] + OUTSIDERS

@@ -132,8 +132,8 @@ def test_a_reviewer_sees_their_own_figures_and_nobody_elses(app, db, users, make
 
 
 def test_who_may_open_the_figures_and_bad_filters(app, users, login_as):
-    assert login_as("referring").get("/figures").status_code == 404
-    assert login_as("referring").get("/figures/diagnosis.csv").status_code == 404
+    assert login_as("referring").get("/figures").status_code == 403
+    assert login_as("referring").get("/figures/diagnosis.csv").status_code == 403
     coordinator = login_as("coordinator")
     for query in ("from=31-12-2026", "period=forever", "priority=stat", "reviewer=abc", "from=2026-12-01&to=2026-01-01"):
         r = coordinator.get(f"/figures?{query}")
@@ -154,7 +154,7 @@ def test_referrer_answers_the_outcome_follow_up_in_the_portal(app, db, users, ma
     form = referrer.get(f"/cases/{case.id}/outcome")
     assert form.status_code == 200 and b"Which one was confirmed?" in form.data
     assert login_as("other_referring").get(f"/cases/{case.id}/outcome").status_code == 404
-    assert login_as("coordinator").get(f"/cases/{case.id}/outcome").status_code == 404
+    assert login_as("coordinator").get(f"/cases/{case.id}/outcome").status_code == 403  # referrers only
     bad = referrer.post(f"/cases/{case.id}/outcome", data={"recommendation_followed": "fully", "final_diagnosis": "IDC"})
     assert bad.status_code == 400 and b"which opinion" in bad.data
     ok = referrer.post(f"/cases/{case.id}/outcome", data={

@@ -15,8 +15,8 @@ def _pdf() -> bytes:
     return HTML(string="<p>Operative note (synthetic)</p>").write_pdf()
 
 
-@pytest.mark.parametrize("role, expected", [("coordinator", 200), ("admin", 200), ("reviewer", 404),
-                                            ("referring", 404)])
+@pytest.mark.parametrize("role, expected", [("coordinator", 200), ("admin", 200), ("reviewer", 403),
+                                            ("referring", 403)])
 def test_dashboard_is_for_coordinators(login_as, make_case, role, expected):
     make_case("triage", cancer_site="pediatric")
     make_case("awaiting_information", cancer_site="thoracic")
@@ -114,4 +114,4 @@ def test_reviewer_records_out_of_office(login_as):
     assert reviewer.post("/availability", data={"starts_on": "2026-12-10", "ends_on": "2026-12-01"}).status_code == 400
     assert reviewer.post("/availability", data={"starts_on": "2026-12-01", "ends_on": "2026-12-10"}).status_code == 302
     assert "01 Dec 2026 – 10 Dec 2026" in reviewer.get("/availability").get_data(as_text=True)
-    assert login_as("referring").get("/availability").status_code == 404
+    assert login_as("referring").get("/availability").status_code == 403
