@@ -24,6 +24,7 @@ import importlib
 import json
 import logging
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Callable
 
 from sqlalchemy import ForeignKey, Integer, String, Text, event, select
@@ -37,8 +38,44 @@ from review_portal.errors import DomainError
 
 log = logging.getLogger("review_portal.jobs")
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-STATUS_LABELS = {QUEUED: "Waiting", RUNNING: "In progress", DONE: "Done", FAILED: "Failed"}
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+QUEUED, RUNNING, DONE, FAILED = (s.value for s in JobStatus)
+STATUS_LABELS = {JobStatus.QUEUED: "Waiting", JobStatus.RUNNING: "In progress", JobStatus.DONE: "Done",
+                 JobStatus.FAILED: "Failed"}
+FINISHED_STATUSES = frozenset({JobStatus.DONE, JobStatus.FAILED})
+
+# Every change of a job's status goes through `set_status`, against this table.
+JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    # queued → done / failed: run inline, which needs no "running" mark (the caller's transaction covers it).
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.DONE, JobStatus.FAILED}),
+    # running → running: a second delivery of the same id (re-dispatched while waiting) picks it up again;
+    # running → queued: a retry after a failed attempt, or `requeue_abandoned` after a worker died.
+    JobStatus.RUNNING: frozenset({JobStatus.RUNNING, JobStatus.DONE, JobStatus.FAILED, JobStatus.QUEUED}),
+    JobStatus.DONE: frozenset(),
+    JobStatus.FAILED: frozenset(),
+}
+
+
+def can_transition(current: str, target: str) -> bool:
+    return JobStatus(target) in JOB_TRANSITIONS[JobStatus(current)]
+
+
+def set_status(job: "BackgroundJob", target: JobStatus) -> None:
+    from review_portal.errors import IllegalTransition
+
+    current, target = JobStatus(job.status), JobStatus(target)
+    if target not in JOB_TRANSITIONS[current]:
+        raise IllegalTransition(f"Background job {job.id} ({job.name}) is {STATUS_LABELS[current].lower()}; "
+                                f"it cannot be marked {STATUS_LABELS[target].lower()}.")
+    job.status = target.value
 DEFAULT_MAX_ATTEMPTS = 3
 _PENDING = "portal_pending_jobs"
 
@@ -62,6 +99,14 @@ class BackgroundJob(Base):
     @property
     def status_label(self) -> str:
         return STATUS_LABELS.get(self.status, self.status)
+
+    @property
+    def is_done(self) -> bool:
+        return self.status == JobStatus.DONE
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == JobStatus.FAILED
 
     @property
     def kwargs(self) -> dict:
@@ -214,10 +259,12 @@ def run_inline(db: Session, storage, job: BackgroundJob, *, now: datetime) -> No
             if isinstance(exc, (PermanentJobError, DomainError)):
                 break
             continue
-        job.status, job.result, job.error, job.finished_at = DONE, str(result or "")[:2000], "", now
+        set_status(job, JobStatus.DONE)
+        job.result, job.error, job.finished_at = str(result or "")[:2000], "", now
         db.flush()
         return
-    job.status, job.finished_at = FAILED, now
+    set_status(job, JobStatus.FAILED)
+    job.finished_at = now
     db.flush()
 
 
@@ -235,9 +282,10 @@ def execute(job_id: int, app) -> str:
         try:
             # Mark it visible as running (its own short transaction) for the user's progress view.
             job = db.get(BackgroundJob, job_id)
-            if job is None or job.status in (DONE, FAILED):
+            if job is None or job.status in FINISHED_STATUSES:
                 return "nothing to do"
-            job.status, job.started_at = RUNNING, utcnow()
+            set_status(job, JobStatus.RUNNING)
+            job.started_at = utcnow()
             db.commit()
 
             # The work and its "done" mark commit together, under the row lock.
@@ -246,7 +294,7 @@ def execute(job_id: int, app) -> str:
             if job is None:
                 db.rollback()
                 return "another worker holds this job"
-            if job.status in (DONE, FAILED):
+            if job.status in FINISHED_STATUSES:
                 db.rollback()
                 return "nothing to do"
             storage_mod.begin_journal()
@@ -254,7 +302,8 @@ def execute(job_id: int, app) -> str:
             try:
                 result = _HANDLERS[job.name](db, storage, now=now, **job.kwargs)
                 job.attempts += 1
-                job.status, job.result, job.error, job.finished_at = DONE, str(result or "")[:2000], "", now
+                set_status(job, JobStatus.DONE)
+                job.result, job.error, job.finished_at = str(result or "")[:2000], "", now
                 db.commit()
                 storage_mod.end_journal()
                 return "done"
@@ -266,13 +315,18 @@ def execute(job_id: int, app) -> str:
                 error = _reason(exc)
                 log.warning("job %s failed: %s", job_id, error)
             job = db.scalar(select(BackgroundJob).where(BackgroundJob.id == job_id).with_for_update())
+            if job.status in FINISHED_STATUSES:  # another delivery of the same id finished it meanwhile
+                db.rollback()
+                return "nothing to do"
             job.attempts += 1
             job.error = error
             if permanent or job.attempts >= job.max_attempts:
-                job.status, job.finished_at = FAILED, utcnow()
+                set_status(job, JobStatus.FAILED)
+                job.finished_at = utcnow()
                 db.commit()
                 return "failed"
-            job.status = QUEUED
+            if job.status != JobStatus.QUEUED:  # `requeue_abandoned` may have queued it already
+                set_status(job, JobStatus.QUEUED)
             db.commit()
             _requeue_here(app, job_id)
             return "retry queued"
@@ -303,8 +357,8 @@ def requeue_abandoned(db: Session, *, now: datetime, waiting_longer_than: timede
     ).all()
     ids = [j.id for j in rows if j.status == RUNNING or j.created_at < now - waiting_longer_than]
     for job in rows:
-        if job.id in ids and job.status == RUNNING:
-            job.status = QUEUED
+        if job.id in ids and job.status == JobStatus.RUNNING:
+            set_status(job, JobStatus.QUEUED)
     db.commit()
     _current_runner().dispatch(ids)
     return ids

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, aliased
 
 from review_portal.analytics import charts
 from review_portal.analytics.stats import median, percentile, share, wilson_interval
-from review_portal.assignment.models import OPEN_REVIEW_STATUSES, Assignment, Review
+from review_portal.assignment.lifecycle import OPEN_REVIEW_STATUSES, AssignmentStatus, ReviewStatus
+from review_portal.assignment.models import Assignment, Review
 from review_portal.auth.models import SPECIALTY_LABELS, Institution, Role, User
 from review_portal.cases.lifecycle import OPEN_STATUSES
 from review_portal.cases.models import CANCER_SITES, PRIORITIES, Case
@@ -27,6 +28,7 @@ from review_portal.deadlines import DAY, SlaPolicy, business_seconds_between
 from review_portal.errors import InvalidInput
 from review_portal.letters.models import Letter
 from review_portal.messaging.models import InformationRequest
+from review_portal.opinions.lifecycle import OpinionStatus
 from review_portal.opinions.models import Opinion, opinion_differed
 from review_portal.outcomes.models import CONFIRMED_BY, CONFIRMED_OPINION, RECOMMENDATION_FOLLOWED, OutcomeFollowUp
 
@@ -209,7 +211,7 @@ def completed_cases(db: Session, f: Filters, policy: SlaPolicy) -> list[CaseFact
              .join(Letter, (Letter.case_id == Case.id) & (Letter.version == 1))
              .join(referring, referring.id == Case.referring_id)
              .join(reviewer, reviewer.id == Opinion.reviewer_id)
-             .where(Opinion.status == "signed", Letter.delivered_at >= start, Letter.delivered_at < end)
+             .where(Opinion.status == OpinionStatus.SIGNED.value, Letter.delivered_at >= start, Letter.delivered_at < end)
              .order_by(Letter.delivered_at, Case.id))
     query = _case_filters(query, f, referring)
     if f.reviewer_id:
@@ -416,11 +418,12 @@ def workload_figure(db: Session, f: Filters, facts: list[CaseFacts]) -> Figure:
     start, end = f.window
     contributing = (select(Assignment.reviewer_id).join(Review, Review.id == Assignment.review_id)
                     .join(Case, Case.id == Review.case_id).join(referring, referring.id == Case.referring_id)
-                    .where(Review.is_lead.is_(False), Review.status == "completed", Assignment.status == "completed",
+                    .where(Review.is_lead.is_(False), Review.status == ReviewStatus.COMPLETED.value,
+                           Assignment.status == AssignmentStatus.COMPLETED.value,
                            Review.completed_at >= start, Review.completed_at < end))
     open_now = (select(Assignment.reviewer_id).join(Review, Review.id == Assignment.review_id)
                 .join(Case, Case.id == Review.case_id).join(referring, referring.id == Case.referring_id)
-                .where(Review.status.in_(list(OPEN_REVIEW_STATUSES)), Assignment.active.is_(True),
+                .where(Review.status.in_([s.value for s in OPEN_REVIEW_STATUSES]), Assignment.active.is_(True),
                        Case.status.in_([s.value for s in OPEN_STATUSES])))
     counts = {}
     for name, query in (("contributing", contributing), ("open", open_now)):

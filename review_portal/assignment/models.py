@@ -12,31 +12,20 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+# The statuses, their labels, FHIR equivalents and the moves between them live in assignment.lifecycle.
+from review_portal.assignment.lifecycle import (
+    ASSIGNMENT_STATUSES,
+    OPEN_REVIEW_STATUSES,
+    REVIEW_STATUSES,
+    STANDING_ASSIGNMENT_STATUSES,
+    TAKEN_ASSIGNMENT_STATUSES,
+    AssignmentStatus,
+    ReviewStatus,
+    transition_assignment,
+    transition_review,
+)
 from review_portal.cases.models import REVIEW_TYPES
 from review_portal.db import Base, UTCDateTime
-
-REVIEW_STATUSES = {
-    "triage": "Needs a reviewer",
-    "offered": "Offered",
-    "in_review": "In review",
-    "completed": "Completed",
-    "cancelled": "Cancelled",
-}
-REVIEW_FHIR_STATUS = {"triage": "received", "offered": "requested", "in_review": "in-progress",
-                      "completed": "completed", "cancelled": "cancelled"}
-OPEN_REVIEW_STATUSES = frozenset({"triage", "offered", "in_review"})
-
-ASSIGNMENT_STATUSES = {
-    "offered": "Offered",
-    "accepted": "Accepted",
-    "declined": "Declined",
-    "completed": "Completed",
-    "ended": "Ended",
-}
-ASSIGNMENT_FHIR_STATUS = {"offered": "requested", "accepted": "accepted", "declined": "rejected",
-                          "completed": "completed", "ended": "cancelled"}
-# The reviewer still holds the review (and may see the case).
-HELD_ASSIGNMENT_STATUSES = frozenset({"offered", "accepted", "completed"})
 
 DECLINE_REASONS = {
     "conflict": "Conflict of interest",
@@ -106,8 +95,20 @@ class Review(Base):
         return assignment.reviewer if assignment else None
 
     @property
+    def is_triage(self) -> bool:
+        return self.status == ReviewStatus.TRIAGE
+
+    @property
+    def is_offered(self) -> bool:
+        return self.status == ReviewStatus.OFFERED
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status == ReviewStatus.COMPLETED
+
+    @property
     def declined_reviewer_ids(self) -> set[int]:
-        return {a.reviewer_id for a in self.assignments if a.status == "declined"}
+        return {a.reviewer_id for a in self.assignments if a.is_declined}
 
     @property
     def status_label(self) -> str:
@@ -117,23 +118,20 @@ class Review(Base):
     def review_type_label(self) -> str:
         return REVIEW_TYPES.get(self.review_type, self.review_type)
 
-    def set_status(self, status: str) -> None:
-        self.status = status
-        self.fhir_status = REVIEW_FHIR_STATUS[status]
-
-    def complete(self, now: datetime) -> None:
-        self.set_status("completed")
-        self.completed_at = now
+    def complete(self, now: datetime, *, by=None, ip: str = "", audit: bool = False) -> None:
+        """Complete the review and the accepted offer with it. `audit` when this is a step of its own
+        (a contributing review's findings), not part of the case's move."""
+        transition_review(self, ReviewStatus.COMPLETED, now, by=by, ip=ip, audit=audit)
         for a in self.assignments:
-            if a.status == "accepted":
-                a.set_status("completed", now)
+            if a.is_accepted:
+                transition_assignment(a, AssignmentStatus.COMPLETED, now)
 
     def cancel(self, now: datetime) -> None:
-        self.set_status("cancelled")
-        self.completed_at = now
+        """Part of the case's move to withdrawn or cancelled, audited there."""
+        transition_review(self, ReviewStatus.CANCELLED, now, audit=False)
         for a in self.assignments:
-            if a.status in ("offered", "accepted"):
-                a.set_status("ended", now)
+            if a.status in STANDING_ASSIGNMENT_STATUSES:
+                transition_assignment(a, AssignmentStatus.ENDED, now, audit=False)
 
 
 class Assignment(Base):
@@ -148,7 +146,7 @@ class Assignment(Base):
     assigned_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # Why this reviewer: shown to the coordinator.
     reason: Mapped[str] = mapped_column(String(1000), default="")
-    status: Mapped[str] = mapped_column(String(12), default="offered", index=True)
+    status: Mapped[str] = mapped_column(String(12), default=AssignmentStatus.OFFERED.value, index=True)
     fhir_status: Mapped[str] = mapped_column(String(16), default="requested")
     # True while the reviewer holds the review (offered, accepted or completed).
     active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
@@ -170,14 +168,22 @@ class Assignment(Base):
     def decline_reason_label(self) -> str:
         return DECLINE_REASONS.get(self.decline_reason, self.decline_reason)
 
-    def set_status(self, status: str, now: datetime) -> None:
-        self.status = status
-        self.fhir_status = ASSIGNMENT_FHIR_STATUS[status]
-        self.active = status in HELD_ASSIGNMENT_STATUSES
-        if status in ("accepted", "declined"):
-            self.responded_at = now
-        if status in ("declined", "ended"):
-            self.ended_at = now
+    @property
+    def is_offered(self) -> bool:
+        return self.status == AssignmentStatus.OFFERED
+
+    @property
+    def is_accepted(self) -> bool:
+        return self.status == AssignmentStatus.ACCEPTED
+
+    @property
+    def is_declined(self) -> bool:
+        return self.status == AssignmentStatus.DECLINED
+
+    @property
+    def is_taken(self) -> bool:
+        """Accepted, or completed: the reviewer took the review on."""
+        return self.status in TAKEN_ASSIGNMENT_STATUSES
 
 
 # A sanity bound for the admin form: nobody holds more open reviews than this at once.

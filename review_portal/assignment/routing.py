@@ -7,8 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from review_portal.assignment.lifecycle import OPEN_REVIEW_STATUSES, STANDING_ASSIGNMENT_STATUSES
 from review_portal.assignment.models import (
-    OPEN_REVIEW_STATUSES,
     SITE_READING_AREAS,
     Assignment,
     OutOfOffice,
@@ -44,7 +44,8 @@ def open_case_counts(db: Session) -> dict[int, int]:
         select(Assignment.reviewer_id, func.count())
         .join(Review, Review.id == Assignment.review_id)
         .join(Case, Case.id == Assignment.case_id)
-        .where(Assignment.status.in_(["offered", "accepted"]), Review.status.in_(list(OPEN_REVIEW_STATUSES)),
+        .where(Assignment.status.in_([s.value for s in STANDING_ASSIGNMENT_STATUSES]),
+               Review.status.in_([s.value for s in OPEN_REVIEW_STATUSES]),
                Case.status.in_([s.value for s in OPEN_STATUSES]))
         .group_by(Assignment.reviewer_id)
     )

@@ -102,7 +102,7 @@ def reviewer_overview(db: Session) -> list[tuple[User, ReviewerProfile | None, i
 
 def offer_for(db: Session, case: Case, user) -> Assignment | None:
     """The user's open offer on this case, if any (shown as accept/decline on the case page)."""
-    return next((a for a in case.assignments if a.reviewer_id == user.id and a.status == "offered"), None)
+    return next((a for a in case.assignments if a.reviewer_id == user.id and a.is_offered), None)
 
 
 def reviews_held_by(case: Case, user) -> list[Review]:

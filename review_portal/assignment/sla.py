@@ -8,12 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from review_portal import deadlines
-from review_portal.assignment.models import (
-    OPEN_REVIEW_STATUSES,
-    Assignment,
-    Escalation,
-    Review,
-)
+from review_portal.assignment.lifecycle import OPEN_REVIEW_STATUSES, AssignmentStatus, ReviewStatus
+from review_portal.assignment.models import Assignment, Escalation, Review
 from review_portal.audit.services import record
 from review_portal.cases.lifecycle import OPEN_STATUSES
 from review_portal.cases.models import Case
@@ -67,7 +63,7 @@ class ReviewRow:
 def open_reviews(db: Session) -> list[Review]:
     return list(db.scalars(
         select(Review).join(Case, Case.id == Review.case_id)
-        .where(Review.status.in_(list(OPEN_REVIEW_STATUSES)), Case.status.in_([s.value for s in OPEN_STATUSES]))
+        .where(Review.status.in_([s.value for s in OPEN_REVIEW_STATUSES]), Case.status.in_([s.value for s in OPEN_STATUSES]))
         .order_by(Review.due_at, Review.id)
     ))
 
@@ -146,7 +142,7 @@ def sla_check(db: Session, *, policy: deadlines.SlaPolicy, now: datetime, by=Non
 def _waiting_offers(db: Session) -> list[Assignment]:
     return list(db.scalars(
         select(Assignment).join(Review, Review.id == Assignment.review_id).join(Case, Case.id == Assignment.case_id)
-        .where(Assignment.status == "offered", Review.status == "offered",
+        .where(Assignment.status == AssignmentStatus.OFFERED.value, Review.status == ReviewStatus.OFFERED.value,
                Case.status.in_([s.value for s in OPEN_STATUSES]))
         .order_by(Assignment.assigned_at, Assignment.id)
     ))

@@ -1,9 +1,9 @@
 """Emergency access ("break the glass").
 
-Coordinators and administrators normally see the working queue: open cases, and cases closed or
-withdrawn within ARCHIVE_AFTER_DAYS. Opening an older (archived) case needs a stated reason; the
-grant lasts EMERGENCY_ACCESS_MINUTES, every event under it carries the reason and is flagged, and the
-grant waits in a review list until a privacy officer (administrator) marks it reviewed.
+Coordinators and administrators normally see the working queue: open cases, and cases that ended (closed,
+withdrawn or cancelled: cases.lifecycle.TERMINAL_STATUSES) within ARCHIVE_AFTER_DAYS. Opening an older (archived)
+case needs a stated reason; the grant lasts EMERGENCY_ACCESS_MINUTES, every event under it carries the reason and
+is flagged, and the grant waits in a review list until a privacy officer (administrator) marks it reviewed.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, object_session
 
 from review_portal.audit.services import record
 from review_portal.auth.permissions import is_staff
+from review_portal.cases.lifecycle import TERMINAL_STATUSES
 from review_portal.cases.models import EmergencyAccess
 from review_portal.errors import InvalidInput, PermissionDenied
 
@@ -50,7 +51,7 @@ def grant_length() -> timedelta:
 
 
 def in_staff_scope(case, now: datetime) -> bool:
-    if case.status not in ("closed", "withdrawn") or case.closed_at is None:
+    if case.status not in TERMINAL_STATUSES or case.closed_at is None:
         return True
     return now - case.closed_at <= archive_after()
 

@@ -66,6 +66,18 @@ FHIR_TASK_STATUS = {
 MAIN_PATH = (CaseStatus.SUBMITTED, CaseStatus.ASSIGNED, CaseStatus.IN_REVIEW, CaseStatus.OPINION_SIGNED,
              CaseStatus.LETTER_DELIVERED, CaseStatus.ACKNOWLEDGED, CaseStatus.CLOSED)
 
+# In the progress display a state off the main path shows in place of the step it belongs to.
+_PROGRESS_STANDINS = {CaseStatus.TRIAGE: CaseStatus.SUBMITTED, CaseStatus.AWAITING_INFORMATION: CaseStatus.IN_REVIEW}
+_PROGRESS_LABELS = {**STATUS_LABELS, CaseStatus.ASSIGNED: "Assigned"}
+
+
+def progress(status: str) -> list[tuple[str, bool]]:
+    """The main path as (label, is the current step) for the case page; withdrawn and cancelled mark no step."""
+    current = CaseStatus(status)
+    step_now = _PROGRESS_STANDINS.get(current, current)
+    return [(_PROGRESS_LABELS[current if step == step_now else step], step == step_now) for step in MAIN_PATH]
+
+
 # Cases a reviewer still has work on: load balancing, deadlines, withdrawal and cancellation.
 OPEN_STATUSES = frozenset({CaseStatus.SUBMITTED, CaseStatus.TRIAGE, CaseStatus.ASSIGNED, CaseStatus.IN_REVIEW,
                            CaseStatus.AWAITING_INFORMATION})

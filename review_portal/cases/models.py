@@ -113,6 +113,19 @@ class Case(Base):
         return STATUS_LABELS[CaseStatus(self.status)]
 
     @property
+    def is_awaiting_information(self) -> bool:
+        from review_portal.cases.lifecycle import CaseStatus
+
+        return self.status == CaseStatus.AWAITING_INFORMATION
+
+    @property
+    def progress(self) -> list[tuple[str, bool]]:
+        """The main path as (label, current) pairs, for the case page."""
+        from review_portal.cases.lifecycle import progress
+
+        return progress(self.status)
+
+    @property
     def review_type_label(self) -> str:
         return REVIEW_TYPES.get(self.review_type, self.review_type)
 

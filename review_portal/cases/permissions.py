@@ -24,7 +24,7 @@ def is_lead_reviewer_at_work(user, case) -> bool:
     """Holds the lead review and has accepted it."""
     assignment = case.active_assignment
     return (user.role == Role.REVIEWER and assignment is not None and assignment.reviewer_id == user.id
-            and assignment.status in ("accepted", "completed"))
+            and assignment.is_taken)
 
 
 def is_reviewer_of(user, case) -> bool:
@@ -33,7 +33,7 @@ def is_reviewer_of(user, case) -> bool:
 
 
 def has_accepted_review(user, case) -> bool:
-    return any(a.status in ("accepted", "completed") for a in _held_assignments(user, case))
+    return any(a.is_taken for a in _held_assignments(user, case))
 
 
 def can_view_case(user, case) -> bool:

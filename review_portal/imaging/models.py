@@ -8,6 +8,8 @@ from sqlalchemy import JSON, Date, Float, ForeignKey, Integer, String, Text, Uni
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from review_portal.db import Base, UTCDateTime
+from review_portal.imaging.lifecycle import STATUS_LABELS as INGEST_STATUS_LABELS
+from review_portal.imaging.lifecycle import IngestStatus
 
 
 class Study(Base):
@@ -67,11 +69,6 @@ class Instance(Base):
 
 
 
-class IngestStatus:
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
 
 
 class IngestJob(Base):
@@ -85,7 +82,7 @@ class IngestJob(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    status: Mapped[str] = mapped_column(String(12), default=IngestStatus.QUEUED)
+    status: Mapped[str] = mapped_column(String(12), default=IngestStatus.QUEUED.value)
     total: Mapped[int] = mapped_column(Integer, default=0)
     processed: Mapped[int] = mapped_column(Integer, default=0)
     sources: Mapped[list] = mapped_column(JSON, default=list)
@@ -94,6 +91,10 @@ class IngestJob(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def status_label(self) -> str:
+        return INGEST_STATUS_LABELS.get(self.status, self.status)
 
 
 class KeyImage(Base):

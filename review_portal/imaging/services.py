@@ -19,6 +19,8 @@ from review_portal.auth.models import User
 from review_portal.cases.models import Case
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied
 from review_portal.imaging import archives, inspection, reading, rendering
+from review_portal.imaging.lifecycle import FINISHED_STATUSES
+from review_portal.imaging.lifecycle import set_status as set_ingest_status
 from review_portal.imaging.models import IngestJob, IngestStatus, Instance, KeyImage, Series, Study
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
 from review_portal.storage import Storage
@@ -52,7 +54,7 @@ class IngestReport:
     def of(cls, job: IngestJob) -> IngestReport:
         r = job.report or {}
         return cls(r.get("accepted", 0), r.get("duplicates", 0), [tuple(x) for x in r.get("rejected", [])], job.id,
-                   job.status in (IngestStatus.DONE, IngestStatus.FAILED))
+                   job.status in FINISHED_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def create_ingest(db: Session, storage: Storage, case, uploads: list[UploadedFil
     for upload in uploads:
         key, _ = storage.put_file(upload.path)
         sources.append({"name": Path(str(upload.filename).replace("\\", "/")).name[:255] or "upload", "key": key})
-    job = IngestJob(case_id=case.id, status=IngestStatus.QUEUED, total=0, processed=0, sources=sources,
+    job = IngestJob(case_id=case.id, status=IngestStatus.QUEUED.value, total=0, processed=0, sources=sources,
                     report={}, error="", created_by_id=getattr(by, "id", None), created_at=now)
     db.add(job)
     db.flush()
@@ -165,7 +167,7 @@ def process_ingest(
     job = db.get(IngestJob, ingest_id)
     if job is None:
         raise NotFound("No such upload.")
-    if job.status in (IngestStatus.DONE, IngestStatus.FAILED):
+    if job.status in FINISHED_STATUSES:
         return job
     state = dict(job.report or {})
     accepted, duplicates = state.get("accepted", 0), state.get("duplicates", 0)
@@ -174,7 +176,7 @@ def process_ingest(
     stored = [tuple(x) for x in state.get("stored", [])]
     resume_at = job.processed if job.status == IngestStatus.RUNNING else 0
 
-    job.status = IngestStatus.RUNNING
+    set_ingest_status(job, IngestStatus.RUNNING)
     with scratch(storage) as workdir:
         zip_rejections: list = []
         candidates = _expanded_sources(storage, job, workdir, zip_rejections)
@@ -226,7 +228,7 @@ def process_ingest(
             # Inline in the embedded default; on a worker when a queue is configured.
             jobs.submit(db, storage, "imaging.series_thumbnail", now=now, case_id=job.case_id, series_id=series_id)
         save_state()
-        job.status = IngestStatus.DONE
+        set_ingest_status(job, IngestStatus.DONE)
         job.finished_at = now
     report = IngestReport(accepted, duplicates, rejected)
 

@@ -11,6 +11,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from review_portal.db import Base, UTCDateTime
+from review_portal.messaging.lifecycle import RequestStatus
 
 REQUEST_ITEMS = {
     "records": "Further records or reports",
@@ -44,7 +45,7 @@ class InformationRequest(Base):
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     items: Mapped[list[str]] = mapped_column(JSON, default=list)  # codes from REQUEST_ITEMS
     detail: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(12), default="open")  # open | answered | cancelled
+    status: Mapped[str] = mapped_column(String(12), default=RequestStatus.OPEN.value)  # messaging.lifecycle
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -54,6 +55,10 @@ class InformationRequest(Base):
 
     requested_by = relationship("User", foreign_keys=[requested_by_id])
     answered_by = relationship("User", foreign_keys=[answered_by_id])
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == RequestStatus.OPEN
 
     @property
     def item_labels(self) -> list[str]:

@@ -6,12 +6,14 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from review_portal.assignment.lifecycle import HELD_ASSIGNMENT_STATUSES
 from review_portal.assignment.sla import pause_deadlines
 from review_portal.audit.services import record
 from review_portal.auth.models import Role
 from review_portal.cases.lifecycle import CaseStatus, transition
 from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from review_portal.messaging import permissions
+from review_portal.messaging.lifecycle import RequestStatus
 from review_portal.messaging.models import REQUEST_ITEMS, FollowUpQuestion, InformationRequest, Message
 from review_portal.notifications.services import notify, notify_staff
 
@@ -33,7 +35,7 @@ def thread_for(db: Session, case_id: int) -> list[Message]:
 
 def open_request(db: Session, case_id: int) -> InformationRequest | None:
     return db.scalar(select(InformationRequest).where(InformationRequest.case_id == case_id,
-                                                      InformationRequest.status == "open"))
+                                                      InformationRequest.status == RequestStatus.OPEN.value))
 
 
 def requests_for(db: Session, case_id: int) -> list[InformationRequest]:
@@ -50,7 +52,7 @@ def _others(case, author) -> list:
     """Everyone in the conversation except the author: the referrer and the reviewers holding the case."""
     people = {case.referring_id: case.referring}
     for a in case.assignments:
-        if a.active and a.status in ("accepted", "completed", "offered"):
+        if a.active and a.status in HELD_ASSIGNMENT_STATUSES:
             people[a.reviewer_id] = a.reviewer
     people.pop(author.id, None)
     return list(people.values())
@@ -81,8 +83,8 @@ def request_information(db: Session, case, *, items: list[str], detail: str, by,
     if not items or unknown:
         raise InvalidInput("Tick what you need: " + ", ".join(REQUEST_ITEMS.values()).lower() + ".")
     detail = clean_text(detail, "request (what exactly you need and why)")
-    request = InformationRequest(case_id=case.id, requested_by_id=by.id, items=items, detail=detail, status="open",
-                                 requested_at=now)
+    request = InformationRequest(case_id=case.id, requested_by_id=by.id, items=items, detail=detail,
+                                 status=RequestStatus.OPEN.value, requested_at=now)
     db.add(request)
     labels = "; ".join(REQUEST_ITEMS[i] for i in items)
     db.add(Message(case_id=case.id, author_id=by.id, kind="information_request", body=f"Requested: {labels}.\n{detail}",

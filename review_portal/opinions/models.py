@@ -7,6 +7,7 @@ from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from review_portal.db import Base, UTCDateTime
+from review_portal.opinions.lifecycle import OpinionStatus
 
 # The Mayo categories (Van Such et al. 2017): what a referrer wants to know first.
 DIAGNOSIS_CONCORDANCE = {
@@ -53,7 +54,7 @@ class Opinion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    status: Mapped[str] = mapped_column(String(12), default="draft")  # draft | signed
+    status: Mapped[str] = mapped_column(String(12), default=OpinionStatus.DRAFT.value)  # opinions.lifecycle
     # Oncology opinion.
     diagnosis_concordance: Mapped[str] = mapped_column(String(16), default="")
     plan_concordance: Mapped[str] = mapped_column(String(16), default="")
@@ -90,7 +91,7 @@ class Opinion(Base):
 
     @property
     def is_signed(self) -> bool:
-        return self.status == "signed"
+        return self.status == OpinionStatus.SIGNED
 
     @property
     def diagnosis_concordance_label(self) -> str:

@@ -20,6 +20,8 @@ from review_portal.cases.lifecycle import CaseStatus, transition
 from review_portal.cases.permissions import can_file_opinion
 from review_portal.cases.services import get_case_for
 from review_portal.errors import ConcurrentEdit, IllegalTransition, InvalidInput, PermissionDenied
+from review_portal.opinions.lifecycle import OpinionStatus
+from review_portal.opinions.lifecycle import transition as opinion_transition
 from review_portal.opinions.models import (
     DIAGNOSIS_CONCORDANCE,
     PLAN_CONCORDANCE,
@@ -116,7 +118,8 @@ def save_draft(db: Session, case, draft: OpinionDraft, *, based_on_version: int 
     if opinion is None:
         if based_on_version not in (None, 0):
             raise ConcurrentEdit("This draft no longer exists. Reload the page; your text below was not saved.")
-        opinion = Opinion(case_id=case.id, reviewer_id=by.id, status="draft", created_at=now, updated_at=now)
+        opinion = Opinion(case_id=case.id, reviewer_id=by.id, status=OpinionStatus.DRAFT.value, created_at=now,
+                          updated_at=now)
         db.add(opinion)
     else:
         if opinion.is_signed:
@@ -209,14 +212,13 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
 def freeze_signed_opinion(db: Session, case, opinion: Opinion, *, by, ip: str, now: datetime, note: str = "") -> Opinion:
     """The signature itself, once every check has passed: who, when, the content's sha256, the case moves on."""
     transition(case, CaseStatus.OPINION_SIGNED, now, by=by, ip=ip, why="opinion signed")
-    opinion.status = "signed"
     opinion.reviewer_id = by.id
     opinion.signed_at = now
-    opinion.updated_at = now
     opinion.content_sha256 = signed_content_hash(opinion, case)
+    # Guarded by the opinion's table, which writes the "opinion.signed" audit row.
+    opinion_transition(opinion, OpinionStatus.SIGNED, now, by=by, ip=ip, case=case,
+                       detail=f"sha256={opinion.content_sha256}" + (f"; {note}" if note else ""))
     db.flush()
-    record(db, action="opinion.signed", by=by, ip=ip, now=now, case=case, object_type="opinion",
-           object_id=opinion.id, detail=f"sha256={opinion.content_sha256}" + (f"; {note}" if note else ""))
     return opinion
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import String, Table, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
 from review_portal.audit.services import record
+from review_portal.cases.lifecycle import TERMINAL_STATUSES
 from review_portal.cases.models import Case
 from review_portal.db import Base
 from review_portal.storage import Storage
@@ -37,7 +38,9 @@ class PurgeReport:
 
 def due_for_purge(db: Session, *, now: datetime, retention_days: int) -> list[Case]:
     cutoff = now - timedelta(days=retention_days)
-    return list(db.scalars(select(Case).where(Case.status.in_(["closed", "withdrawn"]), Case.closed_at.is_not(None),
+    # Every final state, cancelled included: a cancelled case holds the same patient data as a closed one.
+    return list(db.scalars(select(Case).where(Case.status.in_([s.value for s in TERMINAL_STATUSES]),
+                                              Case.closed_at.is_not(None),
                                               Case.closed_at < cutoff).order_by(Case.id)))
 
 

@@ -6,6 +6,16 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from review_portal import deadlines
+from review_portal.assignment.lifecycle import (
+    ASSIGNMENT_FHIR_STATUS,
+    REVIEW_FHIR_STATUS,
+    STANDING_ASSIGNMENT_STATUSES,
+    AssignmentStatus,
+    ReviewStatus,
+    check_assignment,
+    transition_assignment,
+    transition_review,
+)
 from review_portal.assignment.models import (
     DECLINE_REASONS,
     Assignment,
@@ -29,8 +39,8 @@ from review_portal.notifications.services import notify, notify_staff
 
 def route_case(db: Session, case: Case, *, by, ip: str, now: datetime) -> Assignment | None:
     """Create the case's lead review (due when the case is due) and offer it to the best-matching reviewer."""
-    review = Review(case_id=case.id, review_type=case.review_type, is_lead=True, status="triage",
-                    fhir_status="received", created_at=now, due_at=case.due_at)
+    review = Review(case_id=case.id, review_type=case.review_type, is_lead=True, status=ReviewStatus.TRIAGE.value,
+                    fhir_status=REVIEW_FHIR_STATUS[ReviewStatus.TRIAGE], created_at=now, due_at=case.due_at)
     db.add(review)
     db.flush()
     db.expire(case, ["reviews", "assignments"])
@@ -46,8 +56,9 @@ def add_review(db: Session, case: Case, review_type: str, *, policy: deadlines.S
         raise InvalidInput("Choose a review type.")
     if case.status not in (CaseStatus.TRIAGE, CaseStatus.ASSIGNED, CaseStatus.IN_REVIEW, CaseStatus.AWAITING_INFORMATION):
         raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}; no review can be added.")
-    review = Review(case_id=case.id, review_type=review_type, is_lead=False, status="triage", fhir_status="received",
-                    created_at=now, due_at=deadlines.due_date(now, case.priority, policy))
+    review = Review(case_id=case.id, review_type=review_type, is_lead=False, status=ReviewStatus.TRIAGE.value,
+                    fhir_status=REVIEW_FHIR_STATUS[ReviewStatus.TRIAGE], created_at=now,
+                    due_at=deadlines.due_date(now, case.priority, policy))
     db.add(review)
     db.flush()
     db.expire(case, ["reviews", "assignments"])
@@ -62,10 +73,8 @@ def route_review(db: Session, review: Review, *, by, ip: str, now: datetime) -> 
     decision = choose_reviewer(db, review, now)
     case = review.case
     if decision.reviewer is None:
-        review.set_status("triage")
+        transition_review(review, ReviewStatus.TRIAGE, now, by=by, ip=ip, detail=decision.reason)  # case.routing_failed
         review.triage_reason = decision.reason[:1000]
-        record(db, action="case.routing_failed", by=by, ip=ip, now=now, case=case, object_type="review",
-               object_id=review.id, detail=decision.reason)
         if review.is_lead and case.status in (CaseStatus.SUBMITTED, CaseStatus.ASSIGNED):
             transition(case, CaseStatus.TRIAGE, now, by=by, ip=ip, why="no eligible reviewer")
         notify_staff(db, kind="triage", case=case, now=now,
@@ -77,17 +86,18 @@ def route_review(db: Session, review: Review, *, by, ip: str, now: datetime) -> 
 
 def _offer(db: Session, review: Review, reviewer: User, *, reason: str, assigned_by, by, ip: str, now: datetime) -> Assignment:
     case = review.case
+    transition_review(review, ReviewStatus.OFFERED, now, by=by, ip=ip)  # audited below as case.assigned
     for current in review.assignments:
-        if current.status in ("offered", "accepted"):
-            current.set_status("ended", now)
+        if current.status in STANDING_ASSIGNMENT_STATUSES:
+            transition_assignment(current, AssignmentStatus.ENDED, now, audit=False)  # part of this offer
     if review.is_lead and case.status in (CaseStatus.SUBMITTED, CaseStatus.TRIAGE, CaseStatus.ASSIGNED,
                                           CaseStatus.IN_REVIEW):
         transition(case, CaseStatus.ASSIGNED, now, by=by, ip=ip, why=f"offered to {reviewer.name}")
     assignment = Assignment(case_id=case.id, review_id=review.id, reviewer_id=reviewer.id, assigned_at=now,
                             assigned_by_id=getattr(assigned_by, "id", None), reason=reason[:1000],
-                            status="offered", fhir_status="requested", active=True)
+                            status=AssignmentStatus.OFFERED.value,
+                            fhir_status=ASSIGNMENT_FHIR_STATUS[AssignmentStatus.OFFERED], active=True)
     db.add(assignment)
-    review.set_status("offered")
     review.triage_reason = ""
     db.flush()
     db.expire(review, ["assignments"])
@@ -103,15 +113,12 @@ def _offer(db: Session, review: Review, reviewer: User, *, reason: str, assigned
 def accept_offer(db: Session, assignment: Assignment, *, by, ip: str, now: datetime) -> Assignment:
     if assignment.reviewer_id != by.id:
         raise PermissionDenied("Only the reviewer it was offered to can accept this review.")
-    if assignment.status != "offered":
-        raise IllegalTransition(f"This offer is {assignment.status_label.lower()}; it can no longer be accepted.")
+    check_assignment(assignment, AssignmentStatus.ACCEPTED)
     case, review = assignment.review.case, assignment.review
     if case.status not in OPEN_STATUSES:
         raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}.")
-    assignment.set_status("accepted", now)
-    review.set_status("in_review")
-    record(db, action="assignment.accepted", by=by, ip=ip, now=now, case=case, object_type="assignment",
-           object_id=assignment.id)
+    transition_assignment(assignment, AssignmentStatus.ACCEPTED, now, by=by, ip=ip)  # assignment.accepted
+    transition_review(review, ReviewStatus.IN_REVIEW, now, by=by, ip=ip)
     if review.is_lead and case.status == CaseStatus.ASSIGNED:
         transition(case, CaseStatus.IN_REVIEW, now, by=by, ip=ip, why=f"accepted by {by.name}")
     return assignment
@@ -122,19 +129,17 @@ def decline_offer(db: Session, assignment: Assignment, *, reason: str, note: str
     """Record the decline with its reason, then offer the review to the next eligible reviewer (never a decliner)."""
     if assignment.reviewer_id != by.id:
         raise PermissionDenied("Only the reviewer it was offered to can decline this review.")
-    if assignment.status != "offered":
-        raise IllegalTransition(f"This offer is {assignment.status_label.lower()}; it can no longer be declined.")
+    check_assignment(assignment, AssignmentStatus.DECLINED)
     if reason not in DECLINE_REASONS:
         raise InvalidInput("Choose why you decline: " + ", ".join(DECLINE_REASONS.values()).lower() + ".")
     if reason == "other" and not note.strip():
         raise InvalidInput("Say briefly why you decline.")
-    case, review = assignment.review.case, assignment.review
-    assignment.set_status("declined", now)
+    review = assignment.review
     assignment.decline_reason = reason
     assignment.decline_note = note.strip()[:500]
+    transition_assignment(assignment, AssignmentStatus.DECLINED, now, by=by, ip=ip,
+                          detail=f"{reason}: {assignment.decline_note}")  # assignment.declined
     db.flush()
-    record(db, action="assignment.declined", by=by, ip=ip, now=now, case=case, object_type="assignment",
-           object_id=assignment.id, detail=f"{reason}: {assignment.decline_note}")
     return route_review(db, review, by=by, ip=ip, now=now)
 
 
@@ -169,17 +174,16 @@ def complete_contributing_review(db: Session, review: Review, *, findings: str, 
     assignment = review.active_assignment
     if review.is_lead:
         raise InvalidInput("The lead review is completed by signing the opinion.")
-    if assignment is None or assignment.reviewer_id != by.id or assignment.status != "accepted":
+    if assignment is None or assignment.reviewer_id != by.id or not assignment.is_accepted:
         raise PermissionDenied("Only the reviewer who accepted this review can complete it.")
     if review.case.status not in (CaseStatus.ASSIGNED, CaseStatus.IN_REVIEW):
         raise IllegalTransition(f"Case {review.case.reference} is {review.case.status_label.lower()}.")
     if not findings.strip():
         raise InvalidInput("Write your findings before completing the review.")
     review.findings = findings.strip()
-    review.complete(now)
+    review.complete(now, by=by, ip=ip, audit=True)  # review.completed
     case = review.case
     sync_case_due(case)
-    record(db, action="review.completed", by=by, ip=ip, now=now, case=case, object_type="review", object_id=review.id)
     lead = case.reviewer
     text = f"The {review.review_type_label.lower()} of case {case.reference} is complete."
     if lead is not None:

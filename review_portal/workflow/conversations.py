@@ -11,13 +11,14 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from review_portal.assignment.sla import resume_deadlines
-from review_portal.audit.services import record
 from review_portal.cases.lifecycle import CaseStatus, transition
 from review_portal.cases.services import add_document, is_pdf
 from review_portal.deadlines import SlaPolicy
 from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from review_portal.imaging.services import IngestReport, ingest_scans
 from review_portal.messaging import permissions
+from review_portal.messaging.lifecycle import RequestStatus
+from review_portal.messaging.lifecycle import transition as request_transition
 from review_portal.messaging.models import FollowUpQuestion, InformationRequest, Message
 from review_portal.messaging.services import MAX_TEXT, open_request, record_follow_up_answer
 from review_portal.notifications.services import notify
@@ -57,7 +58,6 @@ def answer_information_request(db: Session, storage: Storage, case, *, answer: s
     scan_report = ingest_scans(db, storage, case, list(scans), by=by, ip=ip, now=now) if scans else None
     summary = ", ".join(x for x in (f"{len(documents)} report(s)" if documents else "",
                                     f"{len(scans)} scan file(s)" if scans else "") if x)
-    request.status = "answered"
     request.answer = answer
     request.answered_at = now
     request.answered_by_id = by.id
@@ -66,9 +66,9 @@ def answer_information_request(db: Session, storage: Storage, case, *, answer: s
                    body=(answer or "Attached what was asked for.") + (f"\n[{summary}]" if summary else ""), created_at=now))
     resume_deadlines(case, policy=policy, now=now)
     transition(case, CaseStatus.IN_REVIEW, now, by=by, ip=ip, why="requested information provided")
+    # Guarded by the request's table, which writes the "information.answered" audit row.
+    request_transition(request, RequestStatus.ANSWERED, now, by=by, ip=ip, case=case, detail=summary)
     db.flush()
-    record(db, action="information.answered", by=by, ip=ip, now=now, case=case, object_type="information_request",
-           object_id=request.id, detail=summary)
     notify(db, request.requested_by, kind="information_answer", case=case, now=now,
            text=f"The referring physician answered your request on case {case.reference}; the case is back in review.")
     return AnswerResult(request, len(documents), scan_report)

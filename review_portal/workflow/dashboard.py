@@ -18,9 +18,9 @@ def dashboard(db: Session, *, policy: deadlines.SlaPolicy, now: datetime) -> dic
     rows = [review_row(r, policy, now) for r in open_reviews(db)]
     rows.sort(key=lambda row: (SLA_STATE_ORDER[row.state], row.seconds_left, row.review.id))
     counts = {state: sum(1 for row in rows if row.state == state) for state in SLA_STATE_ORDER}
-    triage = [row for row in rows if row.review.status == "triage"]
+    triage = [row for row in rows if row.review.is_triage]
     counts["triage"] = len(triage)
-    counts["offered"] = sum(1 for row in rows if row.review.status == "offered")
+    counts["offered"] = sum(1 for row in rows if row.review.is_offered)
     escalations = list(db.scalars(select(Escalation).order_by(Escalation.at.desc(), Escalation.id.desc()).limit(15)))
 
     awaiting_receipt = letters_awaiting_acknowledgement(db, now=now)

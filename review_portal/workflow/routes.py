@@ -50,7 +50,7 @@ def list_cases():
     per_page = current_app.config["PAGE_SIZE"]
     rows, total = page_of_cases(db(), current_user, status=status, page=page, per_page=per_page)
     # A reviewer accepts an offer with one click from the worklist.
-    offers = {c.id: a for c in rows for a in c.assignments if a.reviewer_id == current_user.id and a.status == "offered"}
+    offers = {c.id: a for c in rows for a in c.assignments if a.reviewer_id == current_user.id and a.is_offered}
     return render_template("workflow/list.html", cases=rows, total=total, page=page, per_page=per_page,
                            status=status, statuses=STATUS_LABELS, offers=offers, open_statuses=OPEN_STATUSES,
                            accept_form=ConfirmForm())
@@ -139,8 +139,8 @@ def show_case(case_id: int):
         offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm(),
         release_form=ReleaseLetterForm(), complete_form=CompleteReviewForm(),
         thread=thread_for(db(), case.id),
-        info_request=next((r for r in info_requests if r.status == "open"), None),
-        pending_jobs=[j for j in jobs_for_case(db(), case.id) if j.status != "done"],
+        info_request=next((r for r in info_requests if r.is_open), None),
+        pending_jobs=[j for j in jobs_for_case(db(), case.id) if not j.is_done],
         info_requests=info_requests, follow_ups=follow_ups_for(db(), case.id),
         follow_up_max=current_app.config["FOLLOW_UP_QUESTIONS_MAX"],
         message_form=MessageForm(), request_form=InformationRequestForm(), answer_form=InformationAnswerForm(),

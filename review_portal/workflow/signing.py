@@ -32,7 +32,7 @@ def sign_and_issue_letter(db: Session, storage: Storage, case, *, password: str,
     extra = {"key_images": key_images} if key_images is not None else {}
     job = jobs.submit(db, storage, "letters.issue", now=now, case_id=case.id, opinion_id=opinion.id, by_id=by.id, ip=ip,
                       institution=dict(institution), **extra)
-    if job.status != jobs.DONE:
+    if not job.is_done:
         return None
     return latest_letter_of_opinion(db, opinion.id)
 

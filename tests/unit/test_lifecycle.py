@@ -3,9 +3,10 @@ from datetime import datetime, timezone
 import pytest
 
 from review_portal.cases.lifecycle import (
-    FHIR_TASK_STATUS, OPEN_STATUSES, TERMINAL_STATUSES, TRANSITIONS, CaseStatus, can_transition, transition,
+    FHIR_TASK_STATUS, OPEN_STATUSES, TERMINAL_STATUSES, CaseStatus, can_transition, progress, transition,
 )
 from review_portal.errors import IllegalTransition
+from tests.state_oracle import CASE_ALLOWED
 
 NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
 
@@ -19,7 +20,8 @@ class FakeCase:
         self.reviews = []
 
 
-ALLOWED = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
+# The hand-written oracle (tests/state_oracle.py), not the table under test.
+ALLOWED = {(CaseStatus(a), CaseStatus(b)) for a, b in CASE_ALLOWED}
 
 
 @pytest.mark.parametrize("current", list(CaseStatus))
@@ -64,6 +66,14 @@ def test_every_state_has_a_fhir_task_status_from_the_standard_value_set():
     assert set(FHIR_TASK_STATUS.values()) <= standard
     assert FHIR_TASK_STATUS[CaseStatus.AWAITING_INFORMATION] == "on-hold"
     assert FHIR_TASK_STATUS[CaseStatus.IN_REVIEW] == "in-progress"
+
+
+def test_the_progress_display_shows_triage_and_awaiting_information_in_place_of_their_step():
+    steps = ["Submitted", "Assigned", "In review", "Opinion signed", "Letter delivered", "Acknowledged", "Closed"]
+    assert progress("assigned") == [(label, label == "Assigned") for label in steps]
+    assert progress("triage")[0] == ("Triage", True)
+    assert progress("awaiting_information")[2] == ("Awaiting information", True)
+    assert not any(current for _, current in progress("cancelled"))
 
 
 @pytest.mark.parametrize("status", sorted(TERMINAL_STATUSES))
