@@ -9,7 +9,16 @@ from review_portal.cases.models import CANCER_SITES, REVIEW_TYPES
 
 class ReassignForm(FlaskForm):
     reviewer_id = SelectField("New reviewer", coerce=int, validators=[DataRequired(message="Choose a reviewer.")])
-    note = StringField("Note", validators=[Optional(), Length(max=300)])
+    override_reason = StringField("Reason for overriding the match", validators=[Optional(), Length(max=300)])
+    note = StringField("Note to the reviewer", validators=[Optional(), Length(max=300)])
+
+
+class ExtendDeadlineForm(FlaskForm):
+    business_days = IntegerField("Extend by (business days)", default=2, validators=[
+        DataRequired(message="Say by how many business days."),
+        NumberRange(min=1, max=30, message="Extend by 1 to 30 business days.")])
+    reason = StringField("Reason", validators=[DataRequired(message="Say why the deadline is extended."),
+                                               Length(max=300)])
 
 
 class DeclineForm(FlaskForm):

@@ -219,11 +219,13 @@ ESCALATION_KINDS = {
     "overdue": "Overdue",  # the coordinators are told and offered reassignment
     "offer_remind": "Offer reminder",  # an offer waited unanswered: the reviewer is reminded once
     "offer_late": "Offer unanswered",  # still unanswered a period after the reminder: coordinators told
+    "extended": "Deadline extended",  # a coordinator gave more time, with a reason
 }
 
 
 class Escalation(Base):
-    """A flag raised by `flask sla-check`, once each: a deadline near or past, or an offer left unanswered.
+    """A flag on a review's deadline: raised by the periodic deadline check, once each (a deadline near or
+    past, an offer left unanswered), or by a coordinator extending the deadline.
 
     Offer flags belong to one offer: same review and reviewer, raised after that offer was made.
     """

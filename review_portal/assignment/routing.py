@@ -80,24 +80,39 @@ class RoutingFacts:
     busy_on_case: set[int] = field(default_factory=set)  # already hold another review of this case
 
 
-def hard_ineligibility(reviewer: User, case: Case, review_type: str, profile: ReviewerProfile | None) -> str | None:
-    """Rules a coordinator cannot override: expertise and conflicts of interest."""
+def conflict_of_interest(reviewer: User, case: Case) -> str | None:
+    """The hard stop that no coordinator can override: an inactive account, the referrer, the referring institution."""
     if reviewer.role != Role.REVIEWER or not reviewer.active:
         return "not an active reviewer"
-    if reviewer.specialty not in SPECIALTIES_FOR_REVIEW.get(review_type, set()):
-        return f"specialty ({reviewer.specialty_label or 'none'}) does not match a {REVIEW_TYPES.get(review_type, review_type).lower()}"
-    if case.cancer_site not in (reviewer.sites or []):
-        return f"does not cover {case.cancer_site_label.lower()}"
-    if review_type == "radiology_read":
-        needed = SITE_READING_AREAS.get(case.cancer_site, set())
-        if not needed & set(profile.reading_areas if profile else []):
-            return "reading areas do not include this site's imaging"
     if reviewer.id == case.referring_id:
         return "is the referring physician"
     referring = case.referring
     if referring is not None and referring.institution_id and reviewer.institution_id == referring.institution_id:
         return "works at the referring institution (conflict of interest)"
     return None
+
+
+def expertise_mismatch(reviewer: User, case: Case, review_type: str, profile: ReviewerProfile | None) -> str | None:
+    """Specialty, sites and reading areas: automatic routing requires them; a coordinator may override with a reason."""
+    if reviewer.specialty not in SPECIALTIES_FOR_REVIEW.get(review_type, set()):
+        label = REVIEW_TYPES.get(review_type, review_type).lower()
+        return f"specialty ({reviewer.specialty_label or 'none'}) does not match {_article(label)} {label}"
+    if case.cancer_site not in (reviewer.sites or []):
+        return f"does not cover {case.cancer_site_label.lower()}"
+    if review_type == "radiology_read":
+        needed = SITE_READING_AREAS.get(case.cancer_site, set())
+        if not needed & set(profile.reading_areas if profile else []):
+            return "reading areas do not include this site's imaging"
+    return None
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def hard_ineligibility(reviewer: User, case: Case, review_type: str, profile: ReviewerProfile | None) -> str | None:
+    """Why automatic routing may never pick `reviewer`: a conflict of interest or a mismatch of expertise."""
+    return conflict_of_interest(reviewer, case) or expertise_mismatch(reviewer, case, review_type, profile)
 
 
 def ineligibility(reviewer: User, case: Case, review_type: str, facts: RoutingFacts) -> str | None:
@@ -149,7 +164,7 @@ def choose_reviewer(db: Session, review: Review, now: datetime) -> RoutingDecisi
     label = REVIEW_TYPES.get(review.review_type, review.review_type).lower()
     if not eligible:
         detail = "; ".join(excluded) if excluded else "no active reviewers"
-        return RoutingDecision(None, f"No eligible reviewer for a {label} of a {case.cancer_site_label.lower()} case. "
+        return RoutingDecision(None, f"No eligible reviewer for {_article(label)} {label} of a {case.cancer_site_label.lower()} case. "
                                      f"Considered: {detail}.", excluded)
     chosen = min(eligible, key=lambda r: (facts.load.get(r.id, 0), r.id))
     load = facts.load.get(chosen.id, 0)
@@ -169,3 +184,48 @@ def eligible_reviewers(db: Session, review: Review) -> list[User]:
     """Reviewers a coordinator may pick by hand (expertise and conflicts checked; load shown, not enforced)."""
     profiles = profiles_by_user(db)
     return [r for r in all_reviewers(db) if hard_ineligibility(r, review.case, review.review_type, profiles.get(r.id)) is None]
+
+
+@dataclass(frozen=True)
+class ReviewerFit:
+    """How well one reviewer fits a review, for the coordinator choosing by hand."""
+
+    reviewer: User
+    load: int
+    capacity: int
+    conflict: str | None  # a hard stop: cannot be chosen
+    concerns: tuple[str, ...]  # may be overridden, with a reason
+
+    @property
+    def matches(self) -> bool:
+        return self.conflict is None and not self.concerns
+
+
+def reviewer_fits(db: Session, review: Review, now: datetime) -> list[ReviewerFit]:
+    """Every active reviewer except the current holder, best fit first: matching ones by load, then those a
+    coordinator may choose with an override reason, then those a conflict of interest rules out."""
+    case = review.case
+    facts = routing_facts(db, review, now)
+    current = review.active_assignment
+    fits = []
+    for reviewer in all_reviewers(db):
+        if current is not None and reviewer.id == current.reviewer_id:
+            continue
+        profile = facts.profiles.get(reviewer.id)
+        concerns = []
+        mismatch = expertise_mismatch(reviewer, case, review.review_type, profile)
+        if mismatch:
+            concerns.append(mismatch)
+        if reviewer.id in facts.excluded:
+            concerns.append("declined this review")
+        if reviewer.id in facts.busy_on_case:
+            concerns.append("already reviews this case")
+        away = facts.absences.get(reviewer.id)
+        if away is not None:
+            concerns.append(f"out of office {away.starts_on:%d %b} – {away.ends_on:%d %b}")
+        load, capacity = facts.load.get(reviewer.id, 0), capacity_of(profile)
+        if load >= capacity:
+            concerns.append(f"at capacity ({load} of {capacity} open)")
+        fits.append(ReviewerFit(reviewer, load, capacity, conflict_of_interest(reviewer, case), tuple(concerns)))
+    fits.sort(key=lambda f: (f.conflict is not None, len(f.concerns), f.load, f.reviewer.id))
+    return fits

@@ -21,6 +21,7 @@ KINDS = {
     "offer_reminder": "Offer awaiting your answer",
     "offer_unanswered": "Offer unanswered",
     "deadline_near": "Deadline near",
+    "deadline_extended": "Deadline extended",
     "overdue": "Overdue",
     "review_done": "Review completed",
     "declined": "Offer declined",

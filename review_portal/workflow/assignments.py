@@ -16,18 +16,8 @@ from review_portal.assignment.lifecycle import (
     transition_assignment,
     transition_review,
 )
-from review_portal.assignment.models import (
-    DECLINE_REASONS,
-    Assignment,
-    Review,
-)
-from review_portal.assignment.routing import (
-    choose_reviewer,
-    hard_ineligibility,
-    ineligibility,
-    profiles_by_user,
-    routing_facts,
-)
+from review_portal.assignment.models import DECLINE_REASONS, Assignment, Escalation, Review
+from review_portal.assignment.routing import choose_reviewer, conflict_of_interest, reviewer_fits
 from review_portal.assignment.sla import sync_case_due
 from review_portal.audit.services import record
 from review_portal.auth.models import Role, User
@@ -143,25 +133,72 @@ def decline_offer(db: Session, assignment: Assignment, *, reason: str, note: str
     return route_review(db, review, by=by, ip=ip, now=now)
 
 
-def reassign_review(db: Session, review: Review, reviewer: User, *, by, ip: str, now: datetime, note: str = "") -> Assignment:
-    """A coordinator hands the review to a named reviewer, who then accepts or declines like any offer."""
+def reassign_review(db: Session, review: Review, reviewer: User, *, by, ip: str, now: datetime, note: str = "",
+                    override_reason: str = "") -> Assignment:
+    """A coordinator hands the review to a named reviewer, who then accepts or declines like any offer.
+
+    Any active reviewer may be chosen. Where the reviewer does not fit (specialty, sites, absence, load, an
+    earlier decline) the coordinator must say why they override; the reason goes into the audit row and the
+    assignment. A conflict of interest (the referrer, the referring institution) can never be overridden.
+    """
     if by.role not in (Role.COORDINATOR, Role.ADMIN):
         raise PermissionDenied("Only a coordinator can reassign a review.")
     case = review.case
     if not review.is_open or case.status not in OPEN_STATUSES:
         raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()} and cannot be reassigned.")
-    problem = hard_ineligibility(reviewer, case, review.review_type, profiles_by_user(db).get(reviewer.id))
-    if problem:
-        raise InvalidInput(f"{reviewer.name} cannot review this case: {problem}.")
+    if case.status == CaseStatus.AWAITING_INFORMATION:
+        raise IllegalTransition(f"Case {case.reference} is awaiting information; reassign it once it resumes.")
+    conflict = conflict_of_interest(reviewer, case)
+    if conflict:
+        raise InvalidInput(f"{reviewer.name} cannot review this case: {conflict}.")
     current = review.active_assignment
     if current is not None and current.reviewer_id == reviewer.id:
         raise InvalidInput(f"{reviewer.name} already holds this review.")
-    if case.status == CaseStatus.AWAITING_INFORMATION:
-        raise IllegalTransition(f"Case {case.reference} is awaiting information; reassign it once it resumes.")
-    facts = routing_facts(db, review, now)
-    soft = ineligibility(reviewer, case, review.review_type, facts)
-    reason = f"Assigned by {by.name}" + (f": {note}" if note else "") + (f" (overrides: {soft})" if soft else "")
+    fit = next((f for f in reviewer_fits(db, review, now) if f.reviewer.id == reviewer.id), None)
+    concerns = "; ".join(fit.concerns) if fit else ""
+    override_reason = " ".join((override_reason or "").split())[:300]
+    if concerns and not override_reason:
+        raise InvalidInput(f"{reviewer.name} does not fit this review ({concerns}). Give the reason for overriding.")
+    note = " ".join((note or "").split())[:300]
+    reason = f"Assigned by {by.name}" + (f": {note}" if note else "")
+    if concerns:
+        reason += f" (override of: {concerns}; reason: {override_reason})"
+        record(db, action="assignment.override", by=by, ip=ip, now=now, case=case, object_type="review",
+               object_id=review.id, detail=f"{reviewer.email}: {concerns}; reason: {override_reason}"[:2000])
     return _offer(db, review, reviewer, reason=reason, assigned_by=by, by=by, ip=ip, now=now)
+
+
+def extend_deadline(db: Session, review: Review, *, business_days: int, reason: str, policy: deadlines.SlaPolicy,
+                    by, ip: str, now: datetime) -> Review:
+    """Give an open review more time (business days), with a reason; the reviewer and the coordinators are told."""
+    if by.role not in (Role.COORDINATOR, Role.ADMIN):
+        raise PermissionDenied("Only a coordinator can extend a deadline.")
+    case = review.case
+    if not review.is_open or case.status not in OPEN_STATUSES:
+        raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}; its deadline cannot change.")
+    if not 1 <= business_days <= 30:
+        raise InvalidInput("Extend by 1 to 30 business days.")
+    reason = " ".join((reason or "").split())[:300]
+    if not reason:
+        raise InvalidInput("Say why the deadline is extended.")
+    before = review.due_at
+    review.due_at = deadlines.add_business_days(max(before, now), business_days, policy.holidays)
+    left = deadlines.time_left(review.due_at, now, policy.holidays)
+    if deadlines.sla_state(left, policy.near_due_hours) == "on_time":
+        review.near_due_flagged_at = None
+    review.overdue_escalated_at = None
+    sync_case_due(case)
+    detail = (f"{review.review_type_label} due {before:%d %b %Y %H:%M} → {review.due_at:%d %b %Y %H:%M} UTC "
+              f"by {by.name}: {reason}")
+    db.add(Escalation(review_id=review.id, case_id=case.id, kind="extended", at=now,
+                      reviewer_id=getattr(review.reviewer, "id", None), detail=detail[:500]))
+    record(db, action="review.deadline_extended", by=by, ip=ip, now=now, case=case, object_type="review",
+           object_id=review.id, detail=detail)
+    if review.reviewer is not None:
+        notify(db, review.reviewer, kind="deadline_extended", case=case, now=now,
+               text=f"Case {case.reference} is now due {review.due_at:%d %b %Y %H:%M} UTC: {reason}")
+    notify_staff(db, kind="deadline_extended", case=case, now=now, text=f"Case {case.reference}: {detail}")
+    return review
 
 
 def reassign_case(db: Session, case: Case, reviewer: User, *, by, ip: str, now: datetime, note: str = "") -> Assignment:

@@ -7,6 +7,7 @@ from review_portal.assignment.forms import (
     AddReviewForm,
     CompleteReviewForm,
     DeclineForm,
+    ExtendDeadlineForm,
     ReassignForm,
     ReleaseLetterForm,
 )
@@ -15,7 +16,7 @@ from review_portal.auth.models import Role, User
 from review_portal.cases.permissions import can_reassign, is_staff
 from review_portal.cases.services import get_case_for
 from review_portal.deadlines import policy_from_config
-from review_portal.errors import InvalidInput, NotFound
+from review_portal.errors import IllegalTransition, InvalidInput, NotFound
 from review_portal.web import ConfirmForm, actor, db, valid
 from review_portal.workflow import assignments
 from review_portal.workflow.dashboard import dashboard as dashboard_data
@@ -48,29 +49,44 @@ def _show(case):
 
 @bp.route("/cases/<int:case_id>/reassign", methods=["GET", "POST"])
 def reassign(case_id: int):
+    """Choose any active reviewer: the fit of each is shown, an override needs a reason, a conflict is a hard stop."""
     _require_staff()
     case = get_case_for(db(), current_user, case_id)
     review = _review_in(case, request.values.get("review"))
+    if not can_reassign(current_user, case) or not review.is_open:
+        raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}; its reviews can no longer "
+                                "be reassigned.")
+    ctx = actor()
+    fits = routing.reviewer_fits(db(), review, ctx["now"])
     form = ReassignForm()
-    load = routing.open_case_counts(db())
-    profiles = routing.profiles_by_user(db())
-    current = review.active_assignment
     form.reviewer_id.choices = [(0, "Choose…")] + [
-        (r.id, f"{r.name} — {r.specialty_label}, {load.get(r.id, 0)} of {routing.capacity_of(profiles.get(r.id))} open"
-               + (" (declined)" if r.id in review.declined_reviewer_ids else ""))
-        for r in routing.eligible_reviewers(db(), review) if not current or r.id != current.reviewer_id
+        (f.reviewer.id, f"{f.reviewer.name} — {f.reviewer.specialty_label}, {f.load} of {f.capacity} open"
+                        + (f" (override: {'; '.join(f.concerns)})" if f.concerns else ""))
+        for f in fits if f.conflict is None
     ]
     if form.validate_on_submit():
-        if not can_reassign(current_user, case):
-            raise InvalidInput(f"Case {case.reference} is {case.status_label.lower()} and cannot be reassigned.")
         reviewer = db().get(User, form.reviewer_id.data)
         if reviewer is None or reviewer.role != Role.REVIEWER:
             raise InvalidInput("Choose a reviewer from the list.")
-        assignments.reassign_review(db(), review, reviewer, note=form.note.data or "", **actor())
+        assignments.reassign_review(db(), review, reviewer, note=form.note.data or "",
+                                    override_reason=form.override_reason.data or "", **ctx)
         flash(f"Case {case.reference} offered to {reviewer.name}.", "success")
         return _show(case)
     status = 400 if form.errors else 200
-    return render_template("workflow/reassign.html", case=case, review=review, form=form), status
+    return render_template("workflow/reassign.html", case=case, review=review, form=form, fits=fits,
+                           extend_form=ExtendDeadlineForm()), status
+
+
+@bp.post("/cases/<int:case_id>/reviews/<int:review_id>/extend")
+def extend_deadline(case_id: int, review_id: int):
+    _require_staff()
+    case = get_case_for(db(), current_user, case_id)
+    form = valid(ExtendDeadlineForm())
+    review = assignments.extend_deadline(db(), _review_in(case, review_id), business_days=form.business_days.data,
+                                         reason=form.reason.data, policy=policy_from_config(current_app.config),
+                                         **actor())
+    flash(f"{review.review_type_label} of {case.reference} now due {review.due_at:%d %b %Y %H:%M} UTC.", "success")
+    return _show(case)
 
 
 @bp.post("/cases/<int:case_id>/assignments/<int:assignment_id>/accept")

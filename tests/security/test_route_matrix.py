@@ -103,7 +103,8 @@ EXPECTED.update({
     # Workflow (issue 4): the queue is the coordinators'; availability is the reviewers'; a notification
     # opens (redirects to its case) only for the person it was sent to.
     "reviews.dashboard": STAFF_ONLY,
-    "reviews.reassign": STAFF_ONLY,  # the form; the POST refuses a case that is no longer open
+    # Case A's letter is out: nothing to reassign, so staff get 409 with a way back to the case.
+    "reviews.reassign": {r: (409 if r in ("coordinator", "admin") else 403) for r in ROLES},
     "assignment.availability": {r: (200 if r in ("reviewer", "other_reviewer", "radiologist") else 403) for r in ROLES},
     "notifications.list_notifications": {r: 200 for r in ROLES},
     "notifications.open_notification": {r: (302 if r == "reviewer" else 404) for r in ROLES},

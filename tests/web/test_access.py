@@ -87,7 +87,7 @@ def expected_delivered(role: str) -> dict[str, int]:
     # A signed opinion is closed for editing: the page sends everyone who may see the case to the signed
     # opinion and its letter versions instead.
     table["opinion"] = 302
-    table["reassign"] = 200 if role in ("coordinator", "admin") else 403
+    table["reassign"] = 409 if role in ("coordinator", "admin") else 403  # nothing left to reassign
     return table
 
 

@@ -115,3 +115,25 @@ def test_reviewer_records_out_of_office(login_as):
     assert reviewer.post("/availability", data={"starts_on": "2026-12-01", "ends_on": "2026-12-10"}).status_code == 302
     assert "01 Dec 2026 – 10 Dec 2026" in reviewer.get("/availability").get_data(as_text=True)
     assert login_as("referring").get("/availability").status_code == 403
+
+
+def test_coordinator_can_move_a_case_nobody_matches(login_as, make_case, users):
+    """The triage case no reviewer matches: the page lists everyone with their fit, takes an override with a reason,
+    and extends the deadline; a closed case answers 409 with a way back."""
+    case = make_case("triage", cancer_site="pediatric")
+    coordinator = login_as("coordinator")
+    page = coordinator.get(f"/cases/{case.id}/reassign")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Override needed: does not cover pediatric" in html and f"Back to {case.reference}" in html
+    refused = coordinator.post(f"/cases/{case.id}/reassign", data={"reviewer_id": users["reviewer"].id})
+    assert refused.status_code == 400 and "Give the reason for overriding" in refused.get_data(as_text=True)
+    moved = coordinator.post(f"/cases/{case.id}/reassign", data={"reviewer_id": users["reviewer"].id,
+                                                                 "override_reason": "Adolescent breast case"})
+    assert moved.status_code == 302
+    extended = coordinator.post(f"/cases/{case.id}/reviews/{case.lead_review.id}/extend",
+                                data={"business_days": 3, "reason": "Outside imaging on its way"})
+    assert extended.status_code == 302
+    closed = make_case("closed")
+    gone = coordinator.get(f"/cases/{closed.id}/reassign")
+    assert gone.status_code == 409 and "Back to the case" in gone.get_data(as_text=True)
