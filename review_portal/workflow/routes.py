@@ -23,8 +23,8 @@ from review_portal.messaging.forms import (
     MessageForm,
 )
 from review_portal.messaging.services import follow_ups_for, requests_for, thread_for
-from review_portal.opinions.forms import AddendumForm, SignForm, draft_version
-from review_portal.opinions.services import case_for_opinion, opinion_for_case
+from review_portal.opinions.forms import AddendumForm, OpinionForm, SignForm, draft_version
+from review_portal.opinions.services import SignatureRefused, case_for_opinion, opinion_for_case
 from review_portal.uploads import spooled
 from review_portal.web import ConfirmForm, actor, db, is_fetch, letterhead, page_arg, storage, valid
 from review_portal.workflow.conversations import answer_follow_up as answer_follow_up_with_addendum
@@ -179,16 +179,32 @@ def sign_opinion(case_id: int):
     case = case_for_opinion(db(), current_user, case_id)
     form = SignForm()
     if not form.validate():
-        raise InvalidInput(" ".join(e for errs in form.errors.values() for e in errs))
+        return _sign_page_again(case, form)
     based_on = draft_version(form.version.data) if form.version.data else None
-    # A wrong password is a 400; its audit record survives the rollback (see opinions.services.check_signature).
-    letter = sign_and_issue_letter(db(), storage(), case, password=form.password.data, attested=form.attest.data,
-                                   institution=letterhead(), based_on_version=based_on, **actor())
+    try:
+        letter = sign_and_issue_letter(db(), storage(), case, password=form.password.data, attested=form.attest.data,
+                                       institution=letterhead(), based_on_version=based_on, **actor())
+    except SignatureRefused as refused:
+        # A wrong password is a 400 on the same form; its audit record survives the rollback.
+        form.password.errors = [refused.message]
+        return _sign_page_again(case, form)
+    except InvalidInput as problem:
+        return _sign_page_again(case, form, problem.message)
     if letter is not None:
         flash(f"Opinion signed. Letter version {letter.version} delivered to the referring physician.", "success")
     else:
         flash("Opinion signed. The letter is being prepared; this page shows when it is delivered.", "success")
     return redirect(url_for("workflow.show_case", case_id=case.id))
+
+
+def _sign_page_again(case, sign_form, message: str = ""):
+    """The opinion page with the signing problem beside the field it concerns (400): the reviewer stays on the form."""
+    opinion = opinion_for_case(db(), case.id)
+    form = OpinionForm(obj=opinion)
+    form.version.data = str(opinion.version if opinion else 0)
+    sign_form.password.data = ""
+    return render_template("opinions/edit.html", case=case, opinion=opinion, form=form, sign_form=sign_form,
+                           series=series_of_case(db(), case.id), sign_error=message), 400
 
 
 @bp.post("/cases/<int:case_id>/opinion/addenda")

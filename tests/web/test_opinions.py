@@ -131,7 +131,11 @@ def test_sign_with_a_wrong_password_is_400_and_stays_draft(db, users, make_case,
     cid = case.id
     r = login_as("reviewer").post(f"/cases/{cid}/opinion/sign", data={"password": "not-my-password", "attest": "y"})
     assert r.status_code == 400
-    assert "password is not correct" in r.get_data(as_text=True)
+    html = r.get_data(as_text=True)
+    # The reviewer stays on the opinion form, the message beside the password field, the draft still there.
+    assert 'id="sign-form"' in html and "password is not correct" in html
+    assert html.index("password is not correct") > html.index('id="sign-form"')
+    assert 'value="not-my-password"' not in html
     opinion = opinion_of(db, cid)
     assert opinion.status == "draft" and opinion.signed_at is None
     assert status_of(db, cid) == "in_review"
