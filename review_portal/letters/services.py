@@ -17,7 +17,7 @@ from review_portal.cases.lifecycle import CaseStatus, transition
 from review_portal.cases.models import Case
 from review_portal.cases.permissions import can_acknowledge, can_resend_letter
 from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
-from review_portal.imaging.services import series_of_case
+from review_portal.imaging.services import key_images_for_letter, series_of_case
 from review_portal.letters.models import Letter
 from review_portal.letters.render import render_letter_pdf
 from review_portal.notifications.services import notify
@@ -131,7 +131,7 @@ def letter_context(db: Session, case, opinion, *, institution: dict, verificatio
         "reviewer": {"name": reviewer.name, "credentials": reviewer.credentials,
                      "specialty_label": reviewer.specialty_label,
                      "institution": reviewer.institution.name if reviewer.institution else ""},
-        "signed_at": _stamp(opinion.signed_at),
+        "signed_at": _stamp(opinion.signed_at) if opinion.signed_at else "",
         "content_sha256": opinion.content_sha256 or "",
         "verification_code": verification_code,
         "verification_url": verify_url,
@@ -151,8 +151,6 @@ def issue_letter(db: Session, storage: Storage, case, opinion, *, institution: d
         raise IllegalTransition("A letter can only be issued for a signed opinion.")
     if key_images is None:
         # The reviewer's key images, as marked in the viewer, travel with every version of the letter.
-        from review_portal.imaging.services import key_images_for_letter
-
         key_images = key_images_for_letter(db, case.id)
     previous = list(db.scalars(select(Letter).where(Letter.case_id == case.id).order_by(Letter.version)))
     version = len(previous) + 1
@@ -176,6 +174,39 @@ def issue_letter(db: Session, storage: Storage, case, opinion, *, institution: d
     notify(db, case.referring, kind="letter_ready", case=case, now=now,
            text=f"The second-opinion letter for case {case.reference} (version {version}) is ready to download.")
     return letter
+
+
+def preview_letter_pdf(db: Session, storage: Storage, case, opinion, *, institution: dict, by, ip: str,
+                       now: datetime, pending_addendum: dict | None = None) -> bytes:
+    """The letter as it will be issued, for the signer to read first: never stored, never delivered.
+
+    Every page says DRAFT and it carries no verification code, version or signing time: those exist only at
+    signing. `pending_addendum` ({"reason", "text"}) shows an addendum not yet signed in the next version.
+    """
+    previous = list(db.scalars(select(Letter).where(Letter.case_id == case.id).order_by(Letter.version)))
+    context = letter_context(db, case, opinion, institution=institution, verification_code="", version=len(previous) + 1,
+                             now=now, key_images=key_images_for_letter(db, case.id), previous=previous)
+    context["draft"] = True
+    context["signed_at"] = ""
+    context["content_sha256"] = ""
+    if opinion.reviewer is None or not opinion.is_signed:
+        context["reviewer"] = {"name": by.name, "credentials": by.credentials, "specialty_label": by.specialty_label,
+                               "institution": by.institution.name if by.institution else ""}
+    if pending_addendum:
+        context["addenda"] = context["addenda"] + [{
+            "number": len(context["addenda"]) + 1, "reason": pending_addendum.get("reason", ""),
+            "text": pending_addendum.get("text", ""), "signed_by": by.display_name, "signed_at": "", "sha256": ""}]
+        context["change_summary"] = addendum_summary(len(context["addenda"]), pending_addendum.get("reason", ""), now)
+    record(db, action="letter.previewed", by=by, ip=ip, now=now, case=case, object_type="opinion", object_id=opinion.id,
+           detail="with a pending addendum" if pending_addendum else "")
+    return render_letter_pdf(context, storage=storage)
+
+
+def addendum_summary(number: int, reason: str, now: datetime) -> str:
+    """'Addendum 2 of 3 December 2026: <reason>.' without doubling the reason's own final punctuation."""
+    reason = (reason or "").strip()
+    text = f"Addendum {number} of {now.day} {now:%B %Y}" + (f": {reason}" if reason else "")
+    return text if text[-1] in ".?!" else text + "."
 
 
 def latest_letter_of_opinion(db: Session, opinion_id: int) -> Letter | None:

@@ -1,8 +1,9 @@
 from flask_wtf import FlaskForm
-from wtforms import MultipleFileField, SelectMultipleField, TextAreaField, widgets
+from wtforms import BooleanField, MultipleFileField, PasswordField, SelectMultipleField, TextAreaField, widgets
 from wtforms.validators import DataRequired, Length, Optional
 
 from review_portal.messaging.models import REQUEST_ITEMS
+from review_portal.opinions.forms import ATTESTATION
 
 
 class MessageForm(FlaskForm):
@@ -28,4 +29,9 @@ class FollowUpForm(FlaskForm):
 
 
 class FollowUpAnswerForm(FlaskForm):
+    """The answer is signed as an addendum: the same attestation and password as any signature."""
+
     answer = TextAreaField("Your answer", validators=[DataRequired(message="Write the answer."), Length(max=8000)])
+    attest = BooleanField(ATTESTATION, validators=[DataRequired(message="Confirm the attestation to sign.")])
+    password = PasswordField("Your password", validators=[DataRequired(message="Enter your password to sign."),
+                                                          Length(max=1024)])

@@ -82,3 +82,8 @@ class FollowUpQuestion(Base):
 
     asked_by = relationship("User", foreign_keys=[asked_by_id])
     answered_by = relationship("User", foreign_keys=[answered_by_id])
+
+    @property
+    def addendum_reason(self) -> str:
+        """What the addendum that answers this question is about, as the letter states it."""
+        return f"Answer to follow-up question {self.number}: {self.question}"[:300]

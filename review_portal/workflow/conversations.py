@@ -22,6 +22,7 @@ from review_portal.messaging.lifecycle import transition as request_transition
 from review_portal.messaging.models import FollowUpQuestion, InformationRequest, Message
 from review_portal.messaging.services import MAX_TEXT, open_request, record_follow_up_answer
 from review_portal.notifications.services import notify
+from review_portal.opinions.services import check_signature
 from review_portal.storage import Storage
 from review_portal.uploads import UploadedFile
 from review_portal.workflow.signing import add_addendum
@@ -75,12 +76,14 @@ def answer_information_request(db: Session, storage: Storage, case, *, answer: s
 
 
 def answer_follow_up(db: Session, storage: Storage, case, follow_up_id: int, *, answer: str, institution: dict,
-                     by, ip: str, now: datetime) -> FollowUpQuestion:
-    """Store the reviewer's answer and add it to the opinion as a signed addendum, which re-issues the letter."""
+                     password: str, attested: bool, by, ip: str, now: datetime) -> FollowUpQuestion:
+    """Store the reviewer's answer and add it to the opinion as a signed addendum, which re-issues the letter.
+
+    Like every signature, it needs the attestation and the reviewer's password again."""
+    check_signature(db, case, password=password, attested=attested, by=by, ip=ip, now=now, what="addendum")
     follow_up = record_follow_up_answer(db, case, follow_up_id, answer=answer, by=by, ip=ip, now=now)
     # The answer is part of the opinion from now on: the one addendum mechanism, a new letter version.
-    letter = add_addendum(db, storage, case, follow_up.answer,
-                          reason=f"Answer to follow-up question {follow_up.number}: {follow_up.question}"[:300],
+    letter = add_addendum(db, storage, case, follow_up.answer, reason=follow_up.addendum_reason,
                           by=by, ip=ip, now=now, institution=institution)
     follow_up.addendum_id = letter.addendum_id
     notify(db, case.referring, kind="follow_up_answer", case=case, now=now,

@@ -1,5 +1,16 @@
 """The pages that gather several domains: the worklist, the referral form and the case page."""
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from review_portal.assignment.forms import AddReviewForm, CompleteReviewForm, DeclineForm, ReleaseLetterForm
@@ -11,10 +22,10 @@ from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS, CaseStat
 from review_portal.cases.permissions import can_submit_referral, can_view_audit
 from review_portal.cases.services import HistoryItem, Referral, get_case_for
 from review_portal.deadlines import parse_holidays, policy_from_config
-from review_portal.errors import InvalidInput
+from review_portal.errors import InvalidInput, PermissionDenied
 from review_portal.imaging.services import instance_counts, series_of_case
 from review_portal.jobs import jobs_for_case
-from review_portal.letters.services import letters_for_case
+from review_portal.letters.services import letters_for_case, preview_letter_pdf
 from review_portal.messaging.forms import (
     FollowUpAnswerForm,
     FollowUpForm,
@@ -24,6 +35,7 @@ from review_portal.messaging.forms import (
 )
 from review_portal.messaging.services import follow_ups_for, requests_for, thread_for
 from review_portal.opinions.forms import AddendumForm, OpinionForm, SignForm, draft_version
+from review_portal.opinions.permissions import can_add_addendum
 from review_portal.opinions.services import SignatureRefused, case_for_opinion, opinion_for_case
 from review_portal.uploads import spooled
 from review_portal.web import ConfirmForm, actor, db, is_fetch, letterhead, page_arg, storage, valid
@@ -169,6 +181,7 @@ def answer_follow_up(case_id: int, follow_up_id: int):
     case = get_case_for(db(), current_user, case_id)
     form = valid(FollowUpAnswerForm())
     answer_follow_up_with_addendum(db(), storage(), case, follow_up_id, answer=form.answer.data,
+                                   password=form.password.data, attested=form.attest.data,
                                    institution=letterhead(), **actor())
     flash("Answer sent to the referring physician.", "success")
     return redirect(url_for("workflow.show_case", case_id=case.id) + "#conversation")
@@ -195,6 +208,41 @@ def sign_opinion(case_id: int):
     else:
         flash("Opinion signed. The letter is being prepared; this page shows when it is delivered.", "success")
     return redirect(url_for("workflow.show_case", case_id=case.id))
+
+
+@bp.get("/cases/<int:case_id>/opinion/preview.pdf")
+def preview_letter(case_id: int):
+    """The letter as it would be issued from the current draft, watermarked DRAFT (nothing is stored or sent)."""
+    case = case_for_opinion(db(), current_user, case_id)
+    opinion = opinion_for_case(db(), case.id)
+    if opinion is None:
+        raise InvalidInput("Save a draft of the opinion before previewing the letter.")
+    pdf = preview_letter_pdf(db(), storage(), case, opinion, institution=letterhead(), **actor())
+    return _draft_pdf(pdf, case)
+
+
+@bp.post("/cases/<int:case_id>/opinion/addenda/preview")
+def preview_addendum(case_id: int):
+    """The next letter version with this addendum, watermarked DRAFT, before the signer re-authenticates."""
+    case = get_case_for(db(), current_user, case_id)
+    opinion = opinion_for_case(db(), case.id)
+    if opinion is None or not opinion.is_signed or not can_add_addendum(current_user, case, opinion):
+        raise PermissionDenied("Only the reviewer who signed the opinion can add an addendum.")
+    text = (request.form.get("text") or request.form.get("answer") or "").strip()
+    if not text:
+        raise InvalidInput("Write the text of the addendum to preview it.")
+    reason = (request.form.get("reason") or "").strip()[:300]
+    pdf = preview_letter_pdf(db(), storage(), case, opinion, institution=letterhead(),
+                             pending_addendum={"reason": reason, "text": text[:8000]}, **actor())
+    return _draft_pdf(pdf, case)
+
+
+def _draft_pdf(pdf: bytes, case):
+    response = make_response(pdf)
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers["Content-Disposition"] = f'inline; filename="DRAFT-{case.reference}.pdf"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _sign_page_again(case, sign_form, message: str = ""):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from review_portal import jobs
 from review_portal.errors import PermissionDenied
 from review_portal.letters.models import Letter
-from review_portal.letters.services import issue_letter, latest_letter_of_opinion
+from review_portal.letters.services import addendum_summary, issue_letter, latest_letter_of_opinion
 from review_portal.opinions.permissions import can_add_addendum
 from review_portal.opinions.services import check_signature, opinion_for_case, record_addendum, sign_opinion
 from review_portal.storage import Storage
@@ -47,7 +47,7 @@ def add_addendum(db: Session, storage: Storage, case, text: str, *, reason: str 
     Callers that face a person re-check the password first (see `sign_addendum`).
     """
     opinion, addendum = record_addendum(db, case, text, reason=reason, by=by, ip=ip, now=now)
-    summary = f"Addendum {addendum.number} of {now.day} {now:%B %Y}" + (f": {addendum.reason}" if addendum.reason else "") + "."
+    summary = addendum_summary(addendum.number, addendum.reason, now)
     return issue_letter(db, storage, case, opinion, institution=institution, by=by, ip=ip, now=now,
                         key_images=key_images, addendum=addendum, change_summary=summary)
 

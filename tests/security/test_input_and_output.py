@@ -99,7 +99,8 @@ def test_script_payloads_are_inert_on_every_page_and_in_the_letter(app, db, stor
     sign_and_issue_letter(db, storage, case, password=PASSWORD, attested=True, institution=INSTITUTION,
                           by=reviewer, **at(60))
     follow_up = ask_follow_up(db, case, question=XSS, max_questions=3, by=referring, **at(70))
-    answer_follow_up(db, storage, case, follow_up.id, answer=XSS, institution=INSTITUTION, by=reviewer, **at(80))
+    answer_follow_up(db, storage, case, follow_up.id, answer=XSS, institution=INSTITUTION, password=PASSWORD,
+                     attested=True, by=reviewer, **at(80))
     add_addendum(db, storage, case, XSS, reason=XSS, institution=INSTITUTION, by=reviewer, **at(90))
     db.commit()
     case_pages = (f"/cases/{case.id}", f"/cases/{case.id}/letters", f"/cases/{case.id}/viewer",

@@ -88,7 +88,15 @@ def test_whole_second_opinion_loop(app, db, users, login_as):
     page = reviewer.get(f"/cases/{case.id}").get_data(as_text=True)
     assert "Would you test for ALK too?" in page
     answer_url = re.search(rf"/cases/{case.id}/follow-ups/\d+/answer", page).group(0)
-    assert reviewer.post(answer_url, data={"answer": "Yes: ALK and ROS1 by NGS."}).status_code == 302
+    # Like every signature, the answer needs the attestation and the password; the preview comes first.
+    preview = reviewer.post(f"/cases/{case.id}/opinion/addenda/preview",
+                            data={"answer": "Yes: ALK and ROS1 by NGS.", "reason": "Answer to follow-up question 1"})
+    assert preview.status_code == 200 and preview.data[:4] == b"%PDF"
+    preview_text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(preview.data)).pages)
+    assert "DRAFT" in preview_text and "ALK and ROS1 by NGS" in preview_text
+    assert reviewer.post(answer_url, data={"answer": "Yes: ALK and ROS1 by NGS."}).status_code == 400
+    assert reviewer.post(answer_url, data={"answer": "Yes: ALK and ROS1 by NGS.", "attest": "y",
+                                           "password": PASSWORD}).status_code == 302
     assert "ALK and ROS1 by NGS" in referrer.get(f"/cases/{case.id}").get_data(as_text=True)
     # The answer is a signed addendum: letter version 2 carries it and awaits acknowledgement again.
     db.expire_all()

@@ -2,9 +2,11 @@
 request-level protections (CSRF, security headers, session cookie, view auditing)."""
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from config import TestConfig
@@ -321,3 +323,23 @@ def test_every_case_view_is_audited_with_user_and_ip(db, users, make_case, login
     ]
     assert all(r.object_type == "case" and r.object_id == str(cid) for r in rows)
     assert rows[0].at <= rows[1].at <= rows[2].at
+
+
+def test_preview_is_the_letter_marked_draft_without_a_code_and_nothing_is_issued(db, users, make_case, login_as):
+    case = drafted_case(db, make_case, users)
+    cid = case.id
+    reviewer = login_as("reviewer")
+    r = reviewer.get(f"/cases/{cid}/opinion/preview.pdf")
+    assert r.status_code == 200 and r.mimetype == "application/pdf" and r.headers["Cache-Control"] == "no-store"
+    reader = PdfReader(io.BytesIO(r.data))
+    pages = [p.extract_text() for p in reader.pages]
+    assert all("DRAFT" in text for text in pages)  # every page, not only the first
+    text = "".join(pages)
+    assert "Verification code" not in text and "Not signed yet" in text
+    assert db.scalar(select(func.count()).select_from(Letter)) == 0  # nothing stored or delivered
+    assert opinion_of(db, cid).status == "draft"
+    db.expire_all()
+    assert db.scalar(select(AuditEvent).where(AuditEvent.case_id == cid, AuditEvent.action == "letter.previewed"))
+    # Only the reviewer who may sign previews; others are refused like the opinion page itself.
+    assert login_as("referring").get(f"/cases/{cid}/opinion/preview.pdf").status_code == 403
+    assert login_as("other_reviewer").get(f"/cases/{cid}/opinion/preview.pdf").status_code == 404
