@@ -56,6 +56,22 @@ class Config:
     LOG_JSON = os.environ.get("LOG_JSON", "0") == "1"
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     ALLOW_SQLITE_IN_PRODUCTION = os.environ.get("ALLOW_SQLITE_IN_PRODUCTION", "0") == "1"
+    # What an uploaded file may declare (imaging/limits.py; each is checked against the bytes really there).
+    # The IMAGE_ limits may be lowered, never raised above their defaults: frames per file, samples and bytes
+    # per frame, and bytes a deflated dataset may inflate to.
+    IMAGE_MAX_FRAMES = int(os.environ.get("IMAGE_MAX_FRAMES", 20_000))
+    IMAGE_MAX_FRAME_PIXELS = int(os.environ.get("IMAGE_MAX_FRAME_PIXELS", 64 * 1024 * 1024))
+    IMAGE_MAX_FRAME_BYTES = int(os.environ.get("IMAGE_MAX_FRAME_BYTES", 256 * 1024 * 1024))
+    IMAGE_MAX_INFLATED_BYTES = int(os.environ.get("IMAGE_MAX_INFLATED_BYTES", 512 * 1024 * 1024))
+    # Zip uploads: entries; bytes of one entry and of the archive once extracted; compression ratio of an entry
+    # (once it passes ZIP_RATIO_MIN_BYTES) and of the whole archive (once it passes ZIP_ARCHIVE_RATIO_MIN_BYTES).
+    ZIP_MAX_ENTRIES = int(os.environ.get("ZIP_MAX_ENTRIES", 20_000))
+    ZIP_MAX_ENTRY_BYTES = int(os.environ.get("ZIP_MAX_ENTRY_BYTES", 2 * 1024**3 - 1))
+    ZIP_MAX_TOTAL_BYTES = int(os.environ.get("ZIP_MAX_TOTAL_BYTES", 4 * 1024**3))
+    ZIP_MAX_RATIO = int(os.environ.get("ZIP_MAX_RATIO", 200))
+    ZIP_RATIO_MIN_BYTES = int(os.environ.get("ZIP_RATIO_MIN_BYTES", 1024 * 1024))
+    ZIP_MAX_ARCHIVE_RATIO = int(os.environ.get("ZIP_MAX_ARCHIVE_RATIO", 100))
+    ZIP_ARCHIVE_RATIO_MIN_BYTES = int(os.environ.get("ZIP_ARCHIVE_RATIO_MIN_BYTES", 64 * 1024 * 1024))
     # Business days a review may take, by priority.
     TURNAROUND_DAYS = {"routine": 5, "urgent": 2}
     # Days the service does not work (ISO dates), besides weekends. PORTAL_HOLIDAYS=2026-12-25,2026-12-28 overrides.

@@ -161,7 +161,11 @@ def _configure_mail(app: Flask) -> None:
 
     mailer = mail.mailer_from_config(app.config)
     app.extensions["mailer"] = mailer
-    database.session.configure(info={"mailer": mailer, "base_url": app.config["PORTAL_BASE_URL"].rstrip("/")})
+    from review_portal.imaging import limits as image_limits
+
+    # The session's info carries what services need from the configuration (they get no app).
+    database.session.configure(info={"mailer": mailer, "base_url": app.config["PORTAL_BASE_URL"].rstrip("/"),
+                                     **image_limits.session_info(image_limits.from_config(app.config))})
     mail.install(database.session)
 
 

@@ -23,6 +23,7 @@ from review_portal.clock import utcnow
 from review_portal.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from review_portal.imaging import inspection, metadata, reading, rendering, services
 from review_portal.imaging.models import Instance, Series, Study
+from review_portal.imaging.limits import of_session, stored_frames
 from review_portal.imaging.permissions import can_add_scans
 from review_portal.uploads import UploadedFile, scratch
 from review_portal.web import db, storage
@@ -167,7 +168,7 @@ def _instance_json(case, inst: Instance) -> dict:
         "00200013": _attr("IS", inst.instance_number),
         "00280010": _attr("US", inst.rows),
         "00280011": _attr("US", inst.columns),
-        "00280008": _attr("IS", inst.frames),
+        "00280008": _attr("IS", stored_frames(inst.frames)),
         "00081190": _attr("UR", url_for("dicomweb.retrieve_instance", case_id=case.id, study_uid=study_uid,
                                         series_uid=series.series_instance_uid, sop_uid=inst.sop_instance_uid,
                                         _external=True)),
@@ -218,7 +219,7 @@ def search_instances(case_id: int, study_uid: str | None = None, series_uid: str
         series_list = _filter_series(list(_study(case, study_uid).series))
     else:
         series_list = _filter_series(services.series_of_case(db(), case.id))
-    rows = [s.instance for series in series_list for s in services.ordered_slices(series) if s.frame == 0]
+    rows = [inst for series in series_list for inst in services.ordered_instances(series)]
     uid = _query_value("SOPInstanceUID", "00080018")
     if uid:
         rows = [i for i in rows if i.sop_instance_uid == uid]
@@ -260,7 +261,7 @@ def _multipart(instances: list[Instance]) -> Response:
 
 
 def _instances_of(series_list: list[Series]) -> list[Instance]:
-    return [s.instance for series in series_list for s in services.ordered_slices(series) if s.frame == 0]
+    return [inst for series in series_list for inst in services.ordered_instances(series)]
 
 
 @bp.get("/studies/<study_uid>")
@@ -338,7 +339,7 @@ def _rendered(inst: Instance, frame_number: int) -> Response:
         raise InvalidInput("window must be center,width[,function].")
     if ww is not None and ww <= 0:
         raise InvalidInput("The window width must be positive.")
-    if not 1 <= frame_number <= max(inst.frames, 1):
+    if not 1 <= frame_number <= stored_frames(inst.frames):
         raise NotFound("No such frame.")
     try:
         data = rendering.render_frame(storage().local_path(inst.blob_key), frame_number - 1,
@@ -439,7 +440,7 @@ def store_instances(case_id: int, study_uid: str | None = None):
         for n, path in enumerate(paths):
             name = f"instance {n + 1}"
             try:
-                info = inspection.inspect_dicom(path)
+                info = inspection.inspect_dicom(path, of_session(db()))
             except reading.DicomRejected as exc:
                 current_app.logger.info("STOW-RS into case %s: %s refused: %s", case.id, name, exc.reason)
                 failed.append({"00081197": _attr("US", 0xC000)})  # the reason is in the log, not in the answer

@@ -26,6 +26,9 @@ _CHUNK = 1024 * 1024
 # 512 slice, which deflates ~1000:1); the ratio test exists to catch bombs,
 # and any bomb's output is far larger than this.
 _RATIO_MIN_BYTES = 1024 * 1024
+# Many small entries, each under _RATIO_MIN_BYTES, can still add up to a bomb:
+# the whole archive's ratio is checked once its output passes this.
+_ARCHIVE_RATIO_MIN_BYTES = 64 * 1024 * 1024
 
 
 def _safe_member_name(name: str) -> str | None:
@@ -55,19 +58,41 @@ def expand_zip(
     max_entries: int = 20000,
     max_total_bytes: int = 4 * 1024**3,
     max_ratio: int = 200,
+    max_entry_bytes: int = 2 * 1024**3 - 1,
+    ratio_min_bytes: int = _RATIO_MIN_BYTES,
+    max_archive_ratio: int = 100,
+    archive_ratio_min_bytes: int = _ARCHIVE_RATIO_MIN_BYTES,
 ) -> list[tuple[str, Path]]:
     """Extract a user-supplied zip into ``dest_dir`` safely.
 
     The whole archive is vetted before anything is written, so a refused
     upload leaves nothing behind; if extraction still fails midway (lying
     headers, corrupt data) the files written so far are removed.
+    Sizes and ratios are checked for every entry and for the whole archive,
+    first as the headers declare them, then again on the bytes really
+    inflated while streaming (headers are attacker-controlled).
     Returns (name inside archive, extracted path) for each regular file kept.
     """
     dest_dir = Path(dest_dir)
     try:
         archive = zipfile.ZipFile(zip_path)
+        archive_size = max(Path(zip_path).stat().st_size, 1)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
         raise UploadRejected("not a valid .zip archive") from exc
+
+    def check_entry(name: str, size: int, compressed: int) -> None:
+        if size > max_entry_bytes:
+            raise UploadRejected(
+                f"the archive holds a file larger than the upload limit allows ({name!r})"
+            )
+        if size >= ratio_min_bytes and size > max_ratio * max(compressed, 1):
+            raise UploadRejected(f"the archive looks like a zip bomb ({name!r} compresses suspiciously well)")
+
+    def check_archive(total: int) -> None:
+        if total > max_total_bytes:
+            raise UploadRejected("the archive expands to more data than the upload limit allows")
+        if total >= archive_ratio_min_bytes and total > max_archive_ratio * archive_size:
+            raise UploadRejected("the archive looks like a zip bomb (its files compress suspiciously well)")
 
     with archive:
         infos = archive.infolist()
@@ -102,13 +127,8 @@ def expand_zip(
             seen.add(relative)
 
             declared_total += info.file_size
-            if declared_total > max_total_bytes:
-                raise UploadRejected("the archive expands to more data than the upload limit allows")
-            ratio_exceeded = info.file_size > max_ratio * max(info.compress_size, 1)
-            if info.file_size >= _RATIO_MIN_BYTES and ratio_exceeded:
-                raise UploadRejected(
-                    f"the archive looks like a zip bomb ({info.filename!r} compresses suspiciously well)"
-                )
+            check_entry(info.filename, info.file_size, info.compress_size)
+            check_archive(declared_total)
             plan.append((info, target))
 
         # Only now, with the whole archive vetted, does anything touch disk.
@@ -135,10 +155,8 @@ def expand_zip(
                             raise UploadRejected(
                                 f"the archive is corrupt ({info.filename!r} is larger than its header says)"
                             )
-                        if total_written > max_total_bytes:
-                            raise UploadRejected(
-                                "the archive expands to more data than the upload limit allows"
-                            )
+                        check_entry(info.filename, entry_written, info.compress_size)
+                        check_archive(total_written)
                         sink.write(chunk)
                 extracted.append((info.filename, target))
         except UploadRejected:

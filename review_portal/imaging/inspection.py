@@ -16,6 +16,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from review_portal.imaging.decoding import _decode_frame
+from review_portal.imaging.limits import DEFAULT, ImageLimits
 from review_portal.imaging.reading import (
     _as_float,
     _as_int,
@@ -77,19 +78,21 @@ def _slice_position(view: Dataset) -> float | None:
 # --------------------------------------------------------------------------
 
 
-def inspect_dicom(path: Path) -> InstanceInfo:
+def inspect_dicom(path: Path, limits: ImageLimits = DEFAULT) -> InstanceInfo:
     """Validate an uploaded file as a displayable DICOM image and describe it.
 
     Raises DicomRejected (with ``.reason``) for anything the portal could not
     store and show later. Compressed images get one frame test-decoded so a
     corrupt or unsupported stream is refused at upload, not at review time.
+    Declared sizes (frames, pixels, inflated bytes) are checked against ``limits`` and against the
+    data actually in the file; ``number_of_frames`` is the verified count.
     """
     with _damaged_file_guard():
-        return _inspect(Path(path))
+        return _inspect(Path(path), limits)
 
 
-def _inspect(path: Path) -> InstanceInfo:
-    loaded = _load(path)
+def _inspect(path: Path, limits: ImageLimits) -> InstanceInfo:
+    loaded = _load(path, limits)
     ds = loaded.ds
     if loaded.transfer_syntax.is_encapsulated or loaded.transfer_syntax.is_deflated:
         _decode_frame(loaded, 0)

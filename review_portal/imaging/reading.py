@@ -9,10 +9,12 @@ rendering and inspection modules share; ``_load_cached`` keeps recently parsed h
 from __future__ import annotations
 
 import datetime
+import io
 import math
 import re
 import stat
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
 from pydicom.uid import (
@@ -31,8 +34,11 @@ from pydicom.uid import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
     MediaStorageDirectoryStorage,
 )
+
+from review_portal.imaging.limits import DEFAULT, ImageLimits
 
 __all__ = ["DicomRejected"]
 
@@ -41,10 +47,13 @@ __all__ = ["DicomRejected"]
 _DEFER_SIZE = 256 * 1024
 
 # Rows and Columns are 16-bit, so a hostile header can ask for a 4-gigapixel
-# frame; rendering works in float64, so cap samples per frame well below what
-# would exhaust a web worker (largest real single frames, e.g. mammography,
-# are ~20 Mpx).
-_MAX_FRAME_SAMPLES = 64 * 1024 * 1024
+# frame; rendering works in float64, so samples and bytes per frame are capped
+# (ImageLimits.max_frame_pixels / max_frame_bytes) well below what would
+# exhaust a web worker.
+
+# Inflating a deflated dataset to measure it: output per step, so a bomb never
+# costs more memory than this however well it compresses.
+_INFLATE_STEP = 1024 * 1024
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float, Double Float
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -213,7 +222,43 @@ def _check_not_truncated(ds: Dataset, file_size: int) -> None:
             raise DicomRejected("the file is truncated (incomplete upload or copy)")
 
 
-def _load(path: Path) -> _Loaded:
+def _inflated_size_within(path: Path, budget: int) -> None:
+    """Refuse a Deflated Explicit VR Little Endian file whose dataset inflates past ``budget`` bytes.
+
+    pydicom inflates such a dataset whole, in memory, before parsing it, so a deflate bomb (kilobytes
+    on disk, gigabytes inflated) is measured here first with a bounded streaming inflater.
+    """
+    try:
+        with open(path, "rb") as fh:
+            read_preamble(fh, True)
+            meta = _read_file_meta_info(fh)
+            if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+                return
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            total = 0
+            pending = b""
+            while True:
+                if not pending:
+                    pending = fh.read(_INFLATE_STEP)
+                    if not pending:
+                        break
+                out = inflater.decompress(pending, _INFLATE_STEP)
+                pending = inflater.unconsumed_tail
+                total += len(out)
+                if total > budget:
+                    raise DicomRejected(
+                        f"the compressed (deflated) file expands to more than {budget // (1024 * 1024) or 1} MB, "
+                        "the most the portal accepts"
+                    )
+                if inflater.eof:
+                    break
+    except DicomRejected:
+        raise
+    except Exception:
+        return  # not a readable file meta or stream: the full reader below gives the reason
+
+
+def _load(path: Path, limits: ImageLimits = DEFAULT) -> _Loaded:
     path = Path(path)
     try:
         st = path.stat()
@@ -224,6 +269,7 @@ def _load(path: Path) -> _Loaded:
     if st.st_size == 0:
         raise DicomRejected("the file is empty")
 
+    _inflated_size_within(path, limits.max_inflated_bytes)
     ds = _read_dataset(path)
     ts, has_meta_syntax = _transfer_syntax(ds)
     if not ts.is_transfer_syntax:
@@ -278,10 +324,16 @@ def _load(path: Path) -> _Loaded:
         raise DicomRejected("image header incomplete: invalid image dimensions") from exc
     if rows <= 0 or columns <= 0 or samples not in (1, 3) or bits not in (1, 8, 16, 32, 64):
         raise DicomRejected("image header incomplete: invalid image dimensions")
-    if rows * columns * samples > _MAX_FRAME_SAMPLES:
+    if rows * columns * samples > limits.max_frame_pixels or rows * columns * samples * bits // 8 > limits.max_frame_bytes:
         raise DicomRejected(f"the image is too large to display ({columns} x {rows})")
 
+    # Every frame becomes a slice the viewer, DICOMweb and the letter list: the declared count is checked
+    # against the data actually there before anything counts on it.
     frames = _frame_count(ds)
+    if frames > limits.max_frames:
+        raise DicomRejected(
+            f"the header declares {frames} frames; the portal accepts at most {limits.max_frames} per file"
+        )
 
     if ts.is_encapsulated:
         try:
@@ -290,6 +342,11 @@ def _load(path: Path) -> _Loaded:
             raise DicomRejected(f"unsupported image compression ({ts.name})") from exc
         if not decoder.is_available:
             raise DicomRejected(f"no decoder installed for this image compression ({ts.name})")
+        present = _encapsulated_frames_present(ds, path, frames)
+        if present < frames:
+            raise DicomRejected(
+                f"the header declares {frames} frames but the image data holds {present}"
+            )
     else:
         pixel_tag = next(tag for tag in _PIXEL_TAGS if tag in ds)
         elem = ds.get_item(pixel_tag, keep_deferred=True)
@@ -299,10 +356,80 @@ def _load(path: Path) -> _Loaded:
             actual = len(elem.value or b"")
         # Undefined length is not allowed for native pixel data and is what a
         # compressed stream mislabelled as uncompressed looks like.
-        if actual == _UNDEFINED_LENGTH or actual < _expected_native_bytes(ds, frames):
+        if actual == _UNDEFINED_LENGTH:
+            raise DicomRejected("pixel data size does not match the header")
+        if frames > 1 and actual < _expected_native_bytes(ds, frames):
+            per_frame = max(_expected_native_bytes(ds, 1), 1)
+            raise DicomRejected(
+                f"the header declares {frames} frames but the image data holds {actual // per_frame}"
+            )
+        if actual < _expected_native_bytes(ds, frames):
             raise DicomRejected("pixel data size does not match the header")
 
     return _Loaded(path=path, ds=ds, transfer_syntax=ts, has_file_meta_syntax=has_meta_syntax, frames=frames)
+
+
+def _encapsulated_frames_present(ds: Dataset, path: Path, declared: int) -> int:
+    """How many frames the encapsulated pixel data can hold: the offset table's entries, else its fragments.
+
+    Counts at most ``declared`` fragment headers (each frame needs at least one), seeking over their
+    contents, so a header declaring a million frames costs no more than the fragments really there.
+    """
+    eot = ds.get_item(0x7FE00001, keep_deferred=True) if 0x7FE00001 in ds else None
+    if eot is not None:
+        length = eot.length if isinstance(eot, RawDataElement) and eot.value is None else len(eot.value or b"")
+        if length and length != _UNDEFINED_LENGTH:
+            return length // 8
+    elem = ds.get_item(0x7FE00010, keep_deferred=True)
+    if isinstance(elem, RawDataElement) and elem.value is None:
+        if elem.value_tell is None:
+            return 0
+        with open(path, "rb") as fh:
+            fh.seek(elem.value_tell)
+            end = elem.value_tell + (elem.length if elem.length != _UNDEFINED_LENGTH else path.stat().st_size)
+            return _count_fragments(fh, end, declared)
+    value = elem.value if isinstance(elem, RawDataElement) else elem.value
+    if not isinstance(value, (bytes, bytearray)):
+        return 0
+    return _count_fragments(io.BytesIO(value), len(value), declared)
+
+
+def _count_fragments(fh, end: int, wanted: int) -> int:
+    def item() -> int | None:
+        header = fh.read(8)
+        if len(header) < 8:
+            return None
+        group, element, length = int.from_bytes(header[0:2], "little"), int.from_bytes(header[2:4], "little"), \
+            int.from_bytes(header[4:8], "little")
+        if (group, element) != (0xFFFE, 0xE000) or length == _UNDEFINED_LENGTH or fh.tell() + length > end:
+            return None
+        return length
+
+    bot_length = item()  # the Basic Offset Table item comes first, possibly empty
+    if bot_length is None:
+        return 0
+    if bot_length:
+        # A non-empty table lists one offset per frame.
+        entries = bot_length // 4
+        fh.seek(bot_length, 1)
+        return entries if _fragments_at_least(fh, end, 1, item) else 0
+    fragments = 0
+    while fragments < wanted:
+        length = item()
+        if length is None:
+            break
+        fragments += 1
+        fh.seek(length, 1)
+    return fragments
+
+
+def _fragments_at_least(fh, end: int, n: int, item) -> bool:
+    for _ in range(n):
+        length = item()
+        if length is None:
+            return False
+        fh.seek(length, 1)
+    return True
 
 
 # Parsed headers of recently rendered files. Scrolling renders every slice of a series

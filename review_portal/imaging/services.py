@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, contains_eager
 
@@ -18,7 +19,8 @@ from review_portal.audit.services import record
 from review_portal.auth.models import User
 from review_portal.cases.models import Case
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied
-from review_portal.imaging import archives, inspection, reading, rendering
+from review_portal.imaging import archives, indexing, inspection, reading, rendering
+from review_portal.imaging.limits import ImageLimits, of_session, stored_frames
 from review_portal.imaging.lifecycle import FINISHED_STATUSES
 from review_portal.imaging.lifecycle import set_status as set_ingest_status
 from review_portal.imaging.models import IngestJob, IngestStatus, Instance, KeyImage, Series, Study
@@ -92,7 +94,7 @@ def create_ingest(db: Session, storage: Storage, case, uploads: list[UploadedFil
     return job
 
 
-def _expanded_sources(storage: Storage, job: IngestJob, workdir: Path, rejected: list):
+def _expanded_sources(storage: Storage, job: IngestJob, workdir: Path, rejected: list, limits: ImageLimits):
     """(display name, path, source key or None) for every candidate file, zips expanded safely.
 
     The order is deterministic, so a resumed job can skip the `processed` files it has done.
@@ -104,7 +106,11 @@ def _expanded_sources(storage: Storage, job: IngestJob, workdir: Path, rejected:
             target = workdir / f"zip{n}"
             target.mkdir()
             try:
-                entries = archives.expand_zip(path, target)
+                entries = archives.expand_zip(
+                    path, target, max_entries=limits.zip_max_entries, max_total_bytes=limits.zip_max_total_bytes,
+                    max_ratio=limits.zip_max_ratio, max_entry_bytes=limits.zip_max_entry_bytes,
+                    ratio_min_bytes=limits.zip_ratio_min_bytes, max_archive_ratio=limits.zip_max_archive_ratio,
+                    archive_ratio_min_bytes=limits.zip_archive_ratio_min_bytes)
             except archives.UploadRejected as exc:
                 rejected.append((source["name"], exc.reason))
                 continue
@@ -133,19 +139,80 @@ class _Index:
     def series_for(self, info: inspection.InstanceInfo) -> Series:
         study = self.studies.get(info.study_instance_uid)
         if study is None:
-            study = Study(case_id=self.case_id, study_instance_uid=info.study_instance_uid, study_date=info.study_date,
-                          description=info.study_description[:200], created_at=self.now)
+            study = Study(case_id=self.case_id, created_at=self.now, **indexing.fit(Study, {
+                "study_instance_uid": info.study_instance_uid, "study_date": info.study_date,
+                "description": info.study_description}))
             self.db.add(study)
             self.db.flush()
             self.studies[info.study_instance_uid] = study
         series = self.series.get((study.id, info.series_instance_uid))
         if series is None:
-            series = Series(study_id=study.id, series_instance_uid=info.series_instance_uid, modality=info.modality[:16],
-                            description=info.series_description[:200], series_number=info.series_number)
+            series = Series(study_id=study.id, **indexing.fit(Series, {
+                "series_instance_uid": info.series_instance_uid, "modality": info.modality,
+                "description": info.series_description, "series_number": info.series_number}))
             self.db.add(series)
             self.db.flush()
             self.series[(study.id, info.series_instance_uid)] = series
         return series
+
+    def mark(self) -> tuple[set, set]:
+        return set(self.studies), set(self.series)
+
+    def undo(self, mark: tuple[set, set]) -> None:
+        """Forget studies and series created since `mark` (their savepoint was rolled back)."""
+        studies, series = mark
+        for uid in set(self.studies) - studies:
+            del self.studies[uid]
+        for key in set(self.series) - series:
+            gone = self.series.pop(key)
+            self.uids.pop(getattr(gone, "id", None), None)
+
+
+def _instance_values(info: inspection.InstanceInfo, name: str, path: Path) -> dict:
+    """The instance's row, fitted to its columns before anything is written (DicomRejected if it cannot be)."""
+    return indexing.fit(Instance, {
+        "sop_instance_uid": info.sop_instance_uid, "sop_class_uid": info.sop_class_uid,
+        "instance_number": info.instance_number, "slice_position": info.slice_position,
+        "frames": info.number_of_frames, "rows": info.rows, "columns": info.columns,
+        "photometric_interpretation": info.photometric_interpretation, "window_center": info.window_center,
+        "window_width": info.window_width, "transfer_syntax_uid": info.transfer_syntax_uid,
+        "size": path.stat().st_size, "original_filename": Path(name.replace("\\", "/")).name,
+    })
+
+
+def _index_file(db: Session, storage: Storage, index: _Index, info: inspection.InstanceInfo, name: str, path: Path,
+                source_key: str | None) -> tuple[bool, int]:
+    """Index one file in its own SAVEPOINT: (True if added, False if already on file; its series id).
+
+    Should the database still refuse a value the fitting let through, only this file's rows are undone and it
+    is rejected with a reason; the files before and after it are kept.
+    """
+    values = _instance_values(info, name, path)
+    savepoint = db.begin_nested()
+    mark = index.mark()
+    try:
+        series = index.series_for(info)
+        if info.sop_instance_uid in index.uids.get(series.id, set()):
+            savepoint.commit()
+            return False, series.id
+        # A file sent on its own is already stored as sent; only zip entries need storing.
+        key = source_key or storage.put_file(path)[0]
+        db.add(Instance(series_id=series.id, blob_key=key, **values))
+        db.flush()
+        savepoint.commit()
+    except reading.DicomRejected:
+        savepoint.rollback()
+        index.undo(mark)
+        raise
+    except (sa_exc.DataError, sa_exc.IntegrityError, sa_exc.StatementError, OverflowError) as exc:
+        # OverflowError: SQLite's driver refuses an integer past 64 bits before the statement runs.
+        if isinstance(exc, sa_exc.DBAPIError) and not isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)):
+            raise  # the database itself failed (connection, lock): not this file's fault
+        savepoint.rollback()
+        index.undo(mark)
+        raise reading.DicomRejected("a value in the file does not fit the image index (e.g. a number out of range)") from exc
+    index.uids.setdefault(series.id, set()).add(info.sop_instance_uid)
+    return True, series.id
 
 
 def process_ingest(
@@ -177,9 +244,10 @@ def process_ingest(
     resume_at = job.processed if job.status == IngestStatus.RUNNING else 0
 
     set_ingest_status(job, IngestStatus.RUNNING)
+    limits = of_session(db)
     with scratch(storage) as workdir:
         zip_rejections: list = []
-        candidates = _expanded_sources(storage, job, workdir, zip_rejections)
+        candidates = _expanded_sources(storage, job, workdir, zip_rejections, limits)
         if resume_at == 0:
             rejected.extend(zip_rejections)
         job.total = len(candidates)
@@ -192,30 +260,17 @@ def process_ingest(
         for position in range(resume_at, len(candidates)):
             name, path, source_key = candidates[position]
             try:
-                info = inspection.inspect_dicom(path)
+                info = inspection.inspect_dicom(path, limits)
+                added, series_id = _index_file(db, storage, index, info, name, path, source_key)
             except reading.DicomRejected as exc:
                 rejected.append((name, exc.reason))
             else:
-                series = index.series_for(info)
-                known = index.uids.setdefault(series.id, set())
                 stored.append((name, info.sop_instance_uid))
-                if info.sop_instance_uid in known:
-                    duplicates += 1
-                else:
-                    # A file sent on its own is already stored as sent; only zip entries need storing.
-                    key = source_key or storage.put_file(path)[0]
-                    db.add(Instance(
-                        series_id=series.id, sop_instance_uid=info.sop_instance_uid, sop_class_uid=info.sop_class_uid,
-                        instance_number=info.instance_number, slice_position=info.slice_position,
-                        frames=info.number_of_frames, rows=info.rows, columns=info.columns,
-                        photometric_interpretation=info.photometric_interpretation[:16],
-                        window_center=info.window_center, window_width=info.window_width,
-                        transfer_syntax_uid=info.transfer_syntax_uid, blob_key=key, size=path.stat().st_size,
-                        original_filename=Path(name.replace("\\", "/")).name[:255],
-                    ))
-                    known.add(info.sop_instance_uid)
-                    touched.add(series.id)
+                if added:
+                    touched.add(series_id)
                     accepted += 1
+                else:
+                    duplicates += 1
             job.processed = position + 1
             if on_progress is not None and job.processed % PROGRESS_EVERY == 0:
                 save_state()
@@ -286,16 +341,22 @@ def ingests_of_case(db: Session, case_id: int) -> list[IngestJob]:
 # --------------------------------------------------------------------------
 
 
+def ordered_instances(series: Series) -> list[Instance]:
+    """The series' instances in stacking order, without expanding their frames."""
+    return sorted(series.instances, key=lambda i: inspection.sort_key(_as_info(i)))
+
+
 def ordered_slices(series: Series) -> list[Slice]:
-    instances = sorted(series.instances, key=lambda i: inspection.sort_key(_as_info(i)))
-    return [Slice(inst, f) for inst in instances for f in range(max(inst.frames, 1))]
+    # Frame counts were verified against the data at ingest; clamped again here, whatever the row says.
+    return [Slice(inst, f) for inst in ordered_instances(series) for f in range(stored_frames(inst.frames))]
 
 
 def _as_info(inst: Instance) -> inspection.InstanceInfo:
     return inspection.InstanceInfo(
         sop_instance_uid=inst.sop_instance_uid, series_instance_uid="", study_instance_uid="", modality="",
         study_date=None, study_description="", series_description="", series_number=None,
-        instance_number=inst.instance_number, slice_position=inst.slice_position, number_of_frames=inst.frames,
+        instance_number=inst.instance_number, slice_position=inst.slice_position,
+        number_of_frames=stored_frames(inst.frames),
         rows=inst.rows, columns=inst.columns, photometric_interpretation=inst.photometric_interpretation,
         window_center=inst.window_center, window_width=inst.window_width, transfer_syntax_uid=inst.transfer_syntax_uid,
     )
@@ -380,7 +441,7 @@ def series_label(series: Series) -> str:
 def slice_label(slices: list[Slice], index: int) -> str:
     chosen = slices[index]
     label = f"Slice {index + 1} of {len(slices)}"
-    if chosen.instance.slice_position is not None and chosen.instance.frames <= 1:
+    if chosen.instance.slice_position is not None and stored_frames(chosen.instance.frames) <= 1:
         label += f", position {chosen.instance.slice_position:.1f} mm"
     return label
 
