@@ -38,6 +38,10 @@ class Config:
     DEMO_DATA_ALLOWED = True
     PRODUCTION = False
     PAGE_SIZE = 25
+    # Reverse proxies in front of the portal that set X-Forwarded-For/-Proto (docs/deploy.md). 0 (the default)
+    # ignores those headers: a client could write any address into them. With N, the address N hops back in
+    # X-Forwarded-For is the client's (throttling, audit rows, rate limits). Never more than really exist.
+    TRUSTED_PROXY_HOPS = int(os.environ.get("PORTAL_TRUSTED_PROXY_HOPS", 0))
     # Blob storage: "local" (STORAGE_DIR) or "s3" (any S3-compatible store; STORAGE_DIR then holds a verified read cache).
     STORAGE_BACKEND = os.environ.get("STORAGE_BACKEND", "local")
     S3_BUCKET = os.environ.get("S3_BUCKET", "")

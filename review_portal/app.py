@@ -9,6 +9,7 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import review_portal.models  # noqa: F401  (registers every domain's tables)
 import review_portal.tasks  # noqa: F401  (registers the portal's job handlers)
@@ -38,6 +39,11 @@ def create_app(config=None, **overrides) -> Flask:
     app.config.from_object(config)
     app.config.update(overrides)
     _check_config(app)
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops:
+        # request.remote_addr becomes the client's address as the trusted proxies saw it, and request.scheme the
+        # one the client used. Only the last `hops` entries are believed: a client cannot spoof its way past them.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     from review_portal.auth import passwords
 
@@ -107,6 +113,13 @@ class ConfigurationError(RuntimeError):
 
 
 def _check_config(app: Flask) -> None:
+    try:
+        hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    except (TypeError, ValueError):
+        hops = -1
+    if not 0 <= hops <= 10:
+        raise ConfigurationError("TRUSTED_PROXY_HOPS (PORTAL_TRUSTED_PROXY_HOPS) is the number of reverse proxies in "
+                                 "front of the portal: a whole number from 0 to 10.")
     if app.config.get("PRODUCTION"):
         key = app.config.get("SECRET_KEY") or ""
         if not key or key in ("dev-only-not-secret", "test-secret") or len(key) < 32:

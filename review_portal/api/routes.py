@@ -35,7 +35,7 @@ from review_portal.opinions.services import opinion_for_case
 from review_portal.security import PUBLIC_ENDPOINTS
 from review_portal.uploads import scratch, spool_bytes
 from review_portal.web import actor, db, storage
-from review_portal.workflow.queries import page_of_cases
+from review_portal.workflow.queries import list_cases_for
 from review_portal.workflow.referrals import submit_referral
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -262,7 +262,9 @@ def list_referrals():
     status = request.args.get("status") or None
     if status is not None and status not in STATUS_LABELS:
         raise InvalidInput(f"status must be one of: {', '.join(STATUS_LABELS)}.")
-    rows, total = page_of_cases(db(), current_user, status=status, page=page, per_page=per_page)
+    ctx = actor()
+    rows, total = list_cases_for(db(), ctx["by"], status=status, page=page, per_page=per_page, ip=ctx["ip"],
+                                 now=ctx["now"], what="case.listed", detail="API")
     following = None
     if page * per_page < total:
         args = {"page": page + 1, "per_page": per_page} | ({"status": status} if status else {})

@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from review_portal import db as database
@@ -33,25 +33,11 @@ def _request_context() -> dict:
     }
 
 
-def record(
-    db: Session,
-    *,
-    action: str,
-    by,
-    ip: str,
-    now: datetime,
-    case=None,
-    object_type: str = "",
-    object_id: object = "",
-    detail: str = "",
-    outcome: str = "success",
-    user_agent: str | None = None,
-    reason: str = "",
-    flagged: bool = False,
-    patient=None,
-    survive_rollback: bool = False,
-) -> AuditEvent:
-    ctx = _request_context()
+def _event_values(*, action: str, by, ip: str, now: datetime, case=None, object_type: str = "", object_id: object = "",
+                  detail: str = "", outcome: str = "success", user_agent: str | None = None, reason: str = "",
+                  flagged: bool = False, patient=None, ctx: dict | None = None) -> dict:
+    """The column values of one event, what the request knows filled in."""
+    ctx = _request_context() if ctx is None else ctx
     patient = patient if patient is not None else case
     emergency = ctx.get("emergency_reason", "") if case is not None else ""
     values = dict(
@@ -74,6 +60,30 @@ def record(
         request_id=ctx.get("request_id", "")[:32],
         detail=(detail or "")[:2000],
     )
+    return values
+
+
+def record(
+    db: Session,
+    *,
+    action: str,
+    by,
+    ip: str,
+    now: datetime,
+    case=None,
+    object_type: str = "",
+    object_id: object = "",
+    detail: str = "",
+    outcome: str = "success",
+    user_agent: str | None = None,
+    reason: str = "",
+    flagged: bool = False,
+    patient=None,
+    survive_rollback: bool = False,
+) -> AuditEvent:
+    values = _event_values(action=action, by=by, ip=ip, now=now, case=case, object_type=object_type,
+                           object_id=object_id, detail=detail, outcome=outcome, user_agent=user_agent, reason=reason,
+                           flagged=flagged, patient=patient)
     event = AuditEvent(**values)
     db.add(event)
     if survive_rollback:
@@ -113,6 +123,47 @@ def record_image_view(db: Session, *, case, series_id: int, by, ip: str, now: da
     return record(db, action="images.viewed", case=case, object_type="series", object_id=series_id, by=by, ip=ip,
                   now=now, detail=f"{detail}; first read: {what}; covers this series' images for "
                                    f"{int(IMAGE_VIEW_WINDOW.total_seconds() // 60)} min")
+
+
+# Lists and pages that show patient data (the worklist, the API's referral list, a case's letters, the opinion
+# page): one event per case shown, so the accounting of disclosures for an MRN finds the list too. A reload,
+# paging back and forth or an API client polling is one act of "seeing these patients": within
+# IMAGE_VIEW_WINDOW of an event for the same user, case and action, no new one is written.
+LIST_VIEW_WINDOW = IMAGE_VIEW_WINDOW
+
+
+def record_list_view(db: Session, cases, *, by, ip: str, now: datetime, what: str,
+                     detail: str = "") -> int:
+    """Audit that `by` was shown these cases (`what` is the action, e.g. "case.listed"): one event per case not
+    already covered by an event of the last LIST_VIEW_WINDOW for the same user, case and action.
+
+    One SELECT finds the covered cases and one batched INSERT writes the rest, however long the page. A read
+    under emergency access is never folded into an ordinary event (and the other way round). Two loads racing in
+    parallel may both record: one event too many, never one too few. Returns how many events were written."""
+    shown = {}
+    for case in cases:
+        shown.setdefault(case.id, case)
+    if not shown:
+        return 0
+    ctx = _request_context()
+    emergency = bool(ctx.get("emergency_reason", ""))
+    covered = set(db.scalars(
+        select(AuditEvent.case_id).where(
+            AuditEvent.action == what[:64], AuditEvent.actor_id == getattr(by, "id", None),
+            AuditEvent.case_id.in_(list(shown)), AuditEvent.flagged.is_(emergency),
+            AuditEvent.at > now - LIST_VIEW_WINDOW,
+        ).distinct()
+    ))
+    window = f"covers this user's views of the case for {int(LIST_VIEW_WINDOW.total_seconds() // 60)} min"
+    rows = [_event_values(action=what, by=by, ip=ip, now=now, case=case, object_type="case", object_id=case.id,
+                          detail=f"{detail}; {window}" if detail else window, ctx=ctx)
+            for case_id, case in shown.items() if case_id not in covered]
+    if not rows:
+        return 0
+    # One INSERT for the whole page (an executemany), written at once like a flush; audit.chain seals it after commit.
+    db.execute(insert(AuditEvent), rows)
+    db.info["audit_dirty"] = True
+    return len(rows)
 
 
 def events_for_case(db: Session, case_id: int, limit: int = 200) -> list[AuditEvent]:

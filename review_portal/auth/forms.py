@@ -14,6 +14,13 @@ class CodeForm(FlaskForm):
     code = StringField("Code", validators=[DataRequired(message="Type the code."), Length(max=32)])
 
 
+class EnrolForm(CodeForm):
+    """Setting up an authenticator; moving to a new one also needs the password and the old app's current code."""
+
+    password = PasswordField("Your password", validators=[Optional(), Length(max=1024)])
+    current_code = StringField("Code from your current authenticator app", validators=[Optional(), Length(max=32)])
+
+
 class LogoutForm(FlaskForm):
     """Carries only the CSRF token: logging out is a state change."""
 

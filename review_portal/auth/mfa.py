@@ -6,8 +6,9 @@ from datetime import datetime
 
 import pyotp
 import segno
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from review_portal.audit.services import record
 from review_portal.auth import alerts, passwords
@@ -58,11 +59,18 @@ def verify_totp(db: Session, user: User, code: str, *, ip: str, now: datetime) -
     step = matching_step(user.totp_secret, code, now)
     if step is None:
         return False
-    if user.totp_last_step is not None and step <= user.totp_last_step:
+    # Claim the step in the database, not in this process's copy of the row: two logins racing with the same code
+    # both see the old last step, but only one UPDATE can move it past `step` (the other waits for the row lock,
+    # then finds the condition false and changes nothing).
+    claimed = db.execute(
+        update(User).where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+        .values(totp_last_step=step).execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
         record(db, action="mfa.replay_refused", by=user, ip=ip, now=now, object_type="user", object_id=user.id,
                outcome="denied", survive_rollback=True)
         return False
-    user.totp_last_step = step
+    set_committed_value(user, "totp_last_step", step)
     return True
 
 
@@ -72,7 +80,16 @@ def use_recovery_code(db: Session, user: User, code: str, *, ip: str, now: datet
         return False
     for row in db.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))):
         if passwords.verify_password(row.code_hash, code):
-            row.used_at = now
+            # Spend the code only if nobody spent it meanwhile: of two requests racing with one code, one wins.
+            spent = db.execute(
+                update(RecoveryCode).where(RecoveryCode.id == row.id, RecoveryCode.used_at.is_(None))
+                .values(used_at=now).execution_options(synchronize_session=False)
+            ).rowcount
+            if spent != 1:
+                record(db, action="mfa.recovery_code_reused", by=user, ip=ip, now=now, object_type="user",
+                       object_id=user.id, outcome="denied", survive_rollback=True)
+                return False
+            set_committed_value(row, "used_at", now)
             left = remaining_recovery_codes(db, user)
             record(db, action="mfa.recovery_code_used", by=user, ip=ip, now=now, object_type="user", object_id=user.id,
                    detail=f"recovery codes left={left}")
@@ -95,8 +112,23 @@ def issue_recovery_codes(db: Session, user: User, *, now: datetime) -> list[str]
     return [f"{c[:5]}-{c[5:]}" for c in codes]
 
 
-def enrol(db: Session, user: User, secret: str, code: str, *, by: User, ip: str, now: datetime) -> list[str]:
-    """Turn TOTP on once the user's app has produced a valid code for `secret`; return new recovery codes."""
+def enrol(db: Session, user: User, secret: str, code: str, *, by: User, ip: str, now: datetime,
+          password: str | None = None, current_code: str | None = None) -> list[str]:
+    """Turn TOTP on once the user's app has produced a valid code for `secret`; return new recovery codes.
+
+    Moving an enabled second factor to a new app needs the password AND a current code of the old app: a stolen
+    session (an unlocked screen) must not be enough to take the account's second factor over."""
+    if user.mfa_enabled:
+        if not password or not passwords.verify_password(user.password_hash, password):
+            record(db, action="mfa.reenrolment_refused", by=by, ip=ip, now=now, object_type="user",
+                   object_id=user.id, outcome="failed", detail="wrong or missing password", survive_rollback=True)
+            raise InvalidInput("Your password is not correct. Moving to a new authenticator needs your password "
+                               "and a code from your current app.")
+        if not verify_totp(db, user, current_code or "", ip=ip, now=now):
+            record(db, action="mfa.reenrolment_refused", by=by, ip=ip, now=now, object_type="user",
+                   object_id=user.id, outcome="failed", detail="wrong or missing current code", survive_rollback=True)
+            raise InvalidInput("The code from your current authenticator app is not valid. Type the code it shows "
+                               "now (not the new app's).")
     step = matching_step(secret, code, now)
     if step is None:
         record(db, action="mfa.enrolment_failed", by=by, ip=ip, now=now, object_type="user", object_id=user.id,

@@ -15,6 +15,7 @@ from review_portal.auth.forms import (
     ChangePasswordForm,
     CodeForm,
     ConfirmForm,
+    EnrolForm,
     ForgotPasswordForm,
     InviteForm,
     LoginForm,
@@ -153,9 +154,10 @@ def login_mfa():
     return render_template("auth/mfa.html", form=form), 400 if request.method == "POST" else 200
 
 
-def _enrol_page(secret: str, email: str, form, status: int = 200):
+def _enrol_page(secret: str, email: str, form, status: int = 200, moving: bool = False):
     uri = mfa.provisioning_uri(secret, email)
-    return render_template("auth/enrol.html", form=form, qr=mfa.qr_svg_data_uri(uri), secret=secret), status
+    return render_template("auth/enrol.html", form=form, qr=mfa.qr_svg_data_uri(uri), secret=secret,
+                           moving=moving), status
 
 
 @bp.route("/login/enrol", methods=["GET", "POST"])
@@ -231,20 +233,22 @@ def account_password():
 @bp.route("/account/mfa/enrol", methods=["GET", "POST"])
 def account_enrol():
     user = current_user._get_current_object()
-    form = CodeForm()
+    form = EnrolForm()
+    moving = user.mfa_enabled
     secret = flask_session.get("enrol_secret")
     if request.method == "GET" or not secret:
         secret = mfa.new_secret()
         flask_session["enrol_secret"] = secret
-        return _enrol_page(secret, user.email, form)
+        return _enrol_page(secret, user.email, form, moving=moving)
     if not form.validate_on_submit():
-        return _enrol_page(secret, user.email, form, 400)
+        return _enrol_page(secret, user.email, form, 400, moving=moving)
     ctx = actor()
     try:
-        codes = mfa.enrol(db(), user, secret, form.code.data, by=user, ip=ctx["ip"], now=ctx["now"])
+        codes = mfa.enrol(db(), user, secret, form.code.data, by=user, ip=ctx["ip"], now=ctx["now"],
+                          password=form.password.data, current_code=form.current_code.data)
     except InvalidInput as exc:
         flash(exc.message, "error")
-        return _enrol_page(secret, user.email, form, 400)
+        return _enrol_page(secret, user.email, form, 400, moving=moving)
     flask_session.pop("enrol_secret", None)
     _rotate_session(user, "second factor changed")
     return render_template("auth/recovery_codes.html", codes=codes, next_url=url_for("auth.account"))

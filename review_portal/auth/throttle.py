@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from review_portal.auth.models import LoginThrottle
@@ -19,20 +19,43 @@ MAX_DELAY = timedelta(minutes=15)
 WINDOW = timedelta(hours=1)
 
 
-def _row(db: Session, scope: str, key: str, create: bool = False) -> LoginThrottle | None:
-    key = key.strip().lower()[:255]
-    row = db.scalar(select(LoginThrottle).where(LoginThrottle.scope == scope, LoginThrottle.key == key))
-    if row is None and create:
-        row = LoginThrottle(scope=scope, key=key, failures=0)
-        db.add(row)
-    return row
+def _key(key: str) -> str:
+    return (key or "").strip().lower()[:255]
+
+
+def _ensure(db: Session, scope: str, key: str) -> None:
+    """The counter row exists afterwards, even when a parallel request creates it at the same moment."""
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the portal runs on PostgreSQL or SQLite
+        if _row(db, scope, key) is None:
+            db.add(LoginThrottle(scope=scope, key=_key(key), failures=0))
+            db.flush()
+        return
+    db.execute(insert(LoginThrottle).values(scope=scope, key=_key(key), failures=0)
+               .on_conflict_do_nothing(index_elements=["scope", "key"]))
+
+
+def _row(db: Session, scope: str, key: str, *, lock: bool = False) -> LoginThrottle | None:
+    query = select(LoginThrottle).where(LoginThrottle.scope == scope, LoginThrottle.key == _key(key))
+    if lock:
+        query = query.with_for_update()  # PostgreSQL: SELECT ... FOR UPDATE; SQLite locks the whole database anyway
+    # Always the database's numbers, never a copy an earlier statement of this request loaded.
+    return db.scalar(query.execution_options(populate_existing=True))
 
 
 def blocked_for(db: Session, *, email: str, ip: str, now: datetime) -> timedelta | None:
-    """How long this attempt must wait, or None if it may go ahead."""
+    """How long this attempt must wait, or None if it may go ahead.
+
+    The account's counter row is locked (SELECT ... FOR UPDATE) until the attempt's transaction ends, so parallel
+    attempts on one account are checked one after another rather than all against the same old count."""
     waits = []
+    _ensure(db, "account", email)
     for scope, key in (("account", email), ("address", ip)):
-        row = _row(db, scope, key)
+        row = _row(db, scope, key, lock=scope == "account")
         if row is not None and row.blocked_until is not None and row.blocked_until > now:
             waits.append(row.blocked_until - now)
     return max(waits) if waits else None
@@ -46,20 +69,27 @@ def delay_after(failures: int, scope: str) -> timedelta | None:
 
 
 def failed(db: Session, *, email: str, ip: str, now: datetime) -> None:
+    """Count a failure, atomically (failures = failures + 1 in the database, never a number read earlier), so
+    parallel failures are each counted."""
     for scope, key in (("account", email), ("address", ip)):
-        row = _row(db, scope, key, create=True)
-        if row.last_failed_at is not None and now - row.last_failed_at > WINDOW:
-            row.failures = 0
-        row.failures = (row.failures or 0) + 1
-        row.last_failed_at = now
-        delay = delay_after(row.failures, scope)
-        row.blocked_until = now + delay if delay else None
+        _ensure(db, scope, key)
+        where = (LoginThrottle.scope == scope, LoginThrottle.key == _key(key))
+        stale = LoginThrottle.last_failed_at.is_not(None) & (LoginThrottle.last_failed_at < now - WINDOW)
+        failures = db.execute(
+            update(LoginThrottle).where(*where)
+            .values(failures=case((stale, 1), else_=func.coalesce(LoginThrottle.failures, 0) + 1), last_failed_at=now)
+            .returning(LoginThrottle.failures).execution_options(synchronize_session=False)
+        ).scalar_one()
+        delay = delay_after(failures, scope)
+        blocked = now + delay if delay else None
+        # Of two failures racing, the later count sets the longer block: never shorten one already set.
+        db.execute(update(LoginThrottle).where(*where, or_(LoginThrottle.blocked_until.is_(None),
+                                                             LoginThrottle.failures == failures))
+                   .values(blocked_until=blocked).execution_options(synchronize_session=False))
     db.flush()
 
 
 def succeeded(db: Session, *, email: str) -> None:
     """A full login (password and second factor) clears the account's count; the address keeps its own."""
-    row = _row(db, "account", email)
-    if row is not None:
-        row.failures = 0
-        row.blocked_until = None
+    db.execute(update(LoginThrottle).where(LoginThrottle.scope == "account", LoginThrottle.key == _key(email))
+               .values(failures=0, blocked_until=None).execution_options(synchronize_session=False))

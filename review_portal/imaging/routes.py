@@ -86,7 +86,9 @@ def series_info(case_id: int, series_id: int):
     case, series = _series_or_404(case_id, series_id)
     slices = services.ordered_slices(series)
     windowed = next((s.instance for s in slices if s.instance.window_width), None)
-    record(db(), action="series.viewed", case=case, object_type="series", object_id=series.id, **actor())
+    # Not a second series.viewed: the viewer page that fetches this already recorded one (view_series). What this
+    # adds (positions, key images) is part of reading the series: folded into its images.viewed event.
+    _audit_pixels(case, series.id, "series information")
     key_images = [k for k in services.key_images_of_case(db(), case.id) if k.series_id == series.id]
     return jsonify(
         id=series.id, label=services.series_label(series), modality=series.modality, count=len(slices),

@@ -6,7 +6,7 @@ from collections import deque
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
-from review_portal.audit.services import record
+from review_portal.audit.services import record, record_list_view
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.letters import fhir
@@ -45,6 +45,7 @@ def letter_versions(case_id: int):
     if opinion is None or not opinion.is_signed:
         raise NotFound("No letter has been issued for this case yet.")
     letters = letters_for_case(db(), case.id)
+    record_list_view(db(), [case], what="letters.viewed", detail="letters and signed opinion", **actor())
     addendum_form = AddendumForm() if can_add_addendum(current_user, case, opinion) else None
     return render_template("letters/versions.html", case=case, opinion=opinion, letters=letters,
                            addendum_form=addendum_form)

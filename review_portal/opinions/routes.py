@@ -2,6 +2,7 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
+from review_portal.audit.services import record_list_view
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput
 from review_portal.imaging.services import series_of_case
@@ -36,6 +37,8 @@ def edit_opinion(case_id: int):
         _save_from_request(case)
         flash("Draft saved.", "success")
         return redirect(url_for("opinions.edit_opinion", case_id=case.id))
+    # The page shows the patient, the question and the draft: a read of the case, once per window.
+    record_list_view(db(), [case], what="opinion.viewed", detail="opinion page", **actor())
     form = OpinionForm(obj=opinion)
     form.version.data = str(opinion.version if opinion else 0)
     sign_form = SignForm()

@@ -1,10 +1,13 @@
 """The lists and pages that gather a case with its reviews and assignments (what each user may see)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from review_portal.assignment.models import Assignment, Review
+from review_portal.audit.services import record_list_view
 from review_portal.auth.models import Role, User
 from review_portal.cases.lifecycle import OPEN_STATUSES
 from review_portal.cases.models import Case
@@ -47,4 +50,13 @@ def page_of_cases(db: Session, user: User, *, status: str | None, page: int, per
         .options(selectinload(Case.referring), selectinload(Case.assignments),
                  selectinload(Case.reviews).selectinload(Review.assignments).selectinload(Assignment.reviewer))
     ).all()
+    return rows, total
+
+
+def list_cases_for(db: Session, user: User, *, status: str | None, page: int, per_page: int, ip: str, now: datetime,
+                   what: str = "case.listed", detail: str = "") -> tuple[list[Case], int]:
+    """A page of the user's cases, audited: a list of names, dates of birth and MRNs is a read of each patient
+    on it (audit.services.record_list_view: one event per case shown, not again within the window)."""
+    rows, total = page_of_cases(db, user, status=status, page=page, per_page=per_page)
+    record_list_view(db, rows, by=user, ip=ip, now=now, what=what, detail=detail)
     return rows, total

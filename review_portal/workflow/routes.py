@@ -41,7 +41,7 @@ from review_portal.uploads import spooled
 from review_portal.web import ConfirmForm, actor, db, is_fetch, letterhead, page_arg, storage, valid
 from review_portal.workflow.conversations import answer_follow_up as answer_follow_up_with_addendum
 from review_portal.workflow.conversations import answer_information_request
-from review_portal.workflow.queries import case_page_load, page_of_cases
+from review_portal.workflow.queries import case_page_load, list_cases_for
 from review_portal.workflow.referrals import submit_referral
 from review_portal.workflow.signing import sign_addendum, sign_and_issue_letter
 
@@ -60,7 +60,9 @@ def list_cases():
         status = None
     page = page_arg()
     per_page = current_app.config["PAGE_SIZE"]
-    rows, total = page_of_cases(db(), current_user, status=status, page=page, per_page=per_page)
+    ctx = actor()
+    rows, total = list_cases_for(db(), ctx["by"], status=status, page=page, per_page=per_page, ip=ctx["ip"],
+                                 now=ctx["now"], what="case.listed", detail="worklist")
     # A reviewer accepts an offer with one click from the worklist.
     offers = {c.id: a for c in rows for a in c.assignments if a.reviewer_id == current_user.id and a.is_offered}
     return render_template("workflow/list.html", cases=rows, total=total, page=page, per_page=per_page,

@@ -52,7 +52,8 @@ def test_worklist_statements_do_not_grow_with_the_cases_listed(app, db, users, m
     many = _worklist_counts(app, make_case, login_as, 20)
     print(f"\nworklist statements reviewer/coordinator: 5 cases {few}, 25 cases {many}")
     assert many == few
-    assert max(many) <= 10  # before eager loading: 11 and 22 with 5 cases, 31 and 82 with 25
+    # 10, plus the read audit's one SELECT for the events already covering these cases (audit.services.record_list_view).
+    assert max(many) <= 11  # before eager loading: 11 and 22 with 5 cases, 31 and 82 with 25
 
 
 def test_case_page_statement_budget(app, db, make_case, login_as, tmp_path):
