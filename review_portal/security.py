@@ -141,7 +141,8 @@ def _check_json(value, where: str, depth: int = 0) -> None:
 def refuse_control_characters():
     """before_request: a 400 naming the field, for control characters anywhere a request carries text to us
     (path, query, form fields and their names, uploaded file names, JSON bodies, header values)."""
-    _check(request.path, "The address (URL path)", multiline=False)
+    if request.endpoint is not None:  # an address that names no route stays a plain 404
+        _check(request.path, "The address (URL path)", multiline=False)
     if _BAD_RAW_QUERY.search(request.query_string):
         _refuse("The query string", chr(_BAD_RAW_QUERY.search(request.query_string).group()[0]))
     for name, value in request.headers.items():

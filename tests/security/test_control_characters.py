@@ -83,8 +83,9 @@ def test_qido_search_and_path_values(db, make_case, login_as):
     case = make_case("in_review", cancer_site="thoracic", scans=["CT_small.dcm"])
     client = login_as("reviewer")
     for query in ("PatientName=A%00", "StudyInstanceUID=1.2%00", "StudyDate=2020%00", "includefield=%00"):
-        _says(client.get(f"/dicomweb/studies?{query}", headers={"Accept": "application/dicom+json"}))
-    _says(client.get("/dicomweb/studies/1.2.3%00/series"))
+        _says(client.get(f"/dicomweb/cases/{case.id}/studies?{query}", headers={"Accept": "application/dicom+json"}))
+    _says(client.get(f"/dicomweb/cases/{case.id}/studies/1.2.3%00/series"))
+    assert client.get(f"/dicomweb/cases/{case.id}/studies?PatientName=A").status_code == 200
     assert client.get(f"/cases/{case.id}").status_code == 200
 
 
