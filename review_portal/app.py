@@ -196,13 +196,15 @@ def _discard_unit_of_work(app: Flask) -> None:
 
 def _register_request_boundary(app: Flask) -> None:
     # The request id (shown on error pages, in every log line and audit event) is assigned by logs.init_app.
-    from review_portal.security import require_login, set_security_headers
+    from review_portal.security import refuse_control_characters, require_login, set_security_headers
 
     @app.before_request
     def _begin():
         storage_mod.begin_journal()
 
     app.before_request(require_login)
+    # After the login check (a stranger learns nothing), before any view, form or database sees the text.
+    app.before_request(refuse_control_characters)
 
     @app.after_request
     def _commit_or_rollback(response):

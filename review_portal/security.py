@@ -5,6 +5,9 @@ is on PUBLIC_ENDPOINTS. Adding a public page means adding it here, where a revie
 """
 from __future__ import annotations
 
+import json
+import re
+
 from flask import abort, current_app, jsonify, redirect, request, url_for
 from flask_login import current_user
 
@@ -78,3 +81,94 @@ def set_security_headers(response):
         # Patient data must not linger in shared caches or the back-button cache of a shared workstation.
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Control characters are refused at the edge, before any view sees the request. PostgreSQL refuses NUL in text
+# outright (a 500 deep inside a service), and no field of the portal has a use for the other C0 controls, DEL,
+# the noncharacters U+FFFE/U+FFFF or lone surrogates (which no database encoding can store). Tab, line feed and
+# carriage return stay allowed in values (multi-line text); names, file names and the path allow none of them.
+_BAD_IN_VALUES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
+_BAD_IN_NAMES = re.compile("[\x00-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
+_BAD_IN_HEADERS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110: field values may hold a tab, no other control
+_BAD_RAW_QUERY = re.compile(b"[\x00-\x1f\x7f]")
+
+
+def control_character(value: str, *, multiline: bool = True) -> str | None:
+    """The first character of `value` the portal refuses to store, or None when the text is clean."""
+    found = (_BAD_IN_VALUES if multiline else _BAD_IN_NAMES).search(value)
+    return found.group() if found else None
+
+
+def _describe(char: str) -> str:
+    code = ord(char)
+    kind = "a control character" if code < 32 or code == 127 else "a character that is not text"
+    return f"{kind} (U+{code:04X})"
+
+
+def _refuse(where: str, char: str, remedy: str = "remove it") -> None:
+    from review_portal.errors import InvalidInput
+
+    raise InvalidInput(f"{where} contains {_describe(char)}; {remedy}.")
+
+
+def _shown(name: str) -> str:
+    """A name for the message, with the offending characters made visible and the length bounded."""
+    return _BAD_IN_NAMES.sub("?", name)[:80]
+
+
+def _check(value: str, where: str, *, multiline: bool = True, remedy: str = "remove it") -> None:
+    char = control_character(value, multiline=multiline)
+    if char is not None:
+        _refuse(where, char, remedy)
+
+
+def _check_json(value, where: str, depth: int = 0) -> None:
+    if depth > 64:
+        return  # deeper documents are the view's problem (it refuses them); nothing here recurses without end
+    if isinstance(value, str):
+        _check(value, f'The JSON value at "{where}"' if where else "The JSON document")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _check_json(item, f"{where}[{n}]", depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            _check(key, f'A JSON member name under "{where}"' if where else "A JSON member name", multiline=False)
+            _check_json(item, path, depth + 1)
+
+
+def refuse_control_characters():
+    """before_request: a 400 naming the field, for control characters anywhere a request carries text to us
+    (path, query, form fields and their names, uploaded file names, JSON bodies, header values)."""
+    if request.endpoint is not None:  # an address that names no route stays a plain 404
+        _check(request.path, "The address (URL path)", multiline=False)
+    if _BAD_RAW_QUERY.search(request.query_string):
+        _refuse("The query string", chr(_BAD_RAW_QUERY.search(request.query_string).group()[0]))
+    for name, value in request.headers.items():
+        found = _BAD_IN_HEADERS.search(value)
+        if found:
+            _refuse(f'The request header "{_shown(name)}"', found.group())
+    for name, values in request.args.lists():
+        _check(name, "A query parameter name", multiline=False)
+        for value in values:
+            _check(value, f'The query parameter "{_shown(name)}"')
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    if request.is_json:
+        try:
+            document = json.loads(request.get_data())  # cached: the view reads the same bytes again
+        except (ValueError, RecursionError):
+            return None  # the view answers "not valid JSON"
+        _check_json(document, "")
+        return None
+    for name, values in request.form.lists():
+        _check(name, "A form field name", multiline=False)
+        for value in values:
+            _check(value, f'The field "{_shown(name)}"')
+    for name, upload in request.files.items(multi=True):
+        _check(name, "A form field name", multiline=False)
+        filename = upload.filename or ""
+        _check(filename, f'The file name "{_shown(filename)}"', multiline=False,
+               remedy="rename the file and send it again")
+    return None

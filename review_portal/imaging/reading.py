@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
+from pydicom.datadict import dictionary_description, keyword_dict
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -98,7 +99,20 @@ class _Loaded:
     views: dict[int, Dataset] = field(default_factory=dict)
 
 
+# DICOM pads values to an even length: text with a trailing space, UIDs with a trailing NUL. Some writers
+# pad with NUL everywhere. Padding is stripped when a value is read; a control character INSIDE a value
+# (which the indexed VRs do not allow, and PostgreSQL cannot store if it is NUL) refuses the file with a
+# reason. ESC stays: it switches character sets in ISO 2022 encoded text (PS3.5 6.1.2.5.3).
+_PADDING = "\x00 \t\r\n\f\v"
+_EMBEDDED_CONTROL = re.compile("[\x00-\x1a\x1c-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
+
+
+def _unpadded(value: Any) -> Any:
+    return value.strip(_PADDING) if isinstance(value, str) else value
+
+
 def _as_int(value: Any) -> int | None:
+    value = _unpadded(value)
     if value is None or value == "":
         return None
     try:
@@ -111,6 +125,7 @@ def _as_int(value: Any) -> int | None:
 
 
 def _as_float(value: Any) -> float | None:
+    value = _unpadded(value)
     if value is None or value == "":
         return None
     try:
@@ -135,13 +150,19 @@ def _text(ds: Dataset, keyword: str) -> str:
         return ""
     if value is None:
         return ""
-    return str(value).strip().strip("\x00")
+    text = str(value).strip(_PADDING)
+    embedded = _EMBEDDED_CONTROL.search(text)
+    if embedded:
+        label = dictionary_description(keyword) if keyword_dict.get(keyword) else keyword
+        raise DicomRejected(f"the {label} contains a control character (U+{ord(embedded.group()):04X}) "
+                            "inside its value")
+    return text
 
 
 def _parse_date(value: Any) -> datetime.date | None:
     if isinstance(value, datetime.date):
         return value
-    text = str(value or "").strip()
+    text = str(value or "").strip(_PADDING)
     if not text:
         return None
     # Old ACR-NEMA style dates use dots (YYYY.MM.DD) and still turn up.

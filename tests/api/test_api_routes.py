@@ -51,7 +51,7 @@ def test_bad_input_is_a_readable_4xx_and_writes_nothing(client, db, make_token):
         (referral_json(documents=[{"filename": "x.exe", "content_base64": base64.b64encode(b"MZ\x90\x00").decode()}]),
          400, "PDF files or images"),
         (referral_json(question="   "), 400, "question is required"),
-        (referral_json(question="nul\x00byte"), 400, "control characters"),
+        (referral_json(question="nul\x00byte"), 400, "control character (U+0000)"),
         (referral_json(patient={"name": "A", "birth_date": "2999-01-01", "sex": "female", "mrn": "1"}), 400, "future"),
         (referral_json(cancer_site="elbow", surprise=1), 400, "cancer_site must be one of"),
         ([1, 2, 3], 400, "must be an object"),
