@@ -38,7 +38,7 @@ import logging
 import os
 import resource
 import signal
-import subprocess
+import subprocess  # nosec B404 - starts only this interpreter on this module, no shell
 import sys
 import threading
 from dataclasses import dataclass
@@ -68,6 +68,10 @@ class LimitExceeded(Refused):
 
 class SandboxUnavailable(RuntimeError):
     """No worker could be started (a fault of the server, not of the file)."""
+
+
+class _Gone(Exception):
+    """The worker had died before it was given the call (nothing of the file was tried)."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ class _Worker:
         env = dict(os.environ, **_CHILD_ENV)
         env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         try:
-            self.proc = subprocess.Popen(
+            self.proc = subprocess.Popen(  # nosec B603 - fixed argv: this interpreter, this module, two fd numbers
                 [sys.executable, "-c", "from review_portal.sandbox import _child_main; _child_main()",
                  str(to_child_r), str(to_parent_w)],
                 pass_fds=(to_child_r, to_parent_w), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -147,7 +151,11 @@ class _Worker:
     def call(self, target: str, args: tuple, kwargs: dict):
         """Returns (result, keep): keep is False when the worker must be replaced."""
         s = self.settings
-        self.outbox.send_bytes(json.dumps({"target": target, "args": list(args), "kwargs": kwargs}).encode())
+        message = json.dumps({"target": target, "args": list(args), "kwargs": kwargs}).encode()
+        try:
+            self.outbox.send_bytes(message)
+        except OSError as exc:
+            raise _Gone() from exc
         if not self.inbox.poll(s.seconds):
             raise LimitExceeded(time_reason(s.seconds))
         try:
@@ -206,21 +214,25 @@ class Pool:
         if not self.settings.enabled:
             return _call_here(target, args, kwargs)
         with self._slots:
-            worker = self._take()
-            keep = False
-            try:
-                result, keep = worker.call(target, args, kwargs)
-                return result
-            except Refused as exc:
-                keep = not isinstance(exc, LimitExceeded)
-                if not keep:
-                    log.warning("sandbox worker %s replaced: %s", worker.proc.pid, exc.reason)
-                raise
-            except (ValueError, TypeError, RuntimeError):
-                keep = worker.alive
-                raise
-            finally:
-                self._give_back(worker, keep)
+            for attempt in (1, 2):
+                worker = self._take()
+                keep = False
+                try:
+                    result, keep = worker.call(target, args, kwargs)
+                    return result
+                except _Gone as exc:  # died while idle (e.g. killed from outside): once more on a fresh one
+                    if attempt == 2:
+                        raise SandboxUnavailable("the worker died before it could take the file") from exc
+                except Refused as exc:
+                    keep = not isinstance(exc, LimitExceeded)
+                    if not keep:
+                        log.warning("sandbox worker %s replaced: %s", worker.proc.pid, exc.reason)
+                    raise
+                except (ValueError, TypeError, RuntimeError):
+                    keep = worker.alive
+                    raise
+                finally:
+                    self._give_back(worker, keep)
 
     def _take(self) -> _Worker:
         with self._lock:
@@ -243,11 +255,13 @@ class Pool:
                 return
         worker.kill()
 
-    def close(self) -> None:
+    def close(self, *, busy_too: bool = True) -> None:
+        """End the idle workers, and the busy ones too unless `busy_too` is False (they end when their call returns)."""
         with self._lock:
             self._closed = True
-            workers, self._idle = self._idle + list(self._busy), []
-            self._busy = set()
+            workers, self._idle = self._idle + (list(self._busy) if busy_too else []), []
+            if busy_too:
+                self._busy = set()
         for worker in workers:
             worker.kill()
 
@@ -282,7 +296,7 @@ def configure(settings: Settings) -> Pool:
             return old
         _pool = Pool(settings)
     if old is not None:
-        old.close()
+        old.close(busy_too=False)
     return _pool
 
 

@@ -134,7 +134,10 @@ def test_a_worker_that_died_is_replaced(app, tmp_path):
     assert sandboxed.inspect_dicom(path).rows == 64
     [pid] = sandbox.current().pids()
     os.kill(pid, signal.SIGKILL)
-    time.sleep(0.2)
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + 10
+    while stat.exists() and stat.read_text().split(") ")[-1][0] != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)  # until it is really dead (a zombie): killed between calls, not during one
     assert sandboxed.inspect_dicom(path).rows == 64
     [new_pid] = sandbox.current().pids()
     assert new_pid != pid
@@ -159,3 +162,16 @@ class TestTimeLimit:
         assert ingest["accepted"] == 2
         assert ingest["rejected"] == [{"name": "slow.dcm", "reason": "takes longer than 1 second to decode"}]
         assert client.get(f"/cases/{case.id}/viewer").status_code == 200
+
+
+class TestDisabled:
+    @pytest.fixture
+    def app_overrides(self):
+        return {"SANDBOX_ENABLED": False}
+
+    def test_disabled_the_work_runs_in_process(self, app, tmp_path):
+        """SANDBOX_ENABLED=0, for a debugger or profiler: same results and refusals, no worker process."""
+        assert sandboxed.inspect_dicom(testdata("MR_small_RLE.dcm")).rows == 64
+        with pytest.raises(sandboxed.DicomRejected, match="not a DICOM file"):
+            sandboxed.inspect_dicom(Path(__file__))
+        assert sandbox.current().pids() == []
