@@ -76,6 +76,17 @@ class Config:
     ZIP_RATIO_MIN_BYTES = int(os.environ.get("ZIP_RATIO_MIN_BYTES", 1024 * 1024))
     ZIP_MAX_ARCHIVE_RATIO = int(os.environ.get("ZIP_MAX_ARCHIVE_RATIO", 100))
     ZIP_ARCHIVE_RATIO_MIN_BYTES = int(os.environ.get("ZIP_ARCHIVE_RATIO_MIN_BYTES", 64 * 1024 * 1024))
+    # Decoding uploaded images (the ingest check, thumbnails, a slice's first rendering) runs in a small pool of
+    # worker processes with hard limits (review_portal.sandbox): a file needing more memory beyond the worker's
+    # loaded code, or more wall-clock time, is refused with that reason and the web process carries on.
+    # 512 MB is three times what the largest real frame needs while windowed (a ~20 Mpx mammogram in float64);
+    # 30 s is ten times a large JPEG 2000 frame on a busy machine. SANDBOX_ENABLED=0 decodes in-process (debugging).
+    SANDBOX_ENABLED = os.environ.get("SANDBOX_ENABLED", "1") == "1"
+    SANDBOX_MEMORY_MB = int(os.environ.get("SANDBOX_MEMORY_MB", 512))
+    SANDBOX_SECONDS = float(os.environ.get("SANDBOX_SECONDS", 30))
+    SANDBOX_WORKERS = int(os.environ.get("SANDBOX_WORKERS", 2))
+    # Loaded in each worker before its memory limit applies ("module" or "module:function").
+    SANDBOX_PRELOAD: tuple[str, ...] = ("review_portal.imaging.sandboxed:warm_up",)
     # Business days a review may take, by priority.
     TURNAROUND_DAYS = {"routine": 5, "urgent": 2}
     # Days the service does not work (ISO dates), besides weekends. PORTAL_HOLIDAYS=2026-12-25,2026-12-28 overrides.
@@ -125,6 +136,10 @@ class TestConfig(Config):
     ARGON2_MEMORY_COST = 1024
     MAIL_ENABLED = False
     PORTAL_BASE_URL = "http://portal.test"
+    # Small limits, so the limit tests stay fast; one worker per test process.
+    SANDBOX_MEMORY_MB = 64
+    SANDBOX_SECONDS = 20
+    SANDBOX_WORKERS = 1
 
 
 class ProductionConfig(Config):

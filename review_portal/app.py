@@ -49,7 +49,7 @@ def create_app(config=None, **overrides) -> Flask:
 
     passwords.configure(app.config.get("ARGON2_TIME_COST"), app.config.get("ARGON2_MEMORY_COST"))
 
-    from review_portal import jobs, logs
+    from review_portal import jobs, logs, sandbox
 
     logs.init_app(app)
     Path(app.config["STORAGE_DIR"]).mkdir(parents=True, exist_ok=True)
@@ -58,6 +58,7 @@ def create_app(config=None, **overrides) -> Flask:
     database.init_app(app)
     app.extensions["storage"] = storage_mod.storage_from_config(app.config)
     jobs.init_app(app)
+    sandbox.init_app(app)
     _configure_mail(app)
 
     csrf.init_app(app)

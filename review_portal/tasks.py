@@ -38,8 +38,8 @@ def series_thumbnail_job(db, storage, *, now, series_id: int, case_id: int | Non
     if series is None:
         raise PermanentJobError("the series no longer exists")
     db.refresh(series, ["instances"])
-    _make_series_thumbnail(storage, series)
-    return series.thumbnail_key or "no thumbnail (no renderable slice)"
+    refused = _make_series_thumbnail(storage, series)
+    return series.thumbnail_key or f"no thumbnail: {refused or 'no renderable slice'}"
 
 
 @handler("imaging.ingest")

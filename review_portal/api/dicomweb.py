@@ -21,7 +21,7 @@ from review_portal.audit.services import record
 from review_portal.cases.services import get_case_for
 from review_portal.clock import utcnow
 from review_portal.errors import DomainError, InvalidInput, NotFound, PermissionDenied
-from review_portal.imaging import inspection, metadata, reading, rendering, services
+from review_portal.imaging import metadata, reading, sandboxed, services
 from review_portal.imaging.models import Instance, Series, Study
 from review_portal.imaging.limits import of_session, stored_frames
 from review_portal.imaging.permissions import can_add_scans
@@ -342,7 +342,7 @@ def _rendered(inst: Instance, frame_number: int) -> Response:
     if not 1 <= frame_number <= stored_frames(inst.frames):
         raise NotFound("No such frame.")
     try:
-        data = rendering.render_frame(storage().local_path(inst.blob_key), frame_number - 1,
+        data = sandboxed.render_frame(storage().local_path(inst.blob_key), frame_number - 1,
                                       center=wc, width=ww, fmt=fmt)
     except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be rendered: {exc.reason}")
@@ -440,7 +440,7 @@ def store_instances(case_id: int, study_uid: str | None = None):
         for n, path in enumerate(paths):
             name = f"instance {n + 1}"
             try:
-                info = inspection.inspect_dicom(path, of_session(db()))
+                info = sandboxed.inspect_dicom(path, of_session(db()))
             except reading.DicomRejected as exc:
                 current_app.logger.info("STOW-RS into case %s: %s refused: %s", case.id, name, exc.reason)
                 failed.append({"00081197": _attr("US", 0xC000)})  # the reason is in the log, not in the answer

@@ -17,7 +17,7 @@ from flask_login import current_user
 from review_portal.audit.services import record, record_image_view
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
-from review_portal.imaging import metadata, reading, rendering, services
+from review_portal.imaging import metadata, reading, rendering, sandboxed, services
 from review_portal.imaging.forms import AddScansForm, KeyImageForm, UnmarkKeyImageForm
 from review_portal.imaging.models import IngestStatus
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
@@ -166,7 +166,7 @@ def render_slice(case_id: int, series_id: int, index: int, fmt: str):
     if etag in request.if_none_match:
         return _image_response(b"", etag, FORMATS[fmt])
     try:
-        data = rendering.render_frame(storage().local_path(blob_key), frame, center=center,
+        data = sandboxed.render_frame(storage().local_path(blob_key), frame, center=center,
                                       width=width, fmt="png" if fmt == "png" else "jpeg")
     except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be displayed: {exc.reason}")

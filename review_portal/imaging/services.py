@@ -19,7 +19,7 @@ from review_portal.audit.services import record
 from review_portal.auth.models import User
 from review_portal.cases.models import Case
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied
-from review_portal.imaging import archives, indexing, inspection, reading, rendering
+from review_portal.imaging import archives, indexing, inspection, reading, sandboxed
 from review_portal.imaging.limits import ImageLimits, of_session, stored_frames
 from review_portal.imaging.lifecycle import FINISHED_STATUSES
 from review_portal.imaging.lifecycle import set_status as set_ingest_status
@@ -260,7 +260,7 @@ def process_ingest(
         for position in range(resume_at, len(candidates)):
             name, path, source_key = candidates[position]
             try:
-                info = inspection.inspect_dicom(path, limits)
+                info = sandboxed.inspect_dicom(path, limits)
                 added, series_id = _index_file(db, storage, index, info, name, path, source_key)
             except reading.DicomRejected as exc:
                 rejected.append((name, exc.reason))
@@ -362,16 +362,18 @@ def _as_info(inst: Instance) -> inspection.InstanceInfo:
     )
 
 
-def _make_series_thumbnail(storage: Storage, series: Series) -> None:
+def _make_series_thumbnail(storage: Storage, series: Series) -> str | None:
+    """Render the thumbnail in a limited worker; the reason it could not be made, or None."""
     slices = ordered_slices(series)
     if not slices:
-        return
+        return "no slices"
     middle = slices[len(slices) // 2].instance
     try:
-        png = rendering.make_thumbnail(storage.local_path(middle.blob_key))
-    except reading.DicomRejected:
-        return
+        png = sandboxed.make_thumbnail(storage.local_path(middle.blob_key))
+    except reading.DicomRejected as exc:
+        return exc.reason
     series.thumbnail_key, _ = storage.put_bytes(png)
+    return None
 
 
 def series_of_case(db: Session, case_id: int) -> list[Series]:
@@ -472,7 +474,7 @@ def mark_key_image(db: Session, storage: Storage, case, series: Series, *, slice
         raise InvalidInput(f"Keep the caption under {MAX_CAPTION} characters.")
     chosen = slices[slice_index]
     try:
-        png = rendering.render_frame(storage.local_path(chosen.instance.blob_key), chosen.frame, center=center,
+        png = sandboxed.render_frame(storage.local_path(chosen.instance.blob_key), chosen.frame, center=center,
                                      width=width, png_compression=6)
     except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be kept: {exc.reason}")

@@ -1,0 +1,105 @@
+"""The pixel work on uploaded files, run in the sandbox's limited workers (review_portal.sandbox).
+
+* `inspect_dicom`: the per-file check at ingest (it test-decodes a compressed frame), always in a worker.
+* `make_thumbnail`: a series thumbnail (a background job), always in a worker.
+* `render_frame`: a slice for the viewer or DICOMweb. The first rendering of a (file, frame) in this process
+  runs in a worker; once that succeeded, the frame has shown it decodes within the limits, and later
+  renderings (the window dragged, the slice scrolled back to) run in-process, using the decoded-frame cache,
+  at full speed. The set of checked frames is per process and bounded: forgetting one only costs a
+  trip through a worker. A per-instance database flag would not do: ingest test-decodes only the first frame
+  of a compressed file, so the other frames and the windowed rendering have passed no check.
+
+A limit that stops the work becomes `DicomRejected` with its reason ("needs more than 512 MB to decode"),
+which the callers already turn into a refused file or a 400 answer.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from review_portal import sandbox
+from review_portal.imaging import inspection, rendering
+from review_portal.imaging.limits import DEFAULT, ImageLimits
+from review_portal.imaging.reading import DicomRejected
+
+__all__ = ["inspect_dicom", "make_thumbnail", "render_frame", "warm_up"]
+
+_CHECKED_MAX = 20000
+_checked: OrderedDict[tuple[str, int], None] = OrderedDict()
+_checked_lock = threading.Lock()
+
+
+def _run(name: str, *args, **kwargs):
+    try:
+        return sandbox.run(f"{__name__}:{name}", *args, **kwargs)
+    except sandbox.Refused as exc:
+        raise DicomRejected(exc.reason) from exc
+
+
+def inspect_dicom(path: Path, limits: ImageLimits = DEFAULT) -> inspection.InstanceInfo:
+    """inspection.inspect_dicom, under the sandbox's limits (and the declared-size limits given)."""
+    fields = _run("_inspect_in_child", str(path), dataclasses.asdict(limits))
+    if fields.get("study_date"):
+        fields["study_date"] = datetime.date.fromisoformat(fields["study_date"])
+    return inspection.InstanceInfo(**fields)
+
+
+def make_thumbnail(path: Path, size: int = 128) -> bytes:
+    """rendering.make_thumbnail, under the sandbox's limits."""
+    return _run("_thumbnail_in_child", str(path), size)
+
+
+def render_frame(path: Path, frame: int = 0, **options) -> bytes:
+    """rendering.render_frame: in a limited worker the first time a frame of a file is shown, in-process after."""
+    if not isinstance(frame, int) or isinstance(frame, bool):
+        return rendering.render_frame(path, frame, **options)  # refused there, before any decoding
+    key = (str(path), frame)
+    with _checked_lock:
+        checked = key in _checked
+        if checked:
+            _checked.move_to_end(key)
+    if checked or not sandbox.enabled():
+        return rendering.render_frame(path, frame, **options)
+    data = _run("_render_in_child", str(path), frame, **options)
+    with _checked_lock:
+        _checked[key] = None
+        while len(_checked) > _CHECKED_MAX:
+            _checked.popitem(last=False)
+    return data
+
+
+def forget_checked() -> None:
+    with _checked_lock:
+        _checked.clear()
+
+
+# -- run in the worker ---------------------------------------------------------------------------------
+
+def warm_up() -> None:
+    """Load the codecs before the worker's memory limit is set (SANDBOX_PRELOAD), so their code does not
+    count against the budget of the first file."""
+    import importlib
+
+    for module in ("pylibjpeg", "libjpeg", "openjpeg", "rle", "imagecodecs", "PIL.Image"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+
+
+def _inspect_in_child(path: str, limits: dict) -> dict:
+    fields = dataclasses.asdict(inspection.inspect_dicom(Path(path), ImageLimits(**limits)))
+    if fields.get("study_date") is not None:
+        fields["study_date"] = fields["study_date"].isoformat()
+    return fields
+
+
+def _thumbnail_in_child(path: str, size: int) -> bytes:
+    return rendering.make_thumbnail(Path(path), size)
+
+
+def _render_in_child(path: str, frame: int, **options) -> bytes:
+    return rendering.render_frame(Path(path), frame, **options)
