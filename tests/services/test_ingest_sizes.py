@@ -72,16 +72,19 @@ def test_numbers_past_32_bits_are_dropped_and_the_file_kept(db, storage, make_ca
     big_instance = save(image(InstanceNumber=2**40), tmp_path / "big_instance.dcm")
     huge_instance = save(image(InstanceNumber=2**70), tmp_path / "huge_instance.dcm")
     big_series = save(image(SeriesNumber=-(2**40)), tmp_path / "big_series.dcm")
-    nul_text = save(image(StudyDescription="CHEST\x00CT", SeriesDescription="x" * 300), tmp_path / "nul.dcm")
-    job, rejected = ingest(db, storage, case, users, good + [big_instance, huge_instance, big_series, nul_text])
-    assert rejected == {}
+    long_text = save(image(StudyDescription="CHEST CT\x00", SeriesDescription="x" * 300), tmp_path / "long.dcm")
+    # A NUL inside an indexed value is refused (the control-character rule); padding at the end is stripped.
+    nul_text = save(image(StudyDescription="CHEST\x00CT"), tmp_path / "nul.dcm")
+    job, rejected = ingest(db, storage, case, users,
+                           good + [big_instance, huge_instance, big_series, long_text, nul_text])
+    assert rejected == {"nul.dcm": "the Study Description contains a control character (U+0000) inside its value"}
     assert job.report["accepted"] == 6
     by_name = {i.original_filename: i for s in services.series_of_case(db, case.id) for i in s.instances}
     assert by_name["big_instance.dcm"].instance_number is None
     assert by_name["huge_instance.dcm"].instance_number is None
     assert by_name["big_series.dcm"].series.series_number is None
-    assert by_name["nul.dcm"].series.study.description == "CHESTCT"
-    assert by_name["nul.dcm"].series.description == "x" * 200
+    assert by_name["long.dcm"].series.study.description == "CHEST CT"
+    assert by_name["long.dcm"].series.description == "x" * 200
 
 
 def test_a_value_the_database_refuses_loses_only_its_own_file(db, storage, make_case, users, tmp_path, monkeypatch):
