@@ -209,7 +209,8 @@ def _register_request_boundary(app: Flask) -> None:
 
     @app.after_request
     def _commit_or_rollback(response):
-        if response.status_code >= 400:
+        keep = database.wants_keeping(database.session()) and response.status_code < 500  # never a crashed request
+        if response.status_code >= 400 and not keep:
             _discard_unit_of_work(app)
         else:
             try:

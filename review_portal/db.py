@@ -101,3 +101,18 @@ def redo_survivors(db: Session) -> int:
     for redo in redos:
         redo(db)
     return len(redos)
+
+
+# A few failed requests consist of nothing but what must be kept: a refused login is its counted failure and
+# its audit row. Such a request asks the boundary to commit its unit of work although it answers 401: the
+# throttle row stays locked until that commit, so a parallel attempt waits and then sees the new count,
+# where a rollback and a replay would leave a moment in which it could slip past.
+_KEEP = "keep_despite_failure"
+
+
+def keep_despite_failure(db: Session) -> None:
+    db.info[_KEEP] = True
+
+
+def wants_keeping(db: Session) -> bool:
+    return bool(db.info.pop(_KEEP, False))

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from review_portal.audit.services import record
 from review_portal.auth import alerts, passwords, sessions, throttle
 from review_portal.auth.models import AuthToken, Institution, Role, User
-from review_portal.db import survive_rollback
+from review_portal.db import keep_despite_failure, survive_rollback
 from review_portal.errors import DomainError, InvalidInput, PermissionDenied
 
 MIN_PASSWORD_LENGTH = passwords.MIN_LENGTH
@@ -103,6 +103,9 @@ def authenticate(db: Session, *, email: str, password: str, ip: str, now: dateti
 def login_failed(db: Session, *, email: str, user: User | None, ip: str, now: datetime, why: str) -> None:
     """Count and audit a failure. Written so it survives the rollback of the failed request."""
     throttle.failed(db, email=email, ip=ip, now=now)
+    # The request answers 401 but commits this count while still holding the account's throttle lock (see
+    # db.keep_despite_failure); should it fail some other way, the replay after the rollback still counts it.
+    keep_despite_failure(db)
     survive_rollback(db, lambda again: throttle.failed(again, email=email, ip=ip, now=now))
     record(db, action="login.failed", by=user, ip=ip, now=now, outcome="failed", survive_rollback=True,
            detail=f"email={email[:100]}; {why}")

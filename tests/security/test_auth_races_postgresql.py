@@ -90,3 +90,22 @@ def test_parallel_failed_logins_are_each_counted(app, db, users):
     db.expire_all()
     rows = {r.scope: r.failures for r in db.scalars(select(LoginThrottle))}
     assert rows == {"account": n, "address": n}
+
+
+def test_parallel_guesses_at_the_limit_do_not_slip_past_it(app, db, users):
+    """One failure short of the account's limit, four guesses arrive together: the first is checked and counted
+    (which blocks the account), the others wait for its commit and are throttled; none is checked after it."""
+    from review_portal.auth.throttle import FREE_FAILURES
+
+    email = users["referring"].email
+    setup = app.test_client()
+    for _ in range(FREE_FAILURES["account"] - 1):
+        assert setup.post("/login", data={"email": email, "password": "wrong-password-x"}).status_code == 401
+    clients = [app.test_client() for _ in range(4)]
+    responses = _race(app, "LOCK TABLE login_throttles IN SHARE ROW EXCLUSIVE MODE", {}, [
+        (lambda c=c: c.post("/login", data={"email": email, "password": "wrong-password-x"})) for c in clients])
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [401, 429, 429, 429], codes
+    db.expire_all()
+    account = db.scalar(select(LoginThrottle).where(LoginThrottle.scope == "account"))
+    assert account.failures == FREE_FAILURES["account"]
