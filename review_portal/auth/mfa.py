@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from review_portal.audit.services import record
-from review_portal.auth import alerts, passwords
+from review_portal.auth import alerts, passwords, throttle
 from review_portal.auth.models import RecoveryCode, User
+from review_portal.db import keep_despite_failure, survive_rollback
 from review_portal.errors import InvalidInput
 
 ISSUER = "Northbridge Second Opinion"
@@ -112,6 +113,12 @@ def issue_recovery_codes(db: Session, user: User, *, now: datetime) -> list[str]
     return [f"{c[:5]}-{c[5:]}" for c in codes]
 
 
+def _count_failure(db: Session, user: User, *, ip: str, now: datetime) -> None:
+    throttle.failed(db, email=user.email, ip=ip, now=now)
+    keep_despite_failure(db)  # committed with the 400, under the throttle's lock (see db.keep_despite_failure)
+    survive_rollback(db, lambda again: throttle.failed(again, email=user.email, ip=ip, now=now))
+
+
 def enrol(db: Session, user: User, secret: str, code: str, *, by: User, ip: str, now: datetime,
           password: str | None = None, current_code: str | None = None) -> list[str]:
     """Turn TOTP on once the user's app has produced a valid code for `secret`; return new recovery codes.
@@ -119,14 +126,20 @@ def enrol(db: Session, user: User, secret: str, code: str, *, by: User, ip: str,
     Moving an enabled second factor to a new app needs the password AND a current code of the old app: a stolen
     session (an unlocked screen) must not be enough to take the account's second factor over."""
     if user.mfa_enabled:
+        # Guessing the password or the code here counts like a failed login, under the same limits.
+        wait = throttle.blocked_for(db, email=user.email, ip=ip, now=now)
+        if wait is not None:
+            raise throttle.LoginThrottled(wait)
         if not password or not passwords.verify_password(user.password_hash, password):
             record(db, action="mfa.reenrolment_refused", by=by, ip=ip, now=now, object_type="user",
                    object_id=user.id, outcome="failed", detail="wrong or missing password", survive_rollback=True)
+            _count_failure(db, user, ip=ip, now=now)
             raise InvalidInput("Your password is not correct. Moving to a new authenticator needs your password "
                                "and a code from your current app.")
         if not verify_totp(db, user, current_code or "", ip=ip, now=now):
             record(db, action="mfa.reenrolment_refused", by=by, ip=ip, now=now, object_type="user",
                    object_id=user.id, outcome="failed", detail="wrong or missing current code", survive_rollback=True)
+            _count_failure(db, user, ip=ip, now=now)
             raise InvalidInput("The code from your current authenticator app is not valid. Type the code it shows "
                                "now (not the new app's).")
     step = matching_step(secret, code, now)

@@ -11,20 +11,11 @@ from sqlalchemy.orm import Session
 from review_portal.audit.services import record
 from review_portal.auth import alerts, passwords, sessions, throttle
 from review_portal.auth.models import AuthToken, Institution, Role, User
+from review_portal.auth.throttle import LoginThrottled  # noqa: F401  (re-exported for the views)
 from review_portal.db import keep_despite_failure, survive_rollback
-from review_portal.errors import DomainError, InvalidInput, PermissionDenied
+from review_portal.errors import InvalidInput, PermissionDenied
 
 MIN_PASSWORD_LENGTH = passwords.MIN_LENGTH
-
-
-class LoginThrottled(DomainError):
-    status_code = 429
-
-    def __init__(self, wait: timedelta):
-        minutes = max(1, int(wait.total_seconds() + 59) // 60)
-        super().__init__(f"Too many attempts. Wait {minutes} minute{'s' if minutes != 1 else ''} and try again, "
-                         "or reset your password by e-mail.")
-        self.wait = wait
 
 
 def check_password_policy(password: str, *, email: str = "", name: str = "") -> None:

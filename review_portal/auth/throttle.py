@@ -11,12 +11,23 @@ from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from review_portal.auth.models import LoginThrottle
+from review_portal.errors import DomainError
 
 FREE_FAILURES = {"account": 5, "address": 20}
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(minutes=15)
 # Failures older than this are forgotten.
 WINDOW = timedelta(hours=1)
+
+
+class LoginThrottled(DomainError):
+    status_code = 429
+
+    def __init__(self, wait: timedelta):
+        minutes = max(1, int(wait.total_seconds() + 59) // 60)
+        super().__init__(f"Too many attempts. Wait {minutes} minute{'s' if minutes != 1 else ''} and try again, "
+                         "or reset your password by e-mail.")
+        self.wait = wait
 
 
 def _key(key: str) -> str:

@@ -50,3 +50,18 @@ def test_recovery_code_guessing_is_throttled_like_the_login(app, db, users):
         assert c.post("/login/mfa", data={"code": f"abcde-fgh{i:02d}"[:11]}).status_code == 401
     r = c.post("/login/mfa", data={"code": "abcde-fghjk"})
     assert r.status_code == 429 and b"Too many attempts" in r.data
+
+
+def test_guessing_the_password_to_move_the_second_factor_is_throttled(app, db, users, login_as):
+    """A stolen session cannot guess its way to a new authenticator: the guesses count like failed logins."""
+    c = login_as("reviewer")
+    secret = _new_secret(c)
+    for _ in range(FREE_FAILURES["account"]):
+        r = c.post("/account/mfa/enrol", data={"code": pyotp.TOTP(secret).now(), "password": "guessed-password",
+                                               "current_code": pyotp.TOTP(TOTP_SECRET).now()})
+        assert r.status_code == 400
+    r = c.post("/account/mfa/enrol", data={"code": pyotp.TOTP(secret).now(), "password": PASSWORD,
+                                           "current_code": pyotp.TOTP(TOTP_SECRET).now()})
+    assert r.status_code == 429 and b"Too many attempts" in r.data
+    db.expire_all()
+    assert db.scalar(select(User.totp_secret).where(User.email == users["reviewer"].email)) == TOTP_SECRET
