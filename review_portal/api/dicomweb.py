@@ -21,7 +21,7 @@ from review_portal.audit.services import record
 from review_portal.cases.services import get_case_for
 from review_portal.clock import utcnow
 from review_portal.errors import DomainError, InvalidInput, NotFound, PermissionDenied
-from review_portal.imaging import inspection, metadata, reading, rendering, services
+from review_portal.imaging import delivery, inspection, metadata, reading, rendering, services
 from review_portal.imaging.models import Instance, Series, Study
 from review_portal.imaging.permissions import can_add_scans
 from review_portal.uploads import UploadedFile, scratch
@@ -241,17 +241,18 @@ def _uids(study: Study, series: Series | None = None, inst: Instance | None = No
 
 
 def _multipart(instances: list[Instance]) -> Response:
-    """Originals as stored (byte for byte), streamed so a whole study never sits in memory."""
+    """Each instance as a Part 10 file with a zeroed preamble (imaging.delivery), hashed while it streams so a
+    stored file that no longer matches its sha256 breaks the transfer instead of arriving whole. Streamed, so
+    a whole study never sits in memory."""
     boundary = uuid.uuid4().hex
     store = storage()
-    keys = [i.blob_key for i in instances]
+    # Read every instance's fields now: the stream runs after the request's transaction has ended.
+    bodies = [delivery.deliver_instance(store, i) for i in instances]
 
     def generate():
-        for key in keys:
+        for body in bodies:
             yield f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
-            with store.open(key) as fh:
-                while chunk := fh.read(1024 * 1024):
-                    yield chunk
+            yield from body
             yield b"\r\n"
         yield f"--{boundary}--\r\n".encode()
 
@@ -297,7 +298,7 @@ def _metadata(case, instances: list[Instance]) -> Response:
         bulk_base = url_for("dicomweb.retrieve_instance", case_id=case.id, study_uid=series.study.study_instance_uid,
                             series_uid=series.series_instance_uid, sop_uid=inst.sop_instance_uid, _external=True)
         # Bulk data is served as the whole instance; clients that need pixels retrieve frames or the instance.
-        out.append(metadata.dicom_json(storage().local_path(inst.blob_key), bulk_uri=lambda tag, base=bulk_base: base))
+        out.append(metadata.dicom_json(storage().verified_local_path(inst.blob_key), bulk_uri=lambda tag, base=bulk_base: base))
     return _json(out)
 
 
@@ -341,13 +342,12 @@ def _rendered(inst: Instance, frame_number: int) -> Response:
     if not 1 <= frame_number <= max(inst.frames, 1):
         raise NotFound("No such frame.")
     try:
-        data = rendering.render_frame(storage().local_path(inst.blob_key), frame_number - 1,
+        data = rendering.render_frame(storage().verified_local_path(inst.blob_key), frame_number - 1,
                                       center=wc, width=ww, fmt=fmt)
     except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be rendered: {exc.reason}")
     response = Response(data, mimetype=f"image/{fmt}")
-    response.set_etag(f"{inst.blob_key}-{frame_number}-{wc}-{ww}-{fmt}")
-    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    response.set_etag(f"{inst.blob_key}-{frame_number}-{wc}-{ww}-{fmt}")  # no-store (security.py): no shared caching
     return response.make_conditional(request)
 
 
