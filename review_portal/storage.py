@@ -133,6 +133,20 @@ class Storage:
             raise _corrupt(key, "read")
         return data
 
+    def open_verified(self, key: str) -> BinaryIO:
+        """An open file with the blob's bytes, hashed in full before it is returned (so before the first byte is
+        sent), in CHUNK-sized reads: memory stays flat whatever the size. The caller sends and closes it.
+        Raises StoredFileCorrupt (after logging at ERROR) when the bytes no longer match the key."""
+        fh = open(self.local_path(key), "rb")
+        try:
+            if sha256_of(fh) != key:
+                raise _corrupt(key, "file")
+            fh.seek(0)
+        except BaseException:
+            fh.close()
+            raise
+        return fh
+
     def verified_local_path(self, key: str) -> Path:
         """local_path, after checking the file still hashes to its key (cached per path, size and mtime)."""
         path = self.local_path(key)

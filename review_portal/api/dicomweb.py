@@ -247,7 +247,8 @@ def _multipart(instances: list[Instance]) -> Response:
     boundary = uuid.uuid4().hex
     store = storage()
     # Read every instance's fields now: the stream runs after the request's transaction has ended.
-    bodies = [delivery.deliver_instance(store, i) for i in instances]
+    chunk = int(current_app.config.get("DICOM_STREAM_CHUNK_BYTES", 1024 * 1024))
+    bodies = [delivery.deliver_instance(store, i, chunk) for i in instances]
 
     def generate():
         for body in bodies:

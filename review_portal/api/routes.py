@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import re
 from datetime import date
@@ -301,7 +300,8 @@ def download_letter(case_id: int):
         raise NotFound("No letter has been issued for this referral yet." if not letters
                        else f"This referral has no letter version {version}.")
     record_letter_download(db(), case, letter, **actor())
-    return send_file(io.BytesIO(storage().read_verified(letter.blob_key)), mimetype="application/pdf", as_attachment=True,
+    # Hashed before the first byte is sent: a stored letter that changed is refused (StoredFileCorrupt).
+    return send_file(storage().open_verified(letter.blob_key), mimetype="application/pdf", as_attachment=True,
                      download_name=f"{case.reference}-letter-v{letter.version}.pdf", max_age=0)
 
 

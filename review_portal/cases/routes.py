@@ -1,4 +1,3 @@
-import io
 
 from flask import Blueprint, flash, redirect, send_file, url_for
 from flask_login import current_user
@@ -22,7 +21,7 @@ def download_document(case_id: int, document_id: int):
     record(db(), action="document.downloaded", case=case, object_type="document", object_id=doc.id, **actor())
     # Always a download, with the type recorded when the content was checked: never rendered inline.
     # Hashed before the first byte is sent: a stored document that changed is refused, never delivered.
-    return send_file(io.BytesIO(storage().read_verified(doc.sha256)), mimetype=doc.content_type, as_attachment=True,
+    return send_file(storage().open_verified(doc.sha256), mimetype=doc.content_type, as_attachment=True,
                      download_name=doc.filename, max_age=0)
 
 

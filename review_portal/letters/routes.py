@@ -1,4 +1,3 @@
-import io
 import json
 import threading
 import time
@@ -35,7 +34,7 @@ def download_letter(case_id: int, letter_id: int):
     letter = get_letter_in_case(db(), case.id, letter_id)
     record_letter_download(db(), case, letter, **actor())
     # Hashed before the first byte is sent: a stored letter that changed is refused (StoredFileCorrupt), never delivered.
-    return send_file(io.BytesIO(storage().read_verified(letter.blob_key)), mimetype="application/pdf", as_attachment=True,
+    return send_file(storage().open_verified(letter.blob_key), mimetype="application/pdf", as_attachment=True,
                      download_name=f"{case.reference}-letter-v{letter.version}.pdf", max_age=0)
 
 

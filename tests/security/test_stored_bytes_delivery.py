@@ -28,6 +28,12 @@ from tests.conftest import NOW, TURNAROUND, referral
 from tests.unit.test_dicom_delivery import POLYGLOT_PREAMBLE, polyglot_bytes
 
 ZEROS = bytes(128)
+STREAM_CHUNK = 4096  # small, so a DICOM stream has many chunks and must break in the middle
+
+
+@pytest.fixture
+def app_overrides():
+    return {"DICOM_STREAM_CHUNK_BYTES": STREAM_CHUNK}
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
@@ -155,7 +161,8 @@ def test_a_flipped_byte_in_a_dicom_instance_breaks_the_stream_and_is_never_rende
         for chunk in r.response:
             received += chunk
     r.close()
-    assert len(received) < size and not received.endswith(b"--\r\n")  # a broken transfer, not a whole file
+    # A broken transfer: the first chunks left, never the last one nor the closing boundary.
+    assert STREAM_CHUNK <= len(received) < size and not received.endswith(b"--\r\n")
     assert any(rec.levelno == logging.ERROR and inst.blob_key in rec.getMessage() for rec in caplog.records)
     # Every reading of the corrupt original is refused, not rendered from wrong bytes.
     for path in (f"{url}/rendered", f"{url}/metadata",

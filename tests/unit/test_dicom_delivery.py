@@ -102,6 +102,8 @@ def test_hashed_reads_refuse_a_flipped_byte(tmp_path):
     store = LocalStorage(tmp_path / "store")
     key, _ = store.put_bytes(b"%PDF-1.7 a letter")
     assert store.read_verified(key) == b"%PDF-1.7 a letter"
+    with store.open_verified(key) as fh:  # hashed, then handed over from its first byte
+        assert fh.read() == b"%PDF-1.7 a letter"
     assert store.verified_local_path(key) == store.path(key)
     _flip(store, key, 3)
     with pytest.raises(StoredFileCorrupt) as refused:
@@ -109,6 +111,8 @@ def test_hashed_reads_refuse_a_flipped_byte(tmp_path):
     assert refused.value.key == key and refused.value.status_code == 503
     with pytest.raises(StoredFileCorrupt):
         store.verified_local_path(key)
+    with pytest.raises(StoredFileCorrupt):
+        store.open_verified(key)
     # A rebuilt derivative replaces the corrupt copy under its own key.
     assert store.put_bytes_repairing(b"%PDF-1.7 a letter") == key
     assert store.read_verified(key) == b"%PDF-1.7 a letter"
