@@ -49,6 +49,9 @@ class Config:
     S3_REGION = os.environ.get("S3_REGION", "")
     S3_ACCESS_KEY_ID = os.environ.get("S3_ACCESS_KEY_ID", "")
     S3_SECRET_ACCESS_KEY = os.environ.get("S3_SECRET_ACCESS_KEY", "")
+    # DICOM files leave the portal (WADO-RS) in chunks of this size, hashed as they stream; one chunk is held back
+    # until the digest is known, so a stream costs about two chunks of memory.
+    DICOM_STREAM_CHUNK_BYTES = int(os.environ.get("DICOM_STREAM_CHUNK_BYTES", 1024 * 1024))
     # Background jobs run in RQ workers when a Redis URL is set, inline otherwise.
     REDIS_URL = os.environ.get("REDIS_URL", "")
     JOB_QUEUE = os.environ.get("JOB_QUEUE", "portal")

@@ -15,7 +15,7 @@ import review_portal.models  # noqa: F401  (registers every domain's tables)
 import review_portal.tasks  # noqa: F401  (registers the portal's job handlers)
 from review_portal import db as database
 from review_portal import storage as storage_mod
-from review_portal.errors import ConcurrentEdit, DomainError
+from review_portal.errors import ConcurrentEdit, DomainError, StoredFileCorrupt
 from review_portal.notifications import alerts as notification_alerts
 from review_portal.web import wants_json
 
@@ -248,7 +248,7 @@ def _error_response(error: DomainError | HTTPException):
 
 
 _TITLES = {400: "Please check your input", 403: "Not allowed", 404: "Not found", 409: "Not possible right now",
-           429: "Please wait"}
+           429: "Please wait", 503: "File failed its integrity check"}
 
 
 def _audit_denial(code: int) -> None:
@@ -275,8 +275,29 @@ def _audit_denial(code: int) -> None:
            detail=f"{request.method} {request.path[:300]} -> {code}")
 
 
+def _audit_corrupt_file(error: StoredFileCorrupt):
+    """A stored file that no longer matches its sha256 was refused (storage logged it at ERROR): the refusal is
+    audited, flagged, and kept although the request fails; the user gets a clear page, never a 500."""
+    from flask_login import current_user
+
+    from review_portal.audit.services import record
+    from review_portal.cases.models import Case
+    from review_portal.clock import utcnow
+
+    case = None
+    case_id = (request.view_args or {}).get("case_id")
+    if isinstance(case_id, int) and 0 < case_id < 2**31:
+        case = database.session.get(Case, case_id)
+    by = current_user._get_current_object() if current_user.is_authenticated else None  # API: the token's owner
+    record(database.session(), action="storage.integrity_failed", by=by, ip=request.remote_addr or "", now=utcnow(),
+           case=case, object_type="blob", object_id=error.key, outcome="error", flagged=True, survive_rollback=True,
+           detail=f"{request.method} {request.path[:300]}: the stored bytes do not match their sha256; not served")
+    return _error_response(error)
+
+
 def _register_error_handlers(app: Flask) -> None:
     app.register_error_handler(DomainError, _error_response)
+    app.register_error_handler(StoredFileCorrupt, _audit_corrupt_file)
 
     @app.errorhandler(StaleDataError)
     def _stale(_error):

@@ -16,7 +16,7 @@ _EXTRA_REFERENCES = {("documents", "sha256")}
 def blob_reference_columns():
     for table in Base.metadata.sorted_tables:
         for column in table.columns:
-            if column.name in ("blob_key", "thumbnail_key") or column.name.endswith("_blob_key") \
+            if column.name in ("blob_key", "thumbnail_key", "png_key") or column.name.endswith("_blob_key") \
                     or (table.name, column.name) in _EXTRA_REFERENCES:
                 yield table, column
 
@@ -39,8 +39,12 @@ def verify_backup(db, storage) -> BackupReport:
     stored = set()
     for key in storage.iter_keys():
         report.objects_checked += 1
+        try:
+            intact = storage.verify(key)
+        except FileNotFoundError:
+            continue  # removed while the check ran: a reference to it is reported missing below
         stored.add(key)
-        if not storage.verify(key):
+        if not intact:
             report.corrupt.append(key)
     referenced = set()
     for table, column in blob_reference_columns():

@@ -1,5 +1,5 @@
 """Command-line tasks: init-db, seed-demo, sla-check, outcomes-due, audit-verify, purge-retention, backup-verify,
-jobs-requeue."""
+storage-scrub, jobs-requeue."""
 from __future__ import annotations
 
 import click
@@ -102,6 +102,28 @@ def register(app) -> None:
         if not report.ok:
             raise click.ClickException(f"{len(report.corrupt)} corrupt object(s), {len(report.missing)} missing object(s).")
         click.echo("Backup is consistent.")
+
+    @app.cli.command("storage-scrub")
+    def storage_scrub():
+        """Re-hash every stored file and check every database reference (schedule it, e.g. nightly).
+        Prints each corrupt or missing file; exit status 1 on any problem."""
+        import logging
+
+        from review_portal.backup import verify_backup
+
+        report = verify_backup(session(), current_app.extensions["storage"])
+        for key in report.corrupt:
+            click.echo(f"CORRUPT: {key} does not match its sha256", err=True)
+        for ref in report.missing:
+            click.echo(f"MISSING: {ref}", err=True)
+        click.echo(f"Storage scrub: {report.objects_checked} stored file(s) re-hashed, {len(report.corrupt)} corrupt; "
+                   f"{report.references_checked} reference(s) checked, {len(report.missing)} missing.")
+        if not report.ok:
+            logging.getLogger("review_portal.storage").error(
+                "INTEGRITY ALERT: storage scrub found %d corrupt and %d missing file(s)", len(report.corrupt),
+                len(report.missing))
+            raise SystemExit(1)
+        click.echo("Every stored file matches its sha256.")
 
     @app.cli.command("jobs-requeue")
     def jobs_requeue():

@@ -30,3 +30,18 @@ class IllegalTransition(DomainError):
 
 class ConcurrentEdit(DomainError):
     status_code = 409
+
+
+INTEGRITY_MESSAGE = "The stored file failed its integrity check; the administrators have been alerted."
+
+
+class StoredFileCorrupt(DomainError):
+    """A stored blob no longer hashes to its key (its sha256). It is never served: the request is refused
+    with 503 (the fault is ours and the bytes may be restored from a backup), the refusal is audited by the
+    app's error handler and the mismatch is logged at ERROR by storage, where it was found."""
+
+    status_code = 503
+
+    def __init__(self, key: str, message: str = INTEGRITY_MESSAGE):
+        super().__init__(message)
+        self.key = key

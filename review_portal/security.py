@@ -77,9 +77,14 @@ def set_security_headers(response):
     if current_app.config.get("PRODUCTION"):
         # Browsers must never again talk to us over plain HTTP (HIPAA 164.312(e) transmission security).
         response.headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-    if request.endpoint != "static" and "Cache-Control" not in response.headers:
-        # Patient data must not linger in shared caches or the back-button cache of a shared workstation.
+    if not is_public(request.endpoint):
+        # Patient data must not linger in shared caches, the browser's disk cache or the back-button cache of a
+        # shared workstation: every answer that is not a public page or a static asset is no-store, whatever the
+        # view set (send_file's "no-cache", an image's max-age). ETags stay: a conditional GET is still answered.
         response.headers["Cache-Control"] = "no-store"
+        response.headers.pop("Expires", None)
+    elif "Cache-Control" not in response.headers and request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"  # public pages (login...) are not worth caching either
     return response
 
 

@@ -8,16 +8,36 @@ request data: keys are validated hex digests. Both backends offer the same metho
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
 import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
 
+from review_portal.errors import StoredFileCorrupt
+
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1024 * 1024
+log = logging.getLogger(__name__)
+
+# Files whose bytes were hashed recently, by (path, size, mtime): scrolling a series renders every slice
+# again at each window change, and hashing a multi-frame file for every frame would cost more than the
+# rendering. A rewritten file changes size or mtime and is hashed again; `flask storage-scrub` re-hashes
+# everything on a schedule, whatever the cache says.
+_VERIFIED: OrderedDict[tuple, bool] = OrderedDict()
+_VERIFIED_SIZE = 4096
+_VERIFIED_LOCK = threading.Lock()
+
+
+def _corrupt(key: str, where: str) -> StoredFileCorrupt:
+    log.error("INTEGRITY ALERT: stored blob %s does not match its sha256 (%s); it was not served", key, where)
+    return StoredFileCorrupt(key)
 
 # Blobs created during the current unit of work, so a failed request can remove them and
 # leave no half-written case behind (see create_app's request boundary).
@@ -102,6 +122,80 @@ class Storage:
     @staticmethod
     def remove_workdir(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
+
+    # --- reads that prove the bytes are still the ones stored (the key is their sha256)
+
+    def read_verified(self, key: str) -> bytes:
+        """The whole blob, hashed before the caller sees a byte (letters, documents, thumbnails: small).
+        Raises StoredFileCorrupt (after logging at ERROR) when the bytes no longer match the key."""
+        data = self.read_bytes(key)
+        if hashlib.sha256(data).hexdigest() != key:
+            raise _corrupt(key, "read")
+        return data
+
+    def open_verified(self, key: str) -> BinaryIO:
+        """An open file with the blob's bytes, hashed in full before it is returned (so before the first byte is
+        sent), in CHUNK-sized reads: memory stays flat whatever the size. The caller sends and closes it.
+        Raises StoredFileCorrupt (after logging at ERROR) when the bytes no longer match the key."""
+        fh = open(self.local_path(key), "rb")
+        try:
+            if sha256_of(fh) != key:
+                raise _corrupt(key, "file")
+            fh.seek(0)
+        except BaseException:
+            fh.close()
+            raise
+        return fh
+
+    def verified_local_path(self, key: str) -> Path:
+        """local_path, after checking the file still hashes to its key (cached per path, size and mtime)."""
+        path = self.local_path(key)
+        st = path.stat()
+        seen = (str(path), st.st_size, st.st_mtime_ns)
+        with _VERIFIED_LOCK:
+            if seen in _VERIFIED:
+                _VERIFIED.move_to_end(seen)
+                return path
+        with open(path, "rb") as fh:
+            if sha256_of(fh) != key:
+                raise _corrupt(key, "local file")
+        with _VERIFIED_LOCK:
+            _VERIFIED[seen] = True
+            while len(_VERIFIED) > _VERIFIED_SIZE:
+                _VERIFIED.popitem(last=False)
+        return path
+
+    def iter_verified(self, key: str, chunk: int = CHUNK) -> Iterator[bytes]:
+        """The blob's bytes in chunks, hashed while they stream (large DICOM files). The last chunk is held
+        back until the digest is known: on a mismatch the stream raises StoredFileCorrupt instead, so the
+        client sees a broken transfer and never a complete file."""
+        digest = hashlib.sha256()
+        with self.open(key) as fh:
+            pending = fh.read(chunk)
+            while pending:
+                digest.update(pending)
+                following = fh.read(chunk)
+                if not following:
+                    break
+                yield pending
+                pending = following
+            if digest.hexdigest() != key:
+                raise _corrupt(key, "stream")
+            if pending:
+                yield pending
+
+    def put_bytes_repairing(self, data: bytes) -> str:
+        """Store `data` (a rebuilt derivative), replacing a stored copy under the same key that no longer
+        matches it; return the key."""
+        key = hashlib.sha256(data).hexdigest()
+        if self.exists(key) and not self.verify(key):
+            log.warning("replacing the corrupt stored copy of %s with rebuilt bytes", key)
+            self.delete(key)
+        self.put_bytes(data)
+        return key
+
+    def verify(self, key: str) -> bool:
+        raise NotImplementedError
 
     def put_file(self, path: Path) -> tuple[str, bool]:
         with open(path, "rb") as fh:
@@ -297,6 +391,14 @@ class S3Storage(Storage):
     def verify(self, key: str) -> bool:
         with self.open(key) as body:
             return sha256_of(body) == key
+
+    def verified_local_path(self, key: str) -> Path:
+        """The cached copy was checked when downloaded; if it rotted since, fetch a fresh (checked) one."""
+        try:
+            return super().verified_local_path(key)
+        except StoredFileCorrupt:
+            self._cache_path(key).unlink(missing_ok=True)
+            return super().verified_local_path(key)
 
     def check_ready(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)

@@ -21,7 +21,7 @@ from review_portal.audit.services import record
 from review_portal.cases.services import get_case_for
 from review_portal.clock import utcnow
 from review_portal.errors import DomainError, InvalidInput, NotFound, PermissionDenied
-from review_portal.imaging import metadata, reading, sandboxed, services
+from review_portal.imaging import delivery, metadata, reading, sandboxed, services
 from review_portal.imaging.models import Instance, Series, Study
 from review_portal.imaging.limits import of_session, stored_frames
 from review_portal.imaging.permissions import can_add_scans
@@ -242,17 +242,19 @@ def _uids(study: Study, series: Series | None = None, inst: Instance | None = No
 
 
 def _multipart(instances: list[Instance]) -> Response:
-    """Originals as stored (byte for byte), streamed so a whole study never sits in memory."""
+    """Each instance as a Part 10 file with a zeroed preamble (imaging.delivery), hashed while it streams so a
+    stored file that no longer matches its sha256 breaks the transfer instead of arriving whole. Streamed, so
+    a whole study never sits in memory."""
     boundary = uuid.uuid4().hex
     store = storage()
-    keys = [i.blob_key for i in instances]
+    # Read every instance's fields now: the stream runs after the request's transaction has ended.
+    chunk = int(current_app.config.get("DICOM_STREAM_CHUNK_BYTES", 1024 * 1024))
+    bodies = [delivery.deliver_instance(store, i, chunk) for i in instances]
 
     def generate():
-        for key in keys:
+        for body in bodies:
             yield f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
-            with store.open(key) as fh:
-                while chunk := fh.read(1024 * 1024):
-                    yield chunk
+            yield from body
             yield b"\r\n"
         yield f"--{boundary}--\r\n".encode()
 
@@ -298,7 +300,7 @@ def _metadata(case, instances: list[Instance]) -> Response:
         bulk_base = url_for("dicomweb.retrieve_instance", case_id=case.id, study_uid=series.study.study_instance_uid,
                             series_uid=series.series_instance_uid, sop_uid=inst.sop_instance_uid, _external=True)
         # Bulk data is served as the whole instance; clients that need pixels retrieve frames or the instance.
-        out.append(metadata.dicom_json(storage().local_path(inst.blob_key), bulk_uri=lambda tag, base=bulk_base: base))
+        out.append(metadata.dicom_json(storage().verified_local_path(inst.blob_key), bulk_uri=lambda tag, base=bulk_base: base))
     return _json(out)
 
 
@@ -342,13 +344,12 @@ def _rendered(inst: Instance, frame_number: int) -> Response:
     if not 1 <= frame_number <= stored_frames(inst.frames):
         raise NotFound("No such frame.")
     try:
-        data = sandboxed.render_frame(storage().local_path(inst.blob_key), frame_number - 1,
+        data = sandboxed.render_frame(storage().verified_local_path(inst.blob_key), frame_number - 1,
                                       center=wc, width=ww, fmt=fmt)
     except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be rendered: {exc.reason}")
     response = Response(data, mimetype=f"image/{fmt}")
-    response.set_etag(f"{inst.blob_key}-{frame_number}-{wc}-{ww}-{fmt}")
-    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    response.set_etag(f"{inst.blob_key}-{frame_number}-{wc}-{ww}-{fmt}")  # no-store (security.py): no shared caching
     return response.make_conditional(request)
 
 

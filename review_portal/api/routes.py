@@ -302,7 +302,8 @@ def download_letter(case_id: int):
         raise NotFound("No letter has been issued for this referral yet." if not letters
                        else f"This referral has no letter version {version}.")
     record_letter_download(db(), case, letter, **actor())
-    return send_file(storage().local_path(letter.blob_key), mimetype="application/pdf", as_attachment=True,
+    # Hashed before the first byte is sent: a stored letter that changed is refused (StoredFileCorrupt).
+    return send_file(storage().open_verified(letter.blob_key), mimetype="application/pdf", as_attachment=True,
                      download_name=f"{case.reference}-letter-v{letter.version}.pdf", max_age=0)
 
 
@@ -341,7 +342,7 @@ def fhir_diagnostic_report(case_id: int):
     opinion, letter = _signed(case)
     if letter is None:
         raise NotFound("The opinion on this referral is not signed yet.")
-    resource = letters_fhir.diagnostic_report(case, opinion, letter, storage().read_bytes(letter.blob_key))
+    resource = letters_fhir.diagnostic_report(case, opinion, letter, storage().read_verified(letter.blob_key))
     record(db(), action="letter.fhir_exported", object_type="letter", object_id=letter.id, case=case,
            detail="DiagnosticReport (API)", **actor())
     return api_errors.fhir_response(resource)

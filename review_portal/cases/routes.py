@@ -20,7 +20,8 @@ def download_document(case_id: int, document_id: int):
         raise NotFound("No such document.")
     record(db(), action="document.downloaded", case=case, object_type="document", object_id=doc.id, **actor())
     # Always a download, with the type recorded when the content was checked: never rendered inline.
-    return send_file(storage().local_path(doc.sha256), mimetype=doc.content_type, as_attachment=True,
+    # Hashed before the first byte is sent: a stored document that changed is refused, never delivered.
+    return send_file(storage().open_verified(doc.sha256), mimetype=doc.content_type, as_attachment=True,
                      download_name=doc.filename, max_age=0)
 
 

@@ -110,10 +110,9 @@ def _key_image_json(case_id: int, k) -> dict:
 
 def _image_response(data: bytes, etag: str, mimetype: str) -> Response:
     response = Response(data, mimetype=mimetype)
+    # Patient images: Cache-Control is no-store like every patient-data answer (security.set_security_headers),
+    # so no browser or proxy keeps them. The ETag only saves re-sending an image a client still holds.
     response.set_etag(etag)
-    # Private: these are patient images. The rendering behind an ETag never changes (content-addressed
-    # source, window in the key), so the browser may reuse it for the whole working session.
-    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
     return response.make_conditional(request)
 
 
@@ -136,7 +135,8 @@ def series_thumbnail(case_id: int, series_id: int):
     if not series.thumbnail_key:
         raise NotFound("No thumbnail for this series.")
     _audit_pixels(case, series.id, "thumbnail")
-    return _image_response(storage().read_bytes(series.thumbnail_key), series.thumbnail_key, "image/png")
+    data = services.thumbnail_png(db(), storage(), series)
+    return _image_response(data, series.thumbnail_key, "image/png")
 
 
 def _slice(series, index: int):
@@ -166,7 +166,7 @@ def render_slice(case_id: int, series_id: int, index: int, fmt: str):
     if etag in request.if_none_match:
         return _image_response(b"", etag, FORMATS[fmt])
     try:
-        data = sandboxed.render_frame(storage().local_path(blob_key), frame, center=center,
+        data = sandboxed.render_frame(storage().verified_local_path(blob_key), frame, center=center,
                                       width=width, fmt="png" if fmt == "png" else "jpeg")
     except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be displayed: {exc.reason}")
@@ -178,7 +178,7 @@ def slice_header(case_id: int, series_id: int, index: int):
     case, series = _series_or_404(case_id, series_id)
     chosen = _slice(series, index)
     try:
-        elements = metadata.header_elements(storage().local_path(chosen.instance.blob_key))
+        elements = metadata.header_elements(storage().verified_local_path(chosen.instance.blob_key))
     except reading.DicomRejected as exc:
         raise InvalidInput(f"The header cannot be read: {exc.reason}")
     record(db(), action="dicom_header.viewed", case=case, object_type="instance", object_id=chosen.instance.id, **actor())
@@ -223,7 +223,8 @@ def key_image_png(case_id: int, key_image_id: int):
     case = get_case_for(db(), current_user, case_id)
     key_image = services.get_key_image_in_case(db(), case.id, key_image_id)
     _audit_pixels(case, key_image.series_id, f"key image {key_image.id}")
-    return _image_response(storage().read_bytes(key_image.png_key), key_image.png_key, "image/png")
+    data = services.key_image_png(db(), storage(), key_image)
+    return _image_response(data, key_image.png_key, "image/png")
 
 
 # ------------------------------------------------------------------ adding scans, ingest progress

@@ -18,7 +18,7 @@ from review_portal import jobs
 from review_portal.audit.services import record
 from review_portal.auth.models import User
 from review_portal.cases.models import Case
-from review_portal.errors import InvalidInput, NotFound, PermissionDenied
+from review_portal.errors import InvalidInput, NotFound, PermissionDenied, StoredFileCorrupt
 from review_portal.imaging import archives, indexing, inspection, reading, sandboxed
 from review_portal.imaging.limits import ImageLimits, of_session, stored_frames
 from review_portal.imaging.lifecycle import FINISHED_STATUSES
@@ -369,10 +369,10 @@ def _make_series_thumbnail(storage: Storage, series: Series) -> str | None:
         return "no slices"
     middle = slices[len(slices) // 2].instance
     try:
-        png = sandboxed.make_thumbnail(storage.local_path(middle.blob_key))
+        png = sandboxed.make_thumbnail(storage.verified_local_path(middle.blob_key))
     except reading.DicomRejected as exc:
         return exc.reason
-    series.thumbnail_key, _ = storage.put_bytes(png)
+    series.thumbnail_key = storage.put_bytes_repairing(png)
     return None
 
 
@@ -474,11 +474,10 @@ def mark_key_image(db: Session, storage: Storage, case, series: Series, *, slice
         raise InvalidInput(f"Keep the caption under {MAX_CAPTION} characters.")
     chosen = slices[slice_index]
     try:
-        png = sandboxed.render_frame(storage.local_path(chosen.instance.blob_key), chosen.frame, center=center,
-                                     width=width, png_compression=6)
+        png = _render_key_image(storage, chosen, center, width)
     except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be kept: {exc.reason}")
-    png_key, _ = storage.put_bytes(png)
+    png_key = storage.put_bytes_repairing(png)
     key_image = db.scalar(select(KeyImage).where(
         KeyImage.case_id == case.id, KeyImage.series_id == series.id, KeyImage.slice_index == slice_index))
     if key_image is None:
@@ -491,6 +490,48 @@ def mark_key_image(db: Session, storage: Storage, case, series: Series, *, slice
     record(db, action="key_image.marked", by=by, ip=ip, now=now, case=case, object_type="key_image",
            object_id=key_image.id, detail=f"series {series.id} slice {slice_index + 1}; {window_label(center, width)}")
     return key_image
+
+
+def _render_key_image(storage: Storage, chosen: Slice, center: float | None, width: float | None) -> bytes:
+    return sandboxed.render_frame(storage.verified_local_path(chosen.instance.blob_key), chosen.frame, center=center,
+                                  width=width, png_compression=6)
+
+
+# --------------------------------------------------------------------------
+# Derivatives as they are served: checked against their key (their sha256), rebuilt from the original if not
+# --------------------------------------------------------------------------
+
+
+def thumbnail_png(db: Session, storage: Storage, series: Series) -> bytes:
+    """The series' thumbnail. A stored copy that no longer matches its key is rebuilt from the (verified)
+    original; raises StoredFileCorrupt when that cannot be done."""
+    try:
+        return storage.read_verified(series.thumbnail_key)
+    except (StoredFileCorrupt, FileNotFoundError):
+        pass
+    _make_series_thumbnail(storage, series)
+    db.flush()
+    return storage.read_verified(series.thumbnail_key)  # still corrupt if the original could not be rendered
+
+
+def key_image_png(db: Session, storage: Storage, key_image: KeyImage) -> bytes:
+    """A key image's PNG, rebuilt at its slice and window from the (verified) original when the stored copy
+    no longer matches its key."""
+    try:
+        return storage.read_verified(key_image.png_key)
+    except (StoredFileCorrupt, FileNotFoundError):
+        broken = key_image.png_key
+    slices = ordered_slices(key_image.series)
+    if not 0 <= key_image.slice_index < len(slices):
+        raise StoredFileCorrupt(broken)
+    try:
+        png = _render_key_image(storage, slices[key_image.slice_index], key_image.window_center,
+                                key_image.window_width)
+    except reading.DicomRejected:
+        raise StoredFileCorrupt(broken)
+    key_image.png_key = storage.put_bytes_repairing(png)
+    db.flush()
+    return png
 
 
 def unmark_key_image(db: Session, case, key_image_id: int, *, by, ip: str, now: datetime) -> None:

@@ -57,6 +57,8 @@ import jinja2
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from review_portal.errors import StoredFileCorrupt
+
 LOGGER = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -226,8 +228,8 @@ class LetterURLFetcher(StaticOnlyURLFetcher):
                 LOGGER.warning("Letter renderer refused key image %r", url)
                 raise RefusedURLError(f"key image not listed in this letter: {url}")
             try:
-                body = self.storage.read_bytes(key)
-            except (OSError, ValueError) as error:
+                body = self.storage.read_verified(key)  # a rotted key image never goes into a signed letter
+            except (OSError, ValueError, StoredFileCorrupt) as error:
                 self.refused.append(url)
                 raise RefusedURLError(f"key image not in storage: {url}") from error
             if not body.startswith(_PNG_MAGIC):

@@ -33,7 +33,8 @@ def download_letter(case_id: int, letter_id: int):
     case = get_case_for(db(), current_user, case_id)
     letter = get_letter_in_case(db(), case.id, letter_id)
     record_letter_download(db(), case, letter, **actor())
-    return send_file(storage().local_path(letter.blob_key), mimetype="application/pdf", as_attachment=True,
+    # Hashed before the first byte is sent: a stored letter that changed is refused (StoredFileCorrupt), never delivered.
+    return send_file(storage().open_verified(letter.blob_key), mimetype="application/pdf", as_attachment=True,
                      download_name=f"{case.reference}-letter-v{letter.version}.pdf", max_age=0)
 
 
@@ -89,7 +90,7 @@ def _signed(case_id: int):
 @bp.get("/cases/<int:case_id>/fhir/DiagnosticReport.json")
 def fhir_diagnostic_report(case_id: int):
     case, opinion, letter = _signed(case_id)
-    resource = fhir.diagnostic_report(case, opinion, letter, storage().read_bytes(letter.blob_key))
+    resource = fhir.diagnostic_report(case, opinion, letter, storage().read_verified(letter.blob_key))
     record(db(), action="letter.fhir_exported", object_type="letter", object_id=letter.id, case=case,
            detail="DiagnosticReport", **actor())
     return _fhir_response(resource, f"{case.reference}-DiagnosticReport")

@@ -103,6 +103,9 @@ class Deidentifier:
 
     def apply(self, ds: Dataset) -> Dataset:
         """De-identify `ds` in place (and its file meta); return it."""
+        # The 128-byte preamble is free-form application data that no DICOM reader looks at (PS3.10 7.1): it
+        # may name the source system or carry a second file (TIFF header, HTML). Written as zeros.
+        ds.preamble = None
         ds.remove_private_tags()
         self._walk(ds)
         ds.PatientName = self.pseudonym

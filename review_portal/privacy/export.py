@@ -13,9 +13,14 @@ from pydicom.errors import InvalidDicomError
 from sqlalchemy.orm import Session
 
 from review_portal.audit.services import record
+from review_portal.errors import StoredFileCorrupt
+from review_portal.imaging.delivery import part10_chunks
 from review_portal.imaging.services import series_of_case
 from review_portal.privacy.deid import Deidentifier, age_band
 from review_portal.storage import Storage
+
+
+_CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -33,7 +38,10 @@ def export_case(db: Session, storage: Storage, case, dest: Path, *, include_docu
         for s_index, series in enumerate(series_of_case(db, case.id), start=1):
             for i_index, inst in enumerate(sorted(series.instances, key=lambda x: (x.instance_number or 0, x.id)), start=1):
                 try:
-                    ds = dcmread(storage.local_path(inst.blob_key))
+                    ds = dcmread(storage.verified_local_path(inst.blob_key))
+                except StoredFileCorrupt:  # logged at ERROR by storage
+                    report.left_out.append(f"series {s_index} image {i_index}: the stored file failed its integrity check")
+                    continue
                 except (InvalidDicomError, OSError) as exc:  # stored files were validated at intake; be safe anyway
                     report.left_out.append(f"series {s_index} image {i_index}: unreadable ({type(exc).__name__})")
                     continue
@@ -43,12 +51,20 @@ def export_case(db: Session, storage: Storage, case, dest: Path, *, include_docu
                 deid.apply(ds)
                 out = dest.parent / f"{dest.stem}-{s_index}-{i_index}.dcm"
                 ds.save_as(out, enforce_file_format=True)
-                zf.write(out, f"DICOM/series-{s_index:03d}/image-{i_index:04d}.dcm")
+                # The one way a DICOM file leaves the portal (imaging.delivery): zero preamble, the rest as written.
+                with open(out, "rb") as fh, zf.open(f"DICOM/series-{s_index:03d}/image-{i_index:04d}.dcm", "w") as member:
+                    for chunk in part10_chunks(iter(lambda: fh.read(_CHUNK), b"")):
+                        member.write(chunk)
                 out.unlink()
                 report.instances += 1
         if include_documents:
             for n, doc in enumerate(case.documents, start=1):
-                zf.write(storage.local_path(doc.sha256), f"documents/document-{n}{Path(doc.filename).suffix}")
+                try:
+                    path = storage.verified_local_path(doc.sha256)
+                except StoredFileCorrupt:
+                    report.left_out.append(f"document {n}: the stored file failed its integrity check")
+                    continue
+                zf.write(path, f"documents/document-{n}{Path(doc.filename).suffix}")
                 report.documents += 1
         summary = {
             "pseudonym": deid.pseudonym,

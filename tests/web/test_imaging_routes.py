@@ -44,7 +44,7 @@ def test_rendered_slices_carry_etags_and_windows(ct_case, login_as):
     jpg = c.get(base + ".jpg?wc=40&ww=400")
     assert png.mimetype == "image/png" and Image.open(io.BytesIO(png.data)).format == "PNG"
     assert jpg.mimetype == "image/jpeg" and Image.open(io.BytesIO(jpg.data)).format == "JPEG"
-    assert "private" in png.headers["Cache-Control"] and png.headers["ETag"] != jpg.headers["ETag"]
+    assert png.headers["Cache-Control"] == "no-store" and png.headers["ETag"] != jpg.headers["ETag"]  # patient images: never kept
     again = c.get(base + ".png?wc=40&ww=400", headers={"If-None-Match": png.headers["ETag"]})
     assert again.status_code == 304 and again.data == b""
     lung = c.get(base + ".png?wc=-600&ww=1500")
