@@ -28,6 +28,8 @@ STRANGERS = {"other_referring", "other_reviewer", "radiologist"}  # same roles, 
 # Expected GET status on case A's objects, per role. Missing entries only get the generic rules.
 EXPECTED = {
     "workflow.show_case": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
+    # Case A is signed: the draft preview is only for an opinion still being written.
+    "workflow.preview_letter": {"referring": 403, "reviewer": 403, "coordinator": 403, "admin": 403},
     "cases.download_document": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
     "letters.download_letter": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
     "imaging.view_series": {"referring": 200, "reviewer": 200, "coordinator": 200, "admin": 200},
@@ -71,6 +73,7 @@ ROLE_GATED = {
     "reviews.reassign": STRANGERS,         # staff only
     "reviews.add_review": STRANGERS,       # staff only
     "reviews.release_letter": STRANGERS,   # staff only
+    "reviews.extend_deadline": STRANGERS,  # staff only
     "outcomes.answer_outcome": {"other_reviewer", "radiologist"},  # referrers only
 }
 
