@@ -5,19 +5,28 @@ describe). Right after a commit, seal() gives every unsealed event, in id order,
 number, the previous event's hash and its own hash: sha256(prev_hash + canonical JSON of all fields).
 Editing, deleting or reordering a sealed row breaks the chain at that row, and verify() names it.
 Sealing is serialised: a PostgreSQL advisory lock across processes, a lock per process for SQLite.
+
+The tail: deleting the newest rows leaves a shorter chain that still verifies. So after each seal one writer
+(the same locks) anchors the head outside the database: an append-only object `EPOCH-SEQ` in the blob store
+(Storage.put_anchor, never overwritten) and a line in the application log. verify() checks the chain against
+every anchor of the latest epoch; a restore from backup starts a new epoch with an audited event
+(`flask audit-restore-epoch`), so a restore reads differently from a deletion.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import event, select, text, update
 from sqlalchemy.orm import Session
 
 from review_portal.audit.models import AuditEvent
+from review_portal.clock import utcnow
+from review_portal.storage import AnchorExists
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +36,9 @@ HASHED_FIELDS = ("at", "actor_id", "actor_email", "actor_role", "action", "case_
                  "flagged", "request_id", "detail")
 _LOCK = threading.Lock()
 _ADVISORY_KEY = 0x5EC0A0D17  # any constant shared by every process of this portal
+_ANCHOR_ADVISORY_KEY = 0x5EC0A0D18
+EPOCH_ACTION = "audit.epoch_started"
+_ANCHOR_NAME = re.compile(r"^(\d{6})-(\d{12})$")
 
 
 def canonical(e: AuditEvent) -> str:
@@ -45,8 +57,23 @@ def link_hash(prev_hash: str, seq: int, e: AuditEvent) -> str:
     return hashlib.sha256(f"{prev_hash}|{seq}|{canonical(e)}".encode()).hexdigest()
 
 
-def seal(bind) -> int:
-    """Chain every unsealed event. Safe to call any time, from any thread or process."""
+def seal(bind, anchor_store=None) -> int:
+    """Chain every unsealed event. Safe to call any time, from any thread or process.
+    With `anchor_store` (the blob store), a seal that chained something also anchors the new head."""
+    count = _seal(bind)
+    _anchor_quietly(bind, anchor_store, count)
+    return count
+
+
+def _anchor_quietly(bind, anchor_store, sealed: int) -> None:
+    if sealed and anchor_store is not None:
+        try:
+            anchor_head(bind, anchor_store)
+        except Exception:  # the chain is sealed; the next seal anchors the (later) head
+            log.exception("audit anchor failed; the next seal writes one")
+
+
+def _seal(bind) -> int:
     with _LOCK:
         with Session(bind=bind, expire_on_commit=False) as db:
             if db.get_bind().dialect.name == "postgresql":
@@ -67,6 +94,74 @@ def seal(bind) -> int:
             return len(pending)
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """The chain's head at one moment, kept outside the database: epoch, sequence number and hash."""
+
+    epoch: int
+    seq: int
+    hash: str
+    at: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.epoch:06d}-{self.seq:012d}"
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"epoch": self.epoch, "seq": self.seq, "hash": self.hash, "at": self.at},
+                          sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Anchor":
+        v = json.loads(data)
+        return cls(int(v["epoch"]), int(v["seq"]), str(v["hash"]), str(v.get("at", "")))
+
+
+def current_epoch(db: Session) -> int:
+    """The epoch the chain is in: 1, or the number the latest sealed restore event started."""
+    detail = db.scalar(select(AuditEvent.detail).where(AuditEvent.action == EPOCH_ACTION, AuditEvent.seq.is_not(None))
+                       .order_by(AuditEvent.seq.desc()).limit(1))
+    match = re.search(r"epoch=(\d+)", detail or "")
+    return int(match.group(1)) if match else 1
+
+
+def anchor_head(bind, store) -> Anchor | None:
+    """Append the committed head to the anchor log (one object per anchor, never overwritten) and the app log.
+    One writer at a time: a PostgreSQL advisory lock across hosts, the seal lock within a process."""
+    with _LOCK:
+        with Session(bind=bind) as db:
+            if db.get_bind().dialect.name == "postgresql":
+                db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ANCHOR_ADVISORY_KEY})
+            head = db.execute(select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.seq.is_not(None))
+                              .order_by(AuditEvent.seq.desc()).limit(1)).first()
+            if head is None:
+                return None
+            anchor = Anchor(current_epoch(db), head[0], head[1], utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            try:
+                store.put_anchor(anchor.name, anchor.to_bytes())
+            except AnchorExists:
+                kept = Anchor.from_bytes(store.read_anchor(anchor.name))
+                if kept.hash != anchor.hash:
+                    # The same event number with another hash: the chain was cut back and grew again.
+                    log.error("AUDIT ANCHOR CONFLICT: anchor %s holds head %s, the chain now has %s at event #%d",
+                              anchor.name, kept.hash, anchor.hash, anchor.seq)
+                return kept
+            log.info("audit anchor %s: epoch %d, event #%d, head hash %s", anchor.name, anchor.epoch, anchor.seq,
+                     anchor.hash)
+            return anchor
+
+
+def load_anchors(store) -> list[Anchor]:
+    anchors = []
+    for name in store.list_anchors():
+        if _ANCHOR_NAME.match(name):
+            try:
+                anchors.append(Anchor.from_bytes(store.read_anchor(name)))
+            except (ValueError, KeyError) as exc:
+                log.error("unreadable audit anchor %s: %s", name, exc)
+    return anchors
+
+
 @dataclass
 class Verdict:
     ok: bool
@@ -76,9 +171,32 @@ class Verdict:
     broken_event_id: int | None = None
     broken_seq: int | None = None
     problem: str = ""
+    anchor: Anchor | None = None  # the newest anchor of the latest epoch, when there is one
+    notes: list[str] = field(default_factory=list)
 
 
-def verify(db: Session, batch: int = 2000) -> Verdict:
+def verify(db: Session, batch: int = 2000, *, anchors: list[Anchor] = (), expect_head: str | None = None) -> Verdict:
+    """Walk the chain. With `anchors`, every anchor of the latest epoch must name an event of the chain with
+    the same hash (a missing one means the newest events were deleted); `expect_head` is one hash given by
+    hand that must be in the chain."""
+    verdict = _verify_links(db, batch, anchors, expect_head)
+    if verdict.ok and anchors:
+        older = [a for a in anchors if verdict.anchor and a.epoch < verdict.anchor.epoch]
+        if older:
+            last_old = max(older, key=lambda a: (a.epoch, a.seq))
+            start = db.scalar(select(AuditEvent.seq).where(AuditEvent.action == EPOCH_ACTION,
+                                                           AuditEvent.seq.is_not(None))
+                              .order_by(AuditEvent.seq.desc()).limit(1))
+            verdict.notes.append(f"epoch {verdict.anchor.epoch} began with a recorded restore (event #{start}); "
+                                 f"epoch {last_old.epoch} had reached event #{last_old.seq} (anchor {last_old.name})")
+    return verdict
+
+
+def _verify_links(db: Session, batch: int, anchors, expect_head: str | None) -> Verdict:
+    latest_epoch = max((a.epoch for a in anchors), default=None)
+    pending = {a.seq: a for a in sorted((a for a in anchors if a.epoch == latest_epoch), key=lambda a: a.seq)}
+    newest = pending[max(pending)] if pending else None
+    found_expected = expect_head is None
     expected_seq, prev, checked = 1, GENESIS, 0
     while True:
         rows = list(db.scalars(select(AuditEvent).where(AuditEvent.seq.is_not(None), AuditEvent.seq >= expected_seq)
@@ -95,10 +213,26 @@ def verify(db: Session, batch: int = 2000) -> Verdict:
             if link_hash(prev, e.seq, e) != e.hash:
                 return Verdict(False, checked, 0, prev, e.id, e.seq,
                                f"event #{e.seq} (id {e.id}) was changed after it was written")
+            anchor = pending.pop(e.seq, None)
+            if anchor is not None and anchor.hash != e.hash:
+                return Verdict(False, checked, 0, prev, e.id, e.seq,
+                               f"event #{e.seq} (id {e.id}) is not the event anchor {anchor.name} recorded "
+                               f"(hash {anchor.hash}): the chain was cut back and rewritten", anchor=newest)
+            found_expected = found_expected or e.hash == expect_head
             prev, expected_seq, checked = e.hash, expected_seq + 1, checked + 1
         db.expunge_all()
+    if pending:
+        anchor = pending[min(pending)]
+        return Verdict(False, checked, 0, prev, None, anchor.seq,
+                       f"anchor {anchor.name} (written {anchor.at}) records event #{anchor.seq} with head hash "
+                       f"{anchor.hash}, but the chain ends at #{checked}: the newest events were deleted "
+                       "(after a restore from backup, record it with `flask audit-restore-epoch`)", anchor=newest)
+    if not found_expected:
+        return Verdict(False, checked, 0, prev, None, None,
+                       f"the expected head hash {expect_head} is not in the chain (it ends at #{checked}, "
+                       f"head {prev}): events were deleted or rewritten", anchor=newest)
     unsealed = len(list(db.scalars(select(AuditEvent.id).where(AuditEvent.seq.is_(None)))))
-    return Verdict(True, checked, unsealed, prev)
+    return Verdict(True, checked, unsealed, prev, anchor=newest)
 
 
 def install(session_factory) -> None:
@@ -118,9 +252,11 @@ def install(session_factory) -> None:
         session.info.pop("audit_survivors", None)
         if session.info.pop("audit_dirty", False):
             try:
-                seal(session.get_bind())
+                sealed = seal(session.get_bind())
             except Exception:  # the events are committed; the next seal chains them
                 log.exception("audit seal failed; will retry on the next commit")
+                return
+            _anchor_quietly(session.get_bind(), session.info.get("audit_anchor_store"), sealed)
 
 
 _installed = False
