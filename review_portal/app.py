@@ -94,7 +94,7 @@ def create_app(config=None, **overrides) -> Flask:
     from review_portal.audit import chain
 
     chain.install_once(database.session)
-    # After each seal the chain's head is anchored outside the database (audit.chain.anchor_head).
+    # After each seal the chain's head is anchored outside the database (audit.chain.write_anchor).
     _session_info(app, audit_anchor_store=app.extensions["storage"])
     _register_blueprints(app)
     notification_alerts.connect()

@@ -6,8 +6,8 @@ number, the previous event's hash and its own hash: sha256(prev_hash + canonical
 Editing, deleting or reordering a sealed row breaks the chain at that row, and verify() names it.
 Sealing is serialised: a PostgreSQL advisory lock across processes, a lock per process for SQLite.
 
-The tail: deleting the newest rows leaves a shorter chain that still verifies. So after each seal one writer
-(the same locks) anchors the head outside the database: an append-only object `EPOCH-SEQ` in the blob store
+The tail: deleting the newest rows leaves a shorter chain that still verifies. So after each seal commits, the
+sealer (serialised by the same locks) anchors the head it committed outside the database: an append-only object `EPOCH-SEQ` in the blob store
 (Storage.put_anchor, never overwritten) and a line in the application log. verify() checks the chain against
 every anchor of the latest epoch; a restore from backup starts a new epoch with an audited event
 (`flask audit-restore-epoch`), so a restore reads differently from a deletion.
@@ -36,7 +36,6 @@ HASHED_FIELDS = ("at", "actor_id", "actor_email", "actor_role", "action", "case_
                  "flagged", "request_id", "detail")
 _LOCK = threading.Lock()
 _ADVISORY_KEY = 0x5EC0A0D17  # any constant shared by every process of this portal
-_ANCHOR_ADVISORY_KEY = 0x5EC0A0D18
 EPOCH_ACTION = "audit.epoch_started"
 _ANCHOR_NAME = re.compile(r"^(\d{6})-(\d{12})$")
 
@@ -61,36 +60,56 @@ def seal(bind, anchor_store=None) -> int:
     """Chain every unsealed event. Safe to call any time, from any thread or process.
     With `anchor_store` (the blob store), a seal that chained something also anchors the new head."""
     count = _seal(bind)
-    _anchor_quietly(bind, anchor_store, count)
+    if anchor_store is not None:
+        _anchor_quietly(anchor_store, count)
     return count
 
 
-def _anchor_quietly(bind, anchor_store, sealed: int) -> None:
-    if sealed and anchor_store is not None:
+_last_seal = threading.local()  # the head this thread's last seal committed, for the anchor that follows
+
+
+def _anchor_quietly(anchor_store, sealed: int) -> None:
+    head = getattr(_last_seal, "head", None)
+    _last_seal.head = None
+    if sealed and anchor_store is not None and head is not None:
         try:
-            anchor_head(bind, anchor_store)
+            write_anchor(anchor_store, head)
         except Exception:  # the chain is sealed; the next seal anchors the (later) head
             log.exception("audit anchor failed; the next seal writes one")
 
 
+def _epoch_of(detail: str | None) -> int:
+    match = re.search(r"epoch=(\d+)", detail or "")
+    return int(match.group(1)) if match else 1
+
+
 def _seal(bind) -> int:
+    _last_seal.head = None
     with _LOCK:
         with Session(bind=bind, expire_on_commit=False) as db:
             if db.get_bind().dialect.name == "postgresql":
                 db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
-            head = db.execute(select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.seq.is_not(None))
+            # The head and the current epoch (1, or the one the latest sealed restore event started) in one statement.
+            epoch_detail = (select(AuditEvent.detail).where(AuditEvent.action == EPOCH_ACTION, AuditEvent.seq.is_not(None))
+                            .order_by(AuditEvent.seq.desc()).limit(1).scalar_subquery())
+            head = db.execute(select(AuditEvent.seq, AuditEvent.hash, epoch_detail).where(AuditEvent.seq.is_not(None))
                               .order_by(AuditEvent.seq.desc()).limit(1)).first()
             seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+            epoch = _epoch_of(head[2]) if head else 1
             pending = list(db.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id)))
             for e in pending:
                 seq += 1
                 h = link_hash(prev, seq, e)
+                if e.action == EPOCH_ACTION:  # a recorded restore sealed in this batch starts its epoch here
+                    epoch = _epoch_of(e.detail)
                 # No session synchronisation: evaluating each UPDATE against every loaded event made a
                 # large batch (e.g. the demo history, ~2,000 events) quadratic: 30 s instead of under 1 s.
                 db.execute(update(AuditEvent).where(AuditEvent.id == e.id, AuditEvent.seq.is_(None))
                            .values(seq=seq, prev_hash=prev, hash=h).execution_options(synchronize_session=False))
                 prev = h
             db.commit()
+            if pending:
+                _last_seal.head = Anchor(epoch, seq, prev, utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
             return len(pending)
 
 
@@ -117,38 +136,23 @@ class Anchor:
         return cls(int(v["epoch"]), int(v["seq"]), str(v["hash"]), str(v.get("at", "")))
 
 
-def current_epoch(db: Session) -> int:
-    """The epoch the chain is in: 1, or the number the latest sealed restore event started."""
-    detail = db.scalar(select(AuditEvent.detail).where(AuditEvent.action == EPOCH_ACTION, AuditEvent.seq.is_not(None))
-                       .order_by(AuditEvent.seq.desc()).limit(1))
-    match = re.search(r"epoch=(\d+)", detail or "")
-    return int(match.group(1)) if match else 1
+def write_anchor(store, anchor: Anchor) -> Anchor:
+    """Append a committed head to the anchor log (one object per anchor) and to the application log.
 
-
-def anchor_head(bind, store) -> Anchor | None:
-    """Append the committed head to the anchor log (one object per anchor, never overwritten) and the app log.
-    One writer at a time: a PostgreSQL advisory lock across hosts, the seal lock within a process."""
-    with _LOCK:
-        with Session(bind=bind) as db:
-            if db.get_bind().dialect.name == "postgresql":
-                db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ANCHOR_ADVISORY_KEY})
-            head = db.execute(select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.seq.is_not(None))
-                              .order_by(AuditEvent.seq.desc()).limit(1)).first()
-            if head is None:
-                return None
-            anchor = Anchor(current_epoch(db), head[0], head[1], utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-            try:
-                store.put_anchor(anchor.name, anchor.to_bytes())
-            except AnchorExists:
-                kept = Anchor.from_bytes(store.read_anchor(anchor.name))
-                if kept.hash != anchor.hash:
-                    # The same event number with another hash: the chain was cut back and grew again.
-                    log.error("AUDIT ANCHOR CONFLICT: anchor %s holds head %s, the chain now has %s at event #%d",
-                              anchor.name, kept.hash, anchor.hash, anchor.seq)
-                return kept
-            log.info("audit anchor %s: epoch %d, event #%d, head hash %s", anchor.name, anchor.epoch, anchor.seq,
-                     anchor.hash)
-            return anchor
+    Sealing is serialised (the seal lock within a process, the PostgreSQL advisory lock across hosts) and
+    each anchor is created at most once (Storage.put_anchor: an exclusive create, a conditional PUT on S3),
+    so concurrent writers can never replace each other's anchor. A name already taken by another hash means
+    the chain was cut back and grew again: logged as an error, and verify() fails on it."""
+    try:
+        store.put_anchor(anchor.name, anchor.to_bytes())
+    except AnchorExists:
+        kept = Anchor.from_bytes(store.read_anchor(anchor.name))
+        if kept.hash != anchor.hash:
+            log.error("AUDIT ANCHOR CONFLICT: anchor %s holds head %s, the chain now has %s at event #%d",
+                      anchor.name, kept.hash, anchor.hash, anchor.seq)
+        return kept
+    log.info("audit anchor %s: epoch %d, event #%d, head hash %s", anchor.name, anchor.epoch, anchor.seq, anchor.hash)
+    return anchor
 
 
 def load_anchors(store) -> list[Anchor]:
@@ -256,7 +260,7 @@ def install(session_factory) -> None:
             except Exception:  # the events are committed; the next seal chains them
                 log.exception("audit seal failed; will retry on the next commit")
                 return
-            _anchor_quietly(session.get_bind(), session.info.get("audit_anchor_store"), sealed)
+            _anchor_quietly(session.info.get("audit_anchor_store"), sealed)
 
 
 _installed = False
