@@ -19,7 +19,6 @@ from review_portal.db import session as db_session
 from review_portal.imaging.models import IngestJob, KeyImage
 from tests.conftest import INSTITUTION, NOW, PASSWORD, TEST_DATABASE, login_client
 
-pytestmark = pytest.mark.skipif(TEST_DATABASE != "sqlite", reason="file-copy backup of the SQLite database")
 
 
 def _demo_like_case(db, storage, make_case, users, tmp_path):
@@ -95,6 +94,7 @@ def _backup(db_file: Path, store: Path, dest: Path) -> None:
     shutil.copytree(store, dest / "store", ignore=shutil.ignore_patterns("tmp", "s3-cache"))
 
 
+@pytest.mark.skipif(TEST_DATABASE != "sqlite", reason="file-copy backup of the SQLite database (pg_dump not done)")
 def test_backup_wipe_restore_serves_every_page_and_download_with_identical_bytes(
         app, db, storage, make_case, users, tmp_path, clock):
     case = _demo_like_case(db, storage, make_case, users, tmp_path)
