@@ -22,6 +22,11 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_HTTPONLY = True
+    # Crash leftovers: spooled uploads and scratch folders in the store's temporary area older than this are
+    # removed at start-up and by `flask storage-sweep` (cron, hourly). It must outlast the longest upload plus
+    # its ingest: MAX_UPLOAD_BYTES (2 GB) at a slow 1 Mbit/s link takes about 4.5 hours, hence 6 hours.
+    SPOOL_MAX_AGE_MINUTES = float(os.environ.get("SPOOL_MAX_AGE_MINUTES", 360))
+    SPOOL_SWEEP_ON_START = os.environ.get("SPOOL_SWEEP_ON_START", "1") == "1"
     # Sessions live on the server (auth.sessions); these end them. The idle timeout is the HIPAA automatic logoff.
     SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", 15))
     SESSION_ABSOLUTE_HOURS = int(os.environ.get("SESSION_ABSOLUTE_HOURS", 12))

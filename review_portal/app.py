@@ -57,6 +57,10 @@ def create_app(config=None, **overrides) -> Flask:
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     database.init_app(app)
     app.extensions["storage"] = storage_mod.storage_from_config(app.config)
+    # A failed request (or job) deletes a blob it stored only when no committed row refers to it: the same
+    # bytes may have been stored and committed meanwhile by another request (same content, same key).
+    app.extensions["blob_referenced"] = review_portal.models.blob_is_referenced
+    _sweep_spool_once(app)
     jobs.init_app(app)
     sandbox.init_app(app)
     _configure_mail(app)
@@ -97,6 +101,8 @@ def create_app(config=None, **overrides) -> Flask:
     from review_portal.audit import chain
 
     chain.install_once(database.session)
+    # After each seal the chain's head is anchored outside the database (audit.chain.write_anchor).
+    _session_info(app, audit_anchor_store=app.extensions["storage"])
     _register_blueprints(app)
     notification_alerts.connect()
     _register_request_boundary(app)
@@ -183,13 +189,30 @@ def _configure_mail(app: Flask) -> None:
     mail.install(database.session)
 
 
+def _session_info(app: Flask, **values) -> None:
+    """Add to what every new session's `info` starts with (the mailer, the anchor store...)."""
+    info = dict(database.session.session_factory.kw.get("info") or {})
+    info.update(values)
+    database.session.configure(info=info)
+
+
+def _sweep_spool_once(app: Flask) -> None:
+    """Crash leftovers: spooled uploads and scratch directories older than the longest upload. Cheap (one
+    directory listing); `flask storage-sweep` runs the same from cron."""
+    if not app.config.get("SPOOL_SWEEP_ON_START", True):
+        return
+    removed = app.extensions["storage"].sweep_tmp(max_age_seconds=float(app.config["SPOOL_MAX_AGE_MINUTES"]) * 60)
+    if removed:
+        app.logger.info("storage sweep: removed %d leftover temporary file(s) or folder(s)", removed)
+
+
 def _discard_unit_of_work(app: Flask) -> None:
     db = database.session()
     db.rollback()
-    store = app.extensions["storage"]
-    for key in storage_mod.end_journal():
-        # A blob created in a failed request belongs to nothing: remove it so no half-written case remains.
-        store.delete(key)
+    # A blob created in a failed request belongs to nothing, unless another request stored the same bytes and
+    # committed: remove only what no committed row refers to, so no half-written case remains.
+    storage_mod.discard_journaled(app.extensions["storage"], storage_mod.end_journal(),
+                                  engine=app.extensions["db_engine"], referenced=app.extensions["blob_referenced"])
     # Failed logins, denied accesses and the like must be recorded precisely because the request failed.
     if database.redo_survivors(db):
         db.commit()

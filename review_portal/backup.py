@@ -1,24 +1,17 @@
 """Backup verification: every stored object still matches its sha256, and every database
-reference to a blob points at an object that exists. Run after each restore (and nightly)."""
+reference to a blob points at an object that exists. Run after each restore (and nightly).
+
+The references are the portal's one list, review_portal.models.BLOB_REFERENCES: scans, thumbnails,
+key-image PNGs, documents, letters and the sources an ingest job keeps. What a backup leaves out on
+purpose: the temporary area (spooled uploads, scratch folders) and caches of derived bytes (the S3
+backend's verified local copies under STORAGE_DIR/s3-cache, decoded frames in memory); both are rebuilt
+on demand. The anchors/ log of the audit chain's head is backed up with the objects.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
-import review_portal.models  # noqa: F401  (registers every table)
-from review_portal.db import Base
-
-# Columns holding a storage key. By convention *_key/blob columns; documents are keyed by their sha256.
-_EXTRA_REFERENCES = {("documents", "sha256")}
-
-
-def blob_reference_columns():
-    for table in Base.metadata.sorted_tables:
-        for column in table.columns:
-            if column.name in ("blob_key", "thumbnail_key", "png_key") or column.name.endswith("_blob_key") \
-                    or (table.name, column.name) in _EXTRA_REFERENCES:
-                yield table, column
+from review_portal.models import iter_blob_references
 
 
 @dataclass
@@ -47,12 +40,10 @@ def verify_backup(db, storage) -> BackupReport:
         if not intact:
             report.corrupt.append(key)
     referenced = set()
-    for table, column in blob_reference_columns():
-        pk = list(table.primary_key.columns)[0]
-        for row_id, key in db.execute(select(pk, column).where(column.is_not(None))):
-            report.references_checked += 1
-            referenced.add(key)
-            if key not in stored:
-                report.missing.append(f"{table.name}.{column.name} id={row_id} -> {key}")
+    for ref, row_id, key in iter_blob_references(db):
+        report.references_checked += 1
+        referenced.add(key)
+        if key not in stored:
+            report.missing.append(f"{ref.label} id={row_id} -> {key}")
     report.unreferenced = len(stored - referenced)
     return report

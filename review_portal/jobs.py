@@ -309,8 +309,8 @@ def execute(job_id: int, app) -> str:
                 return "done"
             except Exception as exc:  # noqa: BLE001
                 db.rollback()
-                for key in storage_mod.end_journal():
-                    storage.delete(key)
+                storage_mod.discard_journaled(storage, storage_mod.end_journal(), engine=app.extensions["db_engine"],
+                                              referenced=app.extensions["blob_referenced"])
                 permanent = isinstance(exc, (PermanentJobError, DomainError))
                 error = _reason(exc)
                 log.warning("job %s failed: %s", job_id, error)

@@ -16,6 +16,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+import time
 from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +24,8 @@ from typing import BinaryIO
 from review_portal.errors import StoredFileCorrupt
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
+# Append-only named objects (the audit chain's head anchors): a plain name, never a path.
+_ANCHOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CHUNK = 1024 * 1024
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,26 @@ def end_journal() -> list[str]:
     return keys
 
 
+def discard_journaled(store: "Storage", keys: list[str], *, engine, referenced) -> list[str]:
+    """After a failed unit of work: delete the blobs it created that no committed row refers to.
+
+    `referenced(session, key)` is the one reference check (review_portal.models.blob_is_referenced, handed
+    down by the app factory: storage knows no domain). It runs in a fresh session, so it sees what other
+    requests committed, e.g. the same bytes stored by a concurrent request. Returns the keys deleted."""
+    from sqlalchemy.orm import Session
+
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        return []
+    deleted = []
+    with Session(bind=engine) as fresh:
+        for key in keys:
+            if not referenced(fresh, key):
+                store.delete(key)
+                deleted.append(key)
+    return deleted
+
+
 def _check_key(key: str) -> str:
     if not _KEY.match(key or ""):
         raise ValueError("invalid blob key")
@@ -64,6 +87,16 @@ def _journal(key: str) -> None:
     journal = _new_blobs.get()
     if journal is not None:
         journal.append(key)
+
+
+def _check_anchor_name(name: str) -> str:
+    if not _ANCHOR_NAME.match(name or ""):
+        raise ValueError("invalid anchor name")
+    return name
+
+
+class AnchorExists(FileExistsError):
+    """An append-only object of that name is already stored; it is never overwritten."""
 
 
 def sha256_of(stream: BinaryIO) -> str:
@@ -197,6 +230,41 @@ class Storage:
     def verify(self, key: str) -> bool:
         raise NotImplementedError
 
+    def sweep_tmp(self, *, max_age_seconds: float, now: float | None = None) -> int:
+        """Remove what crashed requests and workers left in the temporary area (spooled uploads, scratch
+        directories) once it is older than `max_age_seconds`, i.e. older than the longest upload.
+        A directory counts as old only when nothing inside it changed within that time. Returns how many
+        entries were removed."""
+        cutoff = (time.time() if now is None else now) - max_age_seconds
+        removed = 0
+        try:
+            entries = list(os.scandir(self._tmp))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if _newest_mtime(Path(entry.path)) < cutoff:
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                        removed += 1
+                elif entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:  # its owner finished (or another sweeper won) meanwhile
+                continue
+        return removed
+
+    # Append-only named objects, outside the content-addressed keys: one object per name, never overwritten.
+    def put_anchor(self, name: str, data: bytes) -> None:
+        """Store `data` under `name` once; raise AnchorExists if that name is taken (whatever its bytes)."""
+        raise NotImplementedError
+
+    def list_anchors(self) -> list[str]:
+        raise NotImplementedError
+
+    def read_anchor(self, name: str) -> bytes:
+        raise NotImplementedError
+
     def put_file(self, path: Path) -> tuple[str, bool]:
         with open(path, "rb") as fh:
             return self.put_stream(fh)
@@ -205,6 +273,17 @@ class Storage:
         import io
 
         return self.put_stream(io.BytesIO(data))
+
+
+def _newest_mtime(path: Path) -> float:
+    newest = path.stat().st_mtime
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                newest = max(newest, os.stat(os.path.join(root, name), follow_symlinks=False).st_mtime)
+            except FileNotFoundError:
+                continue
+    return newest
 
 
 class LocalStorage(Storage):
@@ -260,6 +339,34 @@ class LocalStorage(Storage):
         if p.exists():
             p.unlink()
 
+    @property
+    def _anchors(self) -> Path:
+        return self.root / "anchors"
+
+    def put_anchor(self, name: str, data: bytes) -> None:
+        self._anchors.mkdir(exist_ok=True)
+        final = self._anchors / _check_anchor_name(name)
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(tmp_name, final)  # atomic and never replaces: fails when the name exists
+            except FileExistsError:
+                raise AnchorExists(name) from None
+        finally:
+            os.unlink(tmp_name)
+
+    def list_anchors(self) -> list[str]:
+        if not self._anchors.is_dir():
+            return []
+        return sorted(p.name for p in self._anchors.iterdir() if _ANCHOR_NAME.match(p.name))
+
+    def read_anchor(self, name: str) -> bytes:
+        return (self._anchors / _check_anchor_name(name)).read_bytes()
+
     def iter_keys(self):
         """Every stored key (for backup verification)."""
         for p in sorted(self.root.glob("??/??/*")):
@@ -289,7 +396,7 @@ class S3Storage(Storage):
 
     def __init__(self, bucket: str, *, cache_dir: Path, client=None, endpoint_url: str | None = None,
                  region: str | None = None, access_key: str | None = None, secret_key: str | None = None,
-                 prefix: str = "blobs/"):
+                 prefix: str = "blobs/", anchor_prefix: str = "anchors/"):
         if client is None:
             import boto3
             from botocore.config import Config as BotoConfig
@@ -302,6 +409,7 @@ class S3Storage(Storage):
         self.client = client
         self.bucket = bucket
         self.prefix = prefix
+        self.anchor_prefix = anchor_prefix
         self.cache = Path(cache_dir).resolve()
         self.cache.mkdir(parents=True, exist_ok=True)
         self._tmp = self.cache / "tmp"
@@ -379,6 +487,34 @@ class S3Storage(Storage):
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
         self._cache_path(key).unlink(missing_ok=True)
+
+    def put_anchor(self, name: str, data: bytes) -> None:
+        """A conditional write (If-None-Match: *), so two writers can never replace each other's anchor.
+        Pair it with S3 Object Lock (compliance mode) on the anchors/ prefix so nobody can delete one."""
+        from botocore.exceptions import ClientError
+
+        key = self.anchor_prefix + _check_anchor_name(name)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise AnchorExists(name) from exc
+            raise
+
+    def list_anchors(self) -> list[str]:
+        names = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.anchor_prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(self.anchor_prefix):]
+                if _ANCHOR_NAME.match(name):
+                    names.append(name)
+        return sorted(names)
+
+    def read_anchor(self, name: str) -> bytes:
+        body = self.client.get_object(Bucket=self.bucket, Key=self.anchor_prefix + _check_anchor_name(name))["Body"]
+        with body:
+            return body.read()
 
     def iter_keys(self):
         paginator = self.client.get_paginator("list_objects_v2")

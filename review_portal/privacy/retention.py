@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, Table, cast, delete, or_, select
+from sqlalchemy import Table, delete, or_, select
 from sqlalchemy.orm import Session
 
 from review_portal.audit.services import record
@@ -23,8 +23,11 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # Kept on purpose: the audit trail and the emergency-access grants are the accounting of who saw the case.
 # Neither has a foreign key to it, so nothing below would reach them anyway; this says so out loud.
 _KEPT = {"audit_events", "emergency_access"}
-# JSON columns that list blob keys as [{"key": ...}] (the files of an upload, kept so the job can be re-run).
-_JSON_BLOB_COLUMNS = {("ingest_jobs", "sources")}
+# Which columns refer to stored files is not listed here: the caller passes the portal's one list,
+# review_portal.models.BLOB_REFERENCES (each with .table, .column and, for JSON lists, .json_key), and
+# delete_files() asks `review_portal.models.blob_is_referenced` (passed as `referenced`) before deleting.
+# Derived bytes (thumbnails) are among those references and go with the case; verified local copies of
+# S3 objects go with storage.delete().
 
 
 @dataclass
@@ -42,18 +45,6 @@ def due_for_purge(db: Session, *, now: datetime, retention_days: int) -> list[Ca
     return list(db.scalars(select(Case).where(Case.status.in_([s.value for s in TERMINAL_STATUSES]),
                                               Case.closed_at.is_not(None),
                                               Case.closed_at < cutoff).order_by(Case.id)))
-
-
-def _is_blob_column(col) -> bool:
-    return col.name in ("blob_key", "sha256", "thumbnail_key", "png_key") or col.name.endswith("_blob_key")
-
-
-def _blob_columns():
-    """(table, column) pairs that hold blob keys, including tables other parts of the portal add later."""
-    for table in Base.metadata.sorted_tables:
-        for col in table.columns:
-            if _is_blob_column(col):
-                yield table, col
 
 
 def _owned_rows(case_id: int) -> dict[Table, object]:
@@ -82,39 +73,26 @@ def _owned_rows(case_id: int) -> dict[Table, object]:
     return owned
 
 
-def _json_keys(value) -> set[str]:
-    return {str(item.get("key", "")) for item in value or [] if isinstance(item, dict)}
+def _json_keys(value, name: str) -> set[str]:
+    return {str(item.get(name, "")) for item in value or [] if isinstance(item, dict)}
 
 
-def _keys_of_case(db: Session, owned: dict[Table, object]) -> set[str]:
+def _keys_of_case(db: Session, owned: dict[Table, object], references) -> set[str]:
     keys: set[str] = set()
-    for table, where in owned.items():
-        for col in table.columns:
-            if _is_blob_column(col):
-                keys |= {k for k in db.execute(select(col).where(where)).scalars() if k}
-            elif (table.name, col.name) in _JSON_BLOB_COLUMNS:
-                for value in db.execute(select(col).where(where)).scalars():
-                    keys |= _json_keys(value)
+    for ref in references:
+        table = Base.metadata.tables[ref.table]
+        if table not in owned:
+            continue
+        values = db.execute(select(table.c[ref.column]).where(owned[table])).scalars()
+        for value in values:
+            keys |= _json_keys(value, ref.json_key) if ref.json_key else {value}
     return {k for k in keys if k and _HEX64.match(k)}
 
 
-def _still_referenced(db: Session, key: str) -> bool:
-    for table, col in _blob_columns():
-        if db.execute(select(col).where(col == key).limit(1)).first() is not None:
-            return True
-    for table_name, col_name in _JSON_BLOB_COLUMNS:
-        col = Base.metadata.tables[table_name].c[col_name]
-        # A text search narrows the rows; the JSON itself decides (a key is 64 hex digits, so no false match).
-        for value in db.execute(select(col).where(cast(col, String).contains(key))).scalars():
-            if key in _json_keys(value):
-                return True
-    return False
-
-
-def purge_case(db: Session, case: Case, *, by, ip: str, now: datetime, report: PurgeReport) -> None:
+def purge_case(db: Session, case: Case, *, by, ip: str, now: datetime, report: PurgeReport, references) -> None:
     reference = case.reference
     owned = _owned_rows(case.id)
-    keys = _keys_of_case(db, owned)
+    keys = _keys_of_case(db, owned, references)
     record(db, action="case.purged", by=by, ip=ip, now=now, case=case, object_type="case", object_id=case.id,
            detail=f"retention purge; closed {case.closed_at:%Y-%m-%d}; files={len(keys)}")
     # Children before parents; each clause selects through parents that are still there.
@@ -127,18 +105,19 @@ def purge_case(db: Session, case: Case, *, by, ip: str, now: datetime, report: P
     report.candidate_keys |= keys
 
 
-def purge(db: Session, *, now: datetime, retention_days: int, by=None, ip: str = "cli") -> PurgeReport:
+def purge(db: Session, *, now: datetime, retention_days: int, references, by=None, ip: str = "cli") -> PurgeReport:
     """Remove the rows (the caller commits), then call delete_files() with the report."""
     report = PurgeReport()
     for case in due_for_purge(db, now=now, retention_days=retention_days):
-        purge_case(db, case, by=by, ip=ip, now=now, report=report)
+        purge_case(db, case, by=by, ip=ip, now=now, report=report, references=references)
     return report
 
 
-def delete_files(db: Session, storage: Storage, report: PurgeReport) -> PurgeReport:
-    """After the rows are committed: remove each file nothing refers to any more, then prove it is gone."""
+def delete_files(db: Session, storage: Storage, report: PurgeReport, *, referenced) -> PurgeReport:
+    """After the rows are committed: remove each file nothing refers to any more, then prove it is gone.
+    `referenced(db, key)` is review_portal.models.blob_is_referenced."""
     for key in sorted(report.candidate_keys):
-        if _still_referenced(db, key):
+        if referenced(db, key):
             report.blobs_kept_shared += 1  # the same bytes belong to another case too (content-addressed)
             continue
         storage.delete(key)

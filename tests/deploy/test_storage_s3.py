@@ -82,3 +82,15 @@ def test_a_failed_unit_of_work_can_remove_what_it_created(s3):
     assert s3.exists(kept) and not s3.exists(new)
 
 
+
+
+def test_anchors_are_append_only_objects_under_their_own_prefix(s3):
+    s3.put_anchor("000001-000000000007", b'{"hash": "a"}')
+    with pytest.raises(storage_mod.AnchorExists):  # a conditional write: never replaced
+        s3.put_anchor("000001-000000000007", b'{"hash": "b"}')
+    s3.put_anchor("000001-000000000009", b'{"hash": "c"}')
+    assert s3.list_anchors() == ["000001-000000000007", "000001-000000000009"]
+    assert s3.read_anchor("000001-000000000007") == b'{"hash": "a"}'
+    assert list(s3.iter_keys()) == []  # anchors are not blobs
+    with pytest.raises(ValueError):
+        s3.put_anchor("../escape", b"x")
