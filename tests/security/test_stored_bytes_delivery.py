@@ -208,4 +208,8 @@ def test_storage_scrub_names_corrupt_and_missing_files(app, db, storage, make_ca
     assert result.exit_code != 0
     assert f"CORRUPT: {letter.blob_key} does not match its sha256" in result.output
     assert f"MISSING: instances.blob_key id={instance.id} -> {instance.blob_key}" in result.output
-    assert "1 corrupt" in result.output and "1 missing" in result.output
+    # The missing file is named by every reference to it: the instance and the upload it came in with.
+    missing = [line for line in result.output.splitlines() if line.startswith("MISSING:")]
+    assert len(missing) == 2 and all(line.endswith(instance.blob_key) for line in missing)
+    assert any(line.startswith("MISSING: ingest_jobs.sources") for line in missing), missing
+    assert "1 corrupt" in result.output and "2 missing" in result.output
