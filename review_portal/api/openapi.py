@@ -9,6 +9,7 @@ from review_portal.api.fhir import EXT_PLAN_IN_QUESTION, SYSTEM_CANCER_SITE, SYS
 from review_portal.api.models import SCOPES
 from review_portal.cases.lifecycle import STATUS_LABELS
 from review_portal.cases.models import CANCER_SITES, HISTORY_KINDS, PRIORITIES, REVIEW_TYPES, SEXES
+from review_portal.workflow.queries import SEARCH_MAX, SORTS
 
 MAX_ID = 2**31 - 1
 MAX_PAGE = 100_000
@@ -232,6 +233,13 @@ def document() -> dict:
                                                                    "maximum": MAX_PER_PAGE, "default": 25}},
                     {"name": "status", "in": "query",
                      "schema": {"type": "string", "enum": [str(s) for s in STATUS_LABELS]}},
+                    {"name": "q", "in": "query", "description": "Free text: reference, patient name, MRN, referrer "
+                     "or reviewer name (a substring, case-insensitive; % and _ are literal).",
+                     "schema": {"type": "string", "maxLength": SEARCH_MAX}},
+                    {"name": "priority", "in": "query", "schema": {"type": "string", "enum": list(PRIORITIES)}},
+                    {"name": "sort", "in": "query", "schema": {"type": "string", "enum": list(SORTS)}},
+                    {"name": "dir", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"],
+                                                              "default": "asc"}},
                 ],
                 "responses": {"200": {"description": "One page of referrals.",
                                       "content": {"application/json": {"schema": _ref("ReferralPage")}}},

@@ -35,7 +35,7 @@ from review_portal.opinions.services import opinion_for_case
 from review_portal.security import PUBLIC_ENDPOINTS
 from review_portal.uploads import scratch, spool_bytes
 from review_portal.web import actor, db, storage
-from review_portal.workflow.queries import list_cases_for
+from review_portal.workflow.queries import SEARCH_MAX, SORTS, CaseSearch, list_cases_for
 from review_portal.workflow.referrals import submit_referral
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -259,18 +259,34 @@ def whoami():
 def list_referrals():
     page = _int_arg("page", 1, 1, MAX_PAGE)
     per_page = _int_arg("per_page", 25, 1, MAX_PER_PAGE)
-    status = request.args.get("status") or None
-    if status is not None and status not in STATUS_LABELS:
-        raise InvalidInput(f"status must be one of: {', '.join(STATUS_LABELS)}.")
+    search = _search_arg()
     ctx = actor()
-    rows, total = list_cases_for(db(), ctx["by"], status=status, page=page, per_page=per_page, ip=ctx["ip"],
-                                 now=ctx["now"], what="case.listed", detail="API")
+    rows, total = list_cases_for(db(), ctx["by"], status=search.status, page=page, per_page=per_page, ip=ctx["ip"],
+                                 now=ctx["now"], what="case.listed", detail="API", search=search)
     following = None
     if page * per_page < total:
-        args = {"page": page + 1, "per_page": per_page} | ({"status": status} if status else {})
+        args = {"page": page + 1, "per_page": per_page} | {
+            k: v for k, v in {"q": search.q, "status": search.status, "priority": search.priority,
+                              "sort": search.sort, "dir": search.direction if search.sort else None}.items() if v}
         following = url_for("api.list_referrals", _external=True, **args)
     return jsonify(items=[_referral_json(c) for c in rows], page=page, per_page=per_page, total=total,
                    next=following)
+
+
+def _search_arg() -> CaseSearch:
+    """The list's search parameters; a value outside its allowed set is a 400 (a program should know better)."""
+    allowed = {"status": list(STATUS_LABELS), "priority": list(PRIORITIES), "sort": list(SORTS), "dir": ["asc", "desc"]}
+    values = {}
+    for name, choices in allowed.items():
+        value = request.args.get(name) or None
+        if value is not None and value not in choices:
+            raise InvalidInput(f"{name} must be one of: {', '.join(str(c) for c in choices)}.")
+        values[name] = value
+    q = (request.args.get("q") or "").strip()
+    if len(q) > SEARCH_MAX:
+        raise InvalidInput(f"q is at most {SEARCH_MAX} characters.")
+    return CaseSearch(q=q, status=values["status"], priority=values["priority"], sort=values["sort"] or "",
+                      direction=values["dir"] or "asc")
 
 
 @bp.post("/referrals")

@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import DateField, FieldList, Form, FormField, MultipleFileField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, FieldList, Form, FormField, MultipleFileField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from review_portal.cases.models import CANCER_SITES, HISTORY_KINDS, PRIORITIES, REVIEW_TYPES, SEXES
@@ -42,12 +42,28 @@ class ReferralForm(FlaskForm):
         return ok
 
 
+def _understood(what: str) -> BooleanField:
+    """The ticked box that confirms a final step (withdraw, cancel, close): without it the POST is refused (400)."""
+    return BooleanField(f"I understand that {what} cannot be undone.",
+                        validators=[DataRequired(message=f"Confirm that you understand {what} cannot be undone.")])
+
+
 class WithdrawForm(FlaskForm):
     reason = StringField("Reason", validators=[DataRequired(message="Say why the case is withdrawn."), Length(max=500)])
+    confirm = _understood("withdrawing the case")
 
 
 class CancelForm(FlaskForm):
     reason = StringField("Reason", validators=[DataRequired(message="Say why the case is cancelled."), Length(max=500)])
+    confirm = _understood("cancelling the case")
+
+
+class CloseForm(FlaskForm):
+    confirm = _understood("closing the case")
+
+
+def first_error(form) -> str:
+    return next((e for errors in form.errors.values() for e in errors), "Check the form and try again.")
 
 
 class EmergencyAccessForm(FlaskForm):

@@ -51,20 +51,21 @@ class Case(Base):
     fhir_status: Mapped[str] = mapped_column(String(16), default="requested")
     review_type: Mapped[str] = mapped_column(String(24))
     cancer_site: Mapped[str] = mapped_column(String(24))
-    priority: Mapped[str] = mapped_column(String(12))
+    priority: Mapped[str] = mapped_column(String(12), index=True)
     referring_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
 
-    patient_name: Mapped[str] = mapped_column(String(200))
+    # Indexed for the case lists' search and sort (migration 0002_case_search).
+    patient_name: Mapped[str] = mapped_column(String(200), index=True)
     patient_dob: Mapped[date] = mapped_column(Date)
     patient_sex: Mapped[str] = mapped_column(String(12))
-    patient_mrn: Mapped[str] = mapped_column(String(64))
+    patient_mrn: Mapped[str] = mapped_column(String(64), index=True)
 
     question: Mapped[str] = mapped_column(Text)
     diagnosis_in_question: Mapped[str] = mapped_column(Text)
     plan_in_question: Mapped[str] = mapped_column(Text)
 
-    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set while the case waits on the referring physician: that time does not count against deadlines.

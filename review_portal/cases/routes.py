@@ -4,10 +4,10 @@ from flask_login import current_user
 
 from review_portal.audit.services import record
 from review_portal.cases import services
-from review_portal.cases.forms import CancelForm, WithdrawForm
+from review_portal.cases.forms import CancelForm, CloseForm, WithdrawForm, first_error
 from review_portal.cases.models import Document
 from review_portal.errors import InvalidInput, NotFound
-from review_portal.web import ConfirmForm, actor, db, storage
+from review_portal.web import actor, db, storage
 
 bp = Blueprint("cases", __name__)
 
@@ -30,7 +30,7 @@ def withdraw_case(case_id: int):
     case = services.get_case_for(db(), current_user, case_id)
     form = WithdrawForm()
     if not form.validate():
-        raise InvalidInput("Say why the case is withdrawn.")
+        raise InvalidInput(first_error(form))
     services.withdraw_case(db(), case, reason=form.reason.data, **actor())
     flash(f"Case {case.reference} withdrawn.", "info")
     return redirect(url_for("workflow.show_case", case_id=case.id))
@@ -41,7 +41,7 @@ def cancel_case(case_id: int):
     case = services.get_case_for(db(), current_user, case_id)
     form = CancelForm()
     if not form.validate():
-        raise InvalidInput("Say why the case is cancelled.")
+        raise InvalidInput(first_error(form))
     services.cancel_case(db(), case, reason=form.reason.data, **actor())
     flash(f"Case {case.reference} cancelled.", "info")
     return redirect(url_for("workflow.show_case", case_id=case.id))
@@ -50,8 +50,9 @@ def cancel_case(case_id: int):
 @bp.post("/cases/<int:case_id>/close")
 def close_case(case_id: int):
     case = services.get_case_for(db(), current_user, case_id)
-    if not ConfirmForm().validate():
-        raise InvalidInput("Your form expired. Reload the page and try again.")
+    form = CloseForm()
+    if not form.validate():
+        raise InvalidInput(first_error(form))
     services.close_case(db(), case, **actor())
     flash(f"Case {case.reference} is closed.", "success")
     return redirect(url_for("workflow.show_case", case_id=case.id))

@@ -17,8 +17,9 @@ from review_portal.assignment.forms import AddReviewForm, CompleteReviewForm, De
 from review_portal.assignment.services import offer_for
 from review_portal.assignment.sla import review_row
 from review_portal.audit.services import events_for_case, record
-from review_portal.cases.forms import CancelForm, ReferralForm, WithdrawForm
+from review_portal.cases.forms import CancelForm, CloseForm, ReferralForm, WithdrawForm
 from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS, CaseStatus
+from review_portal.cases.models import PRIORITIES
 from review_portal.cases.permissions import can_submit_referral, can_view_audit
 from review_portal.cases.services import HistoryItem, Referral, get_case_for
 from review_portal.deadlines import parse_holidays, policy_from_config
@@ -41,7 +42,7 @@ from review_portal.uploads import spooled
 from review_portal.web import ConfirmForm, actor, db, is_fetch, letterhead, page_arg, storage, valid
 from review_portal.workflow.conversations import answer_follow_up as answer_follow_up_with_addendum
 from review_portal.workflow.conversations import answer_information_request
-from review_portal.workflow.queries import case_page_load, list_cases_for
+from review_portal.workflow.queries import SEARCH_MAX, SORTS, CaseSearch, case_page_load, list_cases_for
 from review_portal.workflow.referrals import submit_referral
 from review_portal.workflow.signing import sign_addendum, sign_and_issue_letter
 
@@ -55,19 +56,37 @@ def index():
 
 @bp.get("/cases")
 def list_cases():
-    status = request.args.get("status") or None
-    if status and status not in STATUS_LABELS:
-        status = None
+    search = search_args()
     page = page_arg()
     per_page = current_app.config["PAGE_SIZE"]
     ctx = actor()
-    rows, total = list_cases_for(db(), ctx["by"], status=status, page=page, per_page=per_page, ip=ctx["ip"],
-                                 now=ctx["now"], what="case.listed", detail="worklist")
+    rows, total = list_cases_for(db(), ctx["by"], status=search.status, page=page, per_page=per_page, ip=ctx["ip"],
+                                 now=ctx["now"], what="case.listed", detail="worklist", search=search)
     # A reviewer accepts an offer with one click from the worklist.
     offers = {c.id: a for c in rows for a in c.assignments if a.reviewer_id == current_user.id and a.is_offered}
     return render_template("workflow/list.html", cases=rows, total=total, page=page, per_page=per_page,
-                           status=status, statuses=STATUS_LABELS, offers=offers, open_statuses=OPEN_STATUSES,
-                           accept_form=ConfirmForm())
+                           status=search.status, statuses=STATUS_LABELS, offers=offers, open_statuses=OPEN_STATUSES,
+                           accept_form=ConfirmForm(), search=search, priorities=PRIORITIES, sorts=SORTS,
+                           search_args=search_url_args(search))
+
+
+def search_args() -> CaseSearch:
+    """The list's GET parameters, each checked against its allowed values (anything else is ignored)."""
+    status = request.args.get("status") or None
+    priority = request.args.get("priority") or None
+    sort = request.args.get("sort") or ""
+    direction = request.args.get("dir") or "asc"
+    return CaseSearch(q=(request.args.get("q") or "").strip()[:SEARCH_MAX],
+                      status=status if status in STATUS_LABELS else None,
+                      priority=priority if priority in PRIORITIES else None,
+                      sort=sort if sort in SORTS else "", direction=direction if direction in ("asc", "desc") else "asc")
+
+
+def search_url_args(search: CaseSearch) -> dict:
+    """The search as URL parameters (pager links keep it), without the empty ones."""
+    args = {"q": search.q, "status": search.status, "priority": search.priority, "sort": search.sort,
+            "dir": search.direction if search.sort else None}
+    return {k: v for k, v in args.items() if v}
 
 
 def _referral_from(form: ReferralForm) -> Referral:
@@ -148,7 +167,7 @@ def show_case(case_id: int):
         "workflow/case.html", case=case, series=series, instance_counts=instance_counts(db(), [s.id for s in series]),
         opinion=opinion_for_case(db(), case.id), letters=letters_for_case(db(), case.id),
         audit=events_for_case(db(), case.id) if can_view_audit(current_user, case) else None,
-        confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(), cancel_form=CancelForm(),
+        confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(), cancel_form=CancelForm(), close_form=CloseForm(),
         review_rows={r.id: review_row(r, policy, ctx["now"]) for r in case.reviews if r.is_open},
         offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm(),
         release_form=ReleaseLetterForm(), complete_form=CompleteReviewForm(),

@@ -121,7 +121,13 @@ def test_referral_review_sign_and_acknowledge_in_the_browser(app, live_server, p
     assert "Browser Patient" in text and "Small cell carcinoma" in text and "Diagnosis different" in text
     page.click("text=Acknowledge receipt")
     assert "Acknowledged" in page.locator(".head-badges").inner_text()
-    page.click("text=Close the case")
+    # Closing is a final step: the disclosure says so, and its button needs the box ticked.
+    page.click("#close-step summary")
+    assert "This cannot be undone" in page.locator("#close-step").inner_text()
+    page.click(f"text=Close case {case.reference} for good")
+    assert page.evaluate("document.querySelector('#close-confirm').validity.valueMissing")  # refused unticked
+    page.check("#close-confirm")
+    page.click(f"text=Close case {case.reference} for good")
     assert "Closed" in page.locator(".head-badges").inner_text()
     db.expire_all()
     assert db.get(Case, case.id).status == "closed"

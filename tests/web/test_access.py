@@ -209,12 +209,12 @@ def test_logged_out_get_redirects_to_login_and_post_is_401(world, db, client):
         assert location.path == "/login", url
         assert "next=" in location.query, url
     for url in posts:
-        r = client.post(url, data={"reason": "x", "password": PASSWORD, "attest": "y"})
+        r = client.post(url, data={"reason": "x", "password": PASSWORD, "attest": "y", "confirm": "yes"})
         assert r.status_code == 401, url
         assert b"Test Patient" not in r.data
     from review_portal.cases.models import Case
 
-    client.post(f"/cases/{world['ids']['open']}/withdraw", data={"reason": "x"})
+    client.post(f"/cases/{world['ids']['open']}/withdraw", data={"reason": "x", "confirm": "yes"})
     db.expire_all()
     assert db.get(Case, world["ids"]["open"]).status == "in_review"
     assert db.get(Case, world["ids"]["delivered"]).status == "letter_delivered"

@@ -108,7 +108,7 @@ def test_whole_second_opinion_loop(app, db, users, login_as):
     assert "ALK and ROS1 by NGS" in v2_text and "stage IB" in v2_text
     assert referrer.post(f"/cases/{case.id}/acknowledge").status_code == 302
 
-    assert referrer.post(f"/cases/{case.id}/close").status_code == 302
+    assert referrer.post(f"/cases/{case.id}/close", data={"confirm": "yes"}).status_code == 302
     db.expire_all()
     assert db.get(Case, case.id).status == "closed"
     assert "Closed" in referrer.get(f"/cases/{case.id}").get_data(as_text=True)

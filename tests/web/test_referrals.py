@@ -256,7 +256,7 @@ def test_withdraw_via_the_route(db, make_case, users, login_as):
     case = make_case("assigned")
     cid = case.id
     client = login_as("referring")
-    r = client.post(f"/cases/{cid}/withdraw", data={"reason": "Patient chose local treatment."})
+    r = client.post(f"/cases/{cid}/withdraw", data={"reason": "Patient chose local treatment.", "confirm": "yes"})
     assert r.status_code == 302 and r.headers["Location"] == f"/cases/{cid}"
     db.expire_all()
     case = db.get(Case, cid)
@@ -269,7 +269,7 @@ def test_withdraw_via_the_route(db, make_case, users, login_as):
 def test_withdraw_without_a_reason_is_400(db, make_case, login_as):
     case = make_case("assigned")
     cid = case.id
-    r = login_as("referring").post(f"/cases/{cid}/withdraw", data={"reason": ""})
+    r = login_as("referring").post(f"/cases/{cid}/withdraw", data={"reason": "", "confirm": "yes"})
     assert r.status_code == 400 and "Say why" in r.get_data(as_text=True)
     db.expire_all()
     assert db.get(Case, cid).status == "assigned"
@@ -278,7 +278,7 @@ def test_withdraw_without_a_reason_is_400(db, make_case, login_as):
 def test_the_reviewer_cannot_withdraw(db, make_case, login_as):
     case = make_case("assigned")
     cid = case.id
-    r = login_as("reviewer").post(f"/cases/{cid}/withdraw", data={"reason": "not mine to do"})
+    r = login_as("reviewer").post(f"/cases/{cid}/withdraw", data={"reason": "not mine to do", "confirm": "yes"})
     assert r.status_code == 403
     db.expire_all()
     assert db.get(Case, cid).status == "assigned"
@@ -299,10 +299,10 @@ def test_withdraw_on_a_closed_case_is_409(db, make_case, login_as):
     case = make_case("closed")
     cid = case.id
     client = login_as("referring")
-    r = client.post(f"/cases/{cid}/withdraw", data={"reason": "changed my mind"})
+    r = client.post(f"/cases/{cid}/withdraw", data={"reason": "changed my mind", "confirm": "yes"})
     assert r.status_code == 409
     assert "is closed; it can no longer be withdrawn" in r.get_data(as_text=True)
-    r = client.post(f"/cases/{cid}/withdraw", data={"reason": "again"}, headers={"Accept": "application/json"})
+    r = client.post(f"/cases/{cid}/withdraw", data={"reason": "again", "confirm": "yes"}, headers={"Accept": "application/json"})
     assert r.status_code == 409 and r.get_json()["status"] == 409 and "closed" in r.get_json()["error"]
     db.expire_all()
     assert db.get(Case, cid).status == "closed"
@@ -322,9 +322,9 @@ def test_acknowledge_then_close_via_the_routes(db, make_case, login_as):
     assert db.get(Case, cid).status == "acknowledged" and db.get(Case, cid).closed_at is None
     assert client.post(f"/cases/{cid}/acknowledge").status_code == 409
     # Closing is its own step, taken by the referring physician once receipt is acknowledged.
-    assert login_as("other_referring").post(f"/cases/{cid}/close").status_code == 404
-    r = client.post(f"/cases/{cid}/close")
+    assert login_as("other_referring").post(f"/cases/{cid}/close", data={"confirm": "yes"}).status_code == 404
+    r = client.post(f"/cases/{cid}/close", data={"confirm": "yes"})
     assert r.status_code == 302
     db.expire_all()
     assert db.get(Case, cid).status == "closed" and db.get(Case, cid).closed_at is not None
-    assert client.post(f"/cases/{cid}/close").status_code == 409
+    assert client.post(f"/cases/{cid}/close", data={"confirm": "yes"}).status_code == 409

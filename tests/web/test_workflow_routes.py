@@ -102,11 +102,11 @@ def test_follow_up_questions_are_limited(app, login_as, make_case):
 
 def test_cancel_is_for_coordinators_and_withdraw_for_the_referrer(login_as, make_case, db):
     case = make_case("in_review", cancer_site="thoracic")
-    assert login_as("referring").post(f"/cases/{case.id}/cancel", data={"reason": "dup"}).status_code == 403
-    assert login_as("coordinator").post(f"/cases/{case.id}/cancel", data={"reason": "Duplicate of SO-1"}).status_code == 302
+    assert login_as("referring").post(f"/cases/{case.id}/cancel", data={"reason": "dup", "confirm": "yes"}).status_code == 403
+    assert login_as("coordinator").post(f"/cases/{case.id}/cancel", data={"reason": "Duplicate of SO-1", "confirm": "yes"}).status_code == 302
     db.expire_all()
     assert db.get(Case, case.id).status == "cancelled"
-    assert login_as("referring").post(f"/cases/{case.id}/withdraw", data={"reason": "late"}).status_code == 409
+    assert login_as("referring").post(f"/cases/{case.id}/withdraw", data={"reason": "late", "confirm": "yes"}).status_code == 409
 
 
 def test_reviewer_records_out_of_office(login_as):
