@@ -185,6 +185,11 @@ def client(app):
 @pytest.fixture
 def users(db):
     """One user per role, plus look-alikes to prove object-level checks (same role, different person)."""
+    return make_users(db)
+
+
+def make_users(db):
+    """The `users` fixture's people, for fixtures of a wider scope (tests/browser/test_accessibility.py)."""
     centre = Institution(name="Reviewing Centre")
     hospital = Institution(name="Referring Hospital", address="1 Test Street\nTestville")
     other = Institution(name="Other Clinic")
@@ -251,6 +256,11 @@ def referral(**overrides) -> Referral:
 
 @pytest.fixture
 def make_case(db, storage, users, tmp_path):
+    """Build a case through the real services and stop at `status` (see case_maker)."""
+    return case_maker(db, storage, users, tmp_path)
+
+
+def case_maker(db, storage, users, tmp_path):
     """Build a case through the real services and stop at `status`.
 
     "assigned" is offered to the routed reviewer; every later state has the offer accepted first.
@@ -335,6 +345,7 @@ def login_as(app, users):
 
 
 login_client.__test__ = False
+make_users.__test__ = case_maker.__test__ = False
 testdata.__test__ = False  # a helper, not a test, when imported into test modules
 
 

@@ -12,7 +12,9 @@ from markupsafe import Markup, escape
 
 PALETTE = {"primary": "#1b7f86", "secondary": "#1f3a5f", "accent": "#c77d12", "muted": "#9aa7b6",
            "ok": "#1e7b45", "bad": "#b3261e"}
-LABEL_WIDTH = 190
+LABEL_WIDTH = 190  # the narrowest label column; it widens up to MAX_LABEL_WIDTH for long labels, then they wrap
+MAX_LABEL_WIDTH = 300
+CHAR_WIDTH = 6.8  # DejaVu Sans at 11 px, a little over its average advance, so an estimate never clips
 PLOT_WIDTH = 380
 ROW_HEIGHT = 26
 FONT = 'font-family="DejaVu Sans, sans-serif" font-size="11"'
@@ -60,6 +62,32 @@ def _legend(series: list[Series], reference_label: str | None, y: float) -> list
     return parts
 
 
+def _label_lines(label: str, max_chars: int) -> list[str]:
+    """A row label in at most two lines of `max_chars`, broken at spaces; a longer one ends in an ellipsis
+    (the table beside the chart carries it whole)."""
+    if len(label) <= max_chars:
+        return [label]
+    lines, line = [], ""
+    for word in label.split():
+        if line and len(line) + 1 + len(word) > max_chars:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    lines = [ln if len(ln) <= max_chars else ln[:max_chars - 1] + "…" for ln in lines]
+    if len(lines) > 2:
+        lines = [lines[0], (lines[1][:max_chars - 1] + "…") if len(lines[1]) >= max_chars else lines[1] + "…"]
+    return lines
+
+
+def label_width(labels: list[str]) -> tuple[int, int]:
+    """The label column's width for these labels, and how many characters fit on one of its lines."""
+    longest = max((len(label) for label in labels), default=0)
+    width = max(LABEL_WIDTH, min(MAX_LABEL_WIDTH, int(16 + longest * CHAR_WIDTH)))
+    return width, int((width - 16) / CHAR_WIDTH)
+
+
 def hbar_chart(bars: list[Bar], series: list[Series], *, title: str, unit: str = "", max_value: float | None = None,
                reference_label: str | None = None) -> Markup:
     """Horizontal bars, one group per row; whiskers for confidence intervals; a tick for a reference value."""
@@ -72,12 +100,14 @@ def hbar_chart(bars: list[Bar], series: list[Series], *, title: str, unit: str =
     per_row = max(1, len(series))
     bar_h = (ROW_HEIGHT - 8) / per_row
     height = 20 + len(bars) * ROW_HEIGHT + 40
-    width = LABEL_WIDTH + PLOT_WIDTH + 60
+    label_w, max_chars = label_width([b.label for b in bars])
+    width = label_w + PLOT_WIDTH + 60
 
     def x_of(v: float) -> float:
-        return LABEL_WIDTH + PLOT_WIDTH * max(0.0, min(v, scale_max)) / scale_max
+        return label_w + PLOT_WIDTH * max(0.0, min(v, scale_max)) / scale_max
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}" '
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+             f'aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
              f'width="{width}" height="{height}"><title>{escape(title)}</title>']
     for tick in range(5):
         v = scale_max * tick / 4
@@ -88,14 +118,17 @@ def hbar_chart(bars: list[Bar], series: list[Series], *, title: str, unit: str =
         parts.append(f'<text x="{_num(x)}" y="10" {FONT} fill="#5d6b7e" text-anchor="middle">{escape(label)}</text>')
     for i, bar in enumerate(bars):
         y0 = 20 + i * ROW_HEIGHT
-        parts.append(f'<text x="{LABEL_WIDTH - 8}" y="{_num(y0 + ROW_HEIGHT / 2 + 4)}" {FONT} fill="#1c2533" '
-                     f'text-anchor="end">{escape(bar.label)}</text>')
+        lines = _label_lines(bar.label, max_chars)
+        first_y = y0 + ROW_HEIGHT / 2 + 4 - (len(lines) - 1) * 6
+        parts.append(f'<text x="{label_w - 8}" y="{_num(first_y)}" {FONT} fill="#1c2533" text-anchor="end">'
+                     + "".join(f'<tspan x="{label_w - 8}" dy="{0 if k == 0 else 12}">{escape(line)}</tspan>'
+                               for k, line in enumerate(lines)) + "</text>")
         for j, value in enumerate(bar.values):
             s = series[j] if j < len(series) else series[-1]
             y = y0 + 4 + j * bar_h
             if value is not None:
-                w = x_of(value) - LABEL_WIDTH
-                parts.append(f'<rect x="{LABEL_WIDTH}" y="{_num(y)}" width="{_num(w)}" height="{_num(bar_h - 2)}" '
+                w = x_of(value) - label_w
+                parts.append(f'<rect x="{label_w}" y="{_num(y)}" width="{_num(w)}" height="{_num(bar_h - 2)}" '
                              f'fill="{PALETTE[s.colour]}" class="chart-{s.colour}"><title>{escape(s.name)}: '
                              f'{escape(_num(value))}{escape(unit)}</title></rect>')
             interval = bar.intervals[j] if j < len(bar.intervals) else None
@@ -125,7 +158,8 @@ def column_chart(labels: list[str], values: list[tuple[float, ...]], series: lis
     top = float(max(4, -(-int(max([v for row in values for v in row] + [0])) // 4) * 4))
     slot = plot_w / len(labels)
     col_w = max(1.0, (slot - 2) / max(1, len(series)))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}" '
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+             f'aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
              f'width="{width}" height="{height}"><title>{escape(title)}</title>']
     for tick in range(5):
         v = top * tick / 4
