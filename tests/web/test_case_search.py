@@ -11,7 +11,7 @@ from review_portal.audit.models import AuditEvent
 
 def _patients(html: str) -> list[str]:
     """The patient names in the list's rows, in order."""
-    return re.findall(r"<td>([^<]+)<br><small class=\"muted\">[^<]*MRN", html)
+    return re.findall(r"<td[^>]*>([^<]+)<br><small class=\"muted\">[^<]*MRN", html)
 
 
 def _refs(html: str) -> list[str]:
