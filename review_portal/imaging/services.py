@@ -519,8 +519,12 @@ def get_key_image_in_case(db: Session, case_id: int, key_image_id: int) -> KeyIm
 
 
 def key_images_for_letter(db: Session, case_id: int) -> list[dict]:
-    """Plain values for the letter (and the case page): caption, where the image is, the window, the stored PNG's key
-    and the key image's id (the letter ignores it; the page links the PNG by it)."""
+    """Plain values for the letter: caption, where the image is, the window, and the stored PNG's key."""
+    return [{name: value for name, value in item.items() if name != "id"} for item in key_images_for_page(db, case_id)]
+
+
+def key_images_for_page(db: Session, case_id: int) -> list[dict]:
+    """What the letter shows, plus each key image's id, by which a page links its PNG (imaging.key_image_png)."""
     out = []
     slices_by_series: dict[int, list[Slice]] = {}
     for key_image in key_images_of_case(db, case_id):

@@ -24,7 +24,7 @@ from review_portal.cases.services import HistoryItem, Referral, get_case_for
 from review_portal.deadlines import parse_holidays, policy_from_config
 from review_portal.errors import InvalidInput, PermissionDenied
 from review_portal.imaging.permissions import key_images_on_case_page
-from review_portal.imaging.services import instance_counts, key_images_for_letter, series_of_case
+from review_portal.imaging.services import instance_counts, key_images_for_page, series_of_case
 from review_portal.jobs import jobs_for_case
 from review_portal.letters.services import letters_for_case, preview_letter_pdf
 from review_portal.messaging.forms import (
@@ -153,7 +153,7 @@ def show_case(case_id: int):
         opinion=opinion_for_case(db(), case.id), letters=letters_for_case(db(), case.id),
         audit=case_activity(db(), case) if can_view_audit(current_user, case) else None,
         # What the letter shows, on the page once the letter is out; before that the viewer shows them to the team.
-        key_images=key_images_for_letter(db(), case.id) if key_images_on_case_page(current_user, case) else [],
+        key_images=key_images_for_page(db(), case.id) if key_images_on_case_page(current_user, case) else [],
         confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(), cancel_form=CancelForm(),
         review_rows={r.id: review_row(r, policy, ctx["now"]) for r in case.reviews if r.is_open},
         offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm(),
