@@ -31,3 +31,15 @@ class DisclosuresForm(FlaskForm):
     patient_mrn = StringField("Patient MRN", validators=[DataRequired(), Length(max=64)])
     since = DateField("From (date)", validators=[Optional()])
     until = DateField("Until (date, inclusive)", validators=[Optional()])
+
+
+class ActivitySearchForm(FlaskForm):
+    """The coordinator's activity search: a GET, read-only, so no CSRF token."""
+
+    class Meta:
+        csrf = False
+
+    case = StringField("Case reference", validators=[Optional(), Length(max=32)])
+    person = StringField("Person (name or e-mail)", validators=[Optional(), Length(max=200)])
+    since = DateField("From (date)", validators=[Optional()])
+    until = DateField("Until (date, inclusive)", validators=[Optional()])

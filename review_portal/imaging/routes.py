@@ -20,7 +20,7 @@ from review_portal.errors import InvalidInput, NotFound
 from review_portal.imaging import metadata, reading, rendering, sandboxed, services
 from review_portal.imaging.forms import AddScansForm, KeyImageForm, UnmarkKeyImageForm
 from review_portal.imaging.models import IngestStatus
-from review_portal.imaging.permissions import can_add_scans, can_mark_key_images
+from review_portal.imaging.permissions import can_add_scans, can_mark_key_images, can_see_key_images
 from review_portal.uploads import spooled
 from review_portal.web import actor, db, storage, wants_json
 
@@ -221,6 +221,9 @@ def unmark_key_image(case_id: int, key_image_id: int):
 @bp.get("/cases/<int:case_id>/key-images/<int:key_image_id>.png")
 def key_image_png(case_id: int, key_image_id: int):
     case = get_case_for(db(), current_user, case_id)
+    if not can_see_key_images(current_user, case):
+        # The referrer's copy comes with the letter; before that a key image is the reviewer's working note.
+        raise NotFound("No such key image.")
     key_image = services.get_key_image_in_case(db(), case.id, key_image_id)
     _audit_pixels(case, key_image.series_id, f"key image {key_image.id}")
     data = services.key_image_png(db(), storage(), key_image)

@@ -561,6 +561,11 @@ def get_key_image_in_case(db: Session, case_id: int, key_image_id: int) -> KeyIm
 
 def key_images_for_letter(db: Session, case_id: int) -> list[dict]:
     """Plain values for the letter: caption, where the image is, the window, and the stored PNG's key."""
+    return [{name: value for name, value in item.items() if name != "id"} for item in key_images_for_page(db, case_id)]
+
+
+def key_images_for_page(db: Session, case_id: int) -> list[dict]:
+    """What the letter shows, plus each key image's id, by which a page links its PNG (imaging.key_image_png)."""
     out = []
     slices_by_series: dict[int, list[Slice]] = {}
     for key_image in key_images_of_case(db, case_id):
@@ -568,6 +573,7 @@ def key_images_for_letter(db: Session, case_id: int) -> list[dict]:
         slices = slices_by_series.setdefault(series.id, ordered_slices(series))
         in_range = 0 <= key_image.slice_index < len(slices)
         out.append({
+            "id": key_image.id,
             "caption": key_image.caption,
             "series_label": series_label(series),
             "slice_label": slice_label(slices, key_image.slice_index) if in_range else f"Slice {key_image.slice_index + 1}",

@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta, timezone
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from review_portal.audit.forms import AuditSearchForm, DisclosuresForm, ReviewForm
+from review_portal.audit.forms import ActivitySearchForm, AuditSearchForm, DisclosuresForm, ReviewForm
 from review_portal.audit.services import AuditQuery, disclosures_csv, record, search
 from review_portal.auth.permissions import admin_only
 from review_portal.cases import emergency
@@ -15,6 +15,7 @@ from review_portal.cases.models import Case, EmergencyAccess
 from review_portal.cases.permissions import is_staff
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.web import actor, db, page_arg
+from review_portal.workflow.activity import ActivityQuery, search_activity
 
 bp = Blueprint("audit", __name__)
 PER_PAGE = 100
@@ -47,6 +48,22 @@ def search_log():
     return render_template("audit/search.html", form=form, events=events, page=page, per_page=PER_PAGE, args=args,
                            grants=emergency.unreviewed(db()), review_form=ReviewForm(),
                            disclosures_form=DisclosuresForm(request.args))
+
+
+@bp.get("/activity")
+def activity():
+    """Coordinators' read-only activity search, in plain words, over the cases they may open today."""
+    if not is_staff(current_user):
+        abort(403)
+    form = ActivitySearchForm(request.args)
+    page = page_arg()
+    lines = []
+    if form.validate():
+        q = ActivityQuery(case=form.case.data or "", person=form.person.data or "", since=_day(form.since.data),
+                          until=_day(form.until.data, end=True))
+        lines = search_activity(db(), q, limit=PER_PAGE, offset=(page - 1) * PER_PAGE, **actor())
+    args = {k: v for k, v in request.args.items() if k != "page"}
+    return render_template("audit/activity.html", form=form, lines=lines, page=page, per_page=PER_PAGE, args=args)
 
 
 @bp.get("/admin/audit/disclosures.csv")

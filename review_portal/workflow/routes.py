@@ -16,7 +16,7 @@ from flask_login import current_user
 from review_portal.assignment.forms import AddReviewForm, CompleteReviewForm, DeclineForm, ReleaseLetterForm
 from review_portal.assignment.services import offer_for
 from review_portal.assignment.sla import review_row
-from review_portal.audit.services import events_for_case, record
+from review_portal.audit.services import record
 from review_portal.cases.forms import CancelForm, CloseForm, ReferralForm, WithdrawForm
 from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS, CaseStatus
 from review_portal.cases.models import PRIORITIES
@@ -24,7 +24,8 @@ from review_portal.cases.permissions import can_submit_referral, can_view_audit
 from review_portal.cases.services import HistoryItem, Referral, get_case_for
 from review_portal.deadlines import parse_holidays, policy_from_config
 from review_portal.errors import InvalidInput, PermissionDenied
-from review_portal.imaging.services import instance_counts, series_of_case
+from review_portal.imaging.permissions import key_images_on_case_page
+from review_portal.imaging.services import instance_counts, key_images_for_page, series_of_case
 from review_portal.jobs import jobs_for_case
 from review_portal.letters.services import letters_for_case, preview_letter_pdf
 from review_portal.messaging.forms import (
@@ -34,7 +35,8 @@ from review_portal.messaging.forms import (
     InformationRequestForm,
     MessageForm,
 )
-from review_portal.messaging.services import follow_ups_for, requests_for, thread_for
+from review_portal.messaging.services import follow_ups_for, requests_for
+from review_portal.messaging.thread import conversation_for
 from review_portal.opinions.forms import AddendumForm, OpinionForm, SignForm, draft_version
 from review_portal.opinions.permissions import can_add_addendum
 from review_portal.opinions.services import SignatureRefused, case_for_opinion, opinion_for_case
@@ -42,6 +44,7 @@ from review_portal.uploads import spooled
 from review_portal.web import ConfirmForm, actor, db, is_fetch, letterhead, page_arg, storage, valid
 from review_portal.workflow.conversations import answer_follow_up as answer_follow_up_with_addendum
 from review_portal.workflow.conversations import answer_information_request
+from review_portal.workflow.activity import case_activity
 from review_portal.workflow.queries import SEARCH_MAX, SORTS, CaseSearch, case_page_load, list_cases_for
 from review_portal.workflow.referrals import submit_referral
 from review_portal.workflow.signing import sign_addendum, sign_and_issue_letter
@@ -163,18 +166,21 @@ def show_case(case_id: int):
     policy = policy_from_config(current_app.config)
     series = series_of_case(db(), case.id)
     info_requests = requests_for(db(), case.id)
+    follow_ups = follow_ups_for(db(), case.id)
     return render_template(
         "workflow/case.html", case=case, series=series, instance_counts=instance_counts(db(), [s.id for s in series]),
         opinion=opinion_for_case(db(), case.id), letters=letters_for_case(db(), case.id),
-        audit=events_for_case(db(), case.id) if can_view_audit(current_user, case) else None,
+        audit=case_activity(db(), case) if can_view_audit(current_user, case) else None,
+        # What the letter shows, on the page once the letter is out; before that the viewer shows them to the team.
+        key_images=key_images_for_page(db(), case.id) if key_images_on_case_page(current_user, case) else [],
         confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(), cancel_form=CancelForm(), close_form=CloseForm(),
         review_rows={r.id: review_row(r, policy, ctx["now"]) for r in case.reviews if r.is_open},
         offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm(),
         release_form=ReleaseLetterForm(), complete_form=CompleteReviewForm(),
-        thread=thread_for(db(), case.id),
+        thread=conversation_for(db(), case.id, requests=info_requests, follow_ups=follow_ups),
         info_request=next((r for r in info_requests if r.is_open), None),
         pending_jobs=[j for j in jobs_for_case(db(), case.id) if not j.is_done],
-        info_requests=info_requests, follow_ups=follow_ups_for(db(), case.id),
+        info_requests=info_requests, follow_ups=follow_ups,
         follow_up_max=current_app.config["FOLLOW_UP_QUESTIONS_MAX"],
         message_form=MessageForm(), request_form=InformationRequestForm(), answer_form=InformationAnswerForm(),
         follow_up_form=FollowUpForm(), follow_up_answer_form=FollowUpAnswerForm(),
