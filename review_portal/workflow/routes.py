@@ -17,6 +17,7 @@ from review_portal.assignment.forms import AddReviewForm, CompleteReviewForm, De
 from review_portal.assignment.services import offer_for
 from review_portal.assignment.sla import review_row
 from review_portal.audit.services import events_for_case, record
+from review_portal.cases.disciplines import active_disciplines
 from review_portal.cases.forms import CancelForm, ReferralForm, WithdrawForm
 from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS, CaseStatus
 from review_portal.cases.permissions import can_submit_referral, can_view_audit
@@ -80,7 +81,7 @@ def _referral_from(form: ReferralForm) -> Referral:
         patient_name=form.patient_name.data, patient_dob=form.patient_dob.data, patient_sex=form.patient_sex.data,
         patient_mrn=form.patient_mrn.data, question=form.question.data,
         diagnosis_in_question=form.diagnosis_in_question.data, plan_in_question=form.plan_in_question.data,
-        review_type=form.review_type.data, cancer_site=form.cancer_site.data, priority=form.priority.data,
+        disciplines=form.chosen_disciplines, cancer_site=form.cancer_site.data, priority=form.priority.data,
         history=history,
     )
 
@@ -89,7 +90,7 @@ def _referral_from(form: ReferralForm) -> Referral:
 def new_referral():
     if not can_submit_referral(current_user):
         abort(403)
-    form = ReferralForm()
+    form = ReferralForm().offer(active_disciplines(db()))
     if request.method == "POST" and not form.validate():
         message = "Please correct the highlighted fields."
         if is_fetch():
