@@ -89,11 +89,20 @@ def rename_discipline(discipline_id: int):
     return redirect(url_for("cases.list_disciplines"))
 
 
-@bp.post("/admin/disciplines/<int:discipline_id>/<any(deactivate, activate):change>")
-def toggle_discipline(discipline_id: int, change: str):
+@bp.post("/admin/disciplines/<int:discipline_id>/deactivate")
+def deactivate_discipline(discipline_id: int):
+    return _set_active(discipline_id, False)
+
+
+@bp.post("/admin/disciplines/<int:discipline_id>/activate")
+def activate_discipline(discipline_id: int):
+    return _set_active(discipline_id, True)
+
+
+def _set_active(discipline_id: int, active: bool):
     admin_only()
     valid(ConfirmForm())
-    changed = disciplines.set_discipline_active(db(), discipline_id, active=change == "activate", **actor())
+    changed = disciplines.set_discipline_active(db(), discipline_id, active=active, **actor())
     flash(f"{changed.label} is {'offered to referrers again' if changed.active else 'no longer offered to referrers'}.",
           "info")
     return redirect(url_for("cases.list_disciplines"))
