@@ -30,6 +30,14 @@ def by_key(db: Session) -> dict[str, Discipline]:
     return {d.key: d for d in all_disciplines(db)}
 
 
+def active_discipline(db: Session, key: str) -> Discipline:
+    """The active discipline with this key, or InvalidInput."""
+    found = db.scalar(select(Discipline).where(Discipline.key == key, Discipline.active.is_(True)))
+    if found is None:
+        raise InvalidInput("Choose one of the disciplines offered.")
+    return found
+
+
 def seed_disciplines(db: Session) -> None:
     """Add the standard disciplines that are missing (a fresh schema made without the migrations)."""
     have = set(db.scalars(select(Discipline.key)))

@@ -16,11 +16,21 @@ from review_portal.assignment.lifecycle import (
     transition_assignment,
     transition_review,
 )
-from review_portal.assignment.models import DECLINE_REASONS, Assignment, Escalation, Review
-from review_portal.assignment.routing import choose_reviewer, conflict_of_interest, reviewer_fits
+from review_portal.assignment.models import (
+    DECLINE_REASONS,
+    Assignment,
+    Escalation,
+    Review,
+)
+from review_portal.assignment.routing import (
+    choose_reviewer,
+    conflict_of_interest,
+    reviewer_fits,
+)
 from review_portal.assignment.sla import sync_case_due
 from review_portal.audit.services import record
 from review_portal.auth.models import Role, User
+from review_portal.cases.disciplines import active_discipline
 from review_portal.cases.lifecycle import OPEN_STATUSES, CaseStatus, transition
 from review_portal.cases.models import REVIEW_TYPES, Case, Discipline
 from review_portal.errors import IllegalTransition, InvalidInput, PermissionDenied
@@ -38,19 +48,21 @@ def route_case(db: Session, case: Case, *, by, ip: str, now: datetime) -> Assign
 
 
 def add_review(db: Session, case: Case, review_type: str, *, policy: deadlines.SlaPolicy, by, ip: str,
-               now: datetime, discipline: Discipline | None = None) -> Review:
+               now: datetime, discipline: str = "") -> Review:
     """A further review of the same case (e.g. a radiology re-read); the letter waits for it.
 
-    With a `discipline` the review needs that discipline's specialty (and its review type follows from it)."""
+    With a `discipline` (an active one's key) the review needs that discipline's specialty, and its review type
+    follows from it; a bare review type is routed by the specialties that type admits."""
     if by.role not in (Role.COORDINATOR, Role.ADMIN):
         raise PermissionDenied("Only a coordinator can add a review to a case.")
-    if discipline is not None:
-        review_type = discipline.review_type
+    needed = active_discipline(db, discipline) if discipline else None
+    if needed is not None:
+        review_type = needed.review_type
     if review_type not in REVIEW_TYPES:
         raise InvalidInput("Choose a review type.")
     if case.status not in (CaseStatus.TRIAGE, CaseStatus.ASSIGNED, CaseStatus.IN_REVIEW, CaseStatus.AWAITING_INFORMATION):
         raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}; no review can be added.")
-    return _contributing_review(db, case, review_type, discipline, due_at=deadlines.due_date(now, case.priority, policy),
+    return _contributing_review(db, case, review_type, needed, due_at=deadlines.due_date(now, case.priority, policy),
                                 by=by, ip=ip, now=now)
 
 

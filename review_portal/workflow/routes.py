@@ -151,7 +151,7 @@ def show_case(case_id: int):
         audit=events_for_case(db(), case.id) if can_view_audit(current_user, case) else None,
         confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(), cancel_form=CancelForm(),
         review_rows={r.id: review_row(r, policy, ctx["now"]) for r in case.reviews if r.is_open},
-        offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm(),
+        offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm().offer(active_disciplines(db())),
         release_form=ReleaseLetterForm(), complete_form=CompleteReviewForm(),
         thread=thread_for(db(), case.id),
         info_request=next((r for r in info_requests if r.is_open), None),

@@ -94,3 +94,20 @@ def test_the_form_sends_the_lead_and_further_disciplines(db, users, login_as):
     assert case.discipline == "medical_oncology"
     assert sorted((r.discipline, r.is_lead) for r in case.reviews) == [("medical_oncology", True), ("radiology", False)]
     assert case.reviewer.id == users["reviewer"].id
+
+
+def test_a_coordinator_adds_a_review_by_discipline(db, users, make_case, login_as):
+    case_id, radiologist_id = make_case("in_review", cancer_site="breast").id, users["radiologist"].id
+    _discipline(db, "surgical_oncology").active = False
+    db.commit()
+    coordinator = login_as("coordinator")
+    page = coordinator.get(f"/cases/{case_id}").get_data(as_text=True)
+    offered = re.findall(r'<option[^>]*value="([^"]*)"', re.search(r'<form[^>]*class="add-review".*?</form>', page, re.DOTALL).group(0))
+    assert offered == ["", "medical_oncology", "pathology", "radiation_oncology", "radiology"]
+    r = coordinator.post(f"/cases/{case_id}/reviews", data={"discipline": "radiology"})
+    assert r.status_code in (200, 302)
+    db.expire_all()
+    added = next(rv for rv in db.get(Case, case_id).reviews if not rv.is_lead)
+    assert (added.discipline, added.review_type, added.reviewer.id) == ("radiology", "radiology_read", radiologist_id)
+    assert coordinator.post(f"/cases/{case_id}/reviews", data={"discipline": "surgical_oncology"}).status_code == 400
+    assert len(db.get(Case, case_id).reviews) == 2
