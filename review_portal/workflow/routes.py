@@ -20,7 +20,7 @@ from review_portal.audit.services import events_for_case, record
 from review_portal.cases.disciplines import active_disciplines
 from review_portal.cases.forms import CancelForm, ReferralForm, WithdrawForm
 from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS, CaseStatus
-from review_portal.cases.permissions import can_submit_referral, can_view_audit
+from review_portal.cases.permissions import can_add_review, can_submit_referral, can_view_audit
 from review_portal.cases.services import HistoryItem, Referral, get_case_for
 from review_portal.deadlines import parse_holidays, policy_from_config
 from review_portal.errors import InvalidInput, PermissionDenied
@@ -151,7 +151,8 @@ def show_case(case_id: int):
         audit=events_for_case(db(), case.id) if can_view_audit(current_user, case) else None,
         confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(), cancel_form=CancelForm(),
         review_rows={r.id: review_row(r, policy, ctx["now"]) for r in case.reviews if r.is_open},
-        offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm().offer(active_disciplines(db())),
+        offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm().offer(
+            active_disciplines(db()) if can_add_review(current_user, case) else []),
         release_form=ReleaseLetterForm(), complete_form=CompleteReviewForm(),
         thread=thread_for(db(), case.id),
         info_request=next((r for r in info_requests if r.is_open), None),
