@@ -20,6 +20,7 @@ from review_portal.assignment.models import OutOfOffice, ReviewerProfile
 from review_portal.assignment.sla import sla_check
 from review_portal.auth.models import Institution, Role, User
 from review_portal.auth.services import create_user
+from review_portal.cases.disciplines import seed_disciplines
 from review_portal.cases.services import HistoryItem, Referral, close_case
 from review_portal.clock import utcnow
 from review_portal.deadlines import add_business_seconds, policy_from_config
@@ -102,6 +103,7 @@ def seed(app, db) -> bool:
         return False
     now = utcnow()
     storage = app.extensions["storage"]
+    seed_disciplines(db)  # the migration has them already; a schema made from the models does not
 
     northbridge = Institution(name="Northbridge Cancer Centre", address="1 Harbour Road\nNorthbridge NB1 2CC")
     riverside = Institution(name="Riverside General Hospital", address="Oncology Department\n40 River Street\nRiverside RV3 9AA")
@@ -163,13 +165,13 @@ def seed(app, db) -> bool:
 
         seed_archive(app, db, storage, referrers=[roe, khan, chen], now=now, policy=policy)
 
-        def referral(name, dob, sex, mrn, site, review_type="oncology_opinion", priority="routine", **text):
+        def referral(name, dob, sex, mrn, site, discipline="medical_oncology", priority="routine", **text):
             return Referral(
                 patient_name=name, patient_dob=dob, patient_sex=sex, patient_mrn=mrn,
                 question=text.get("question", "Do you agree with the diagnosis and the proposed plan?"),
                 diagnosis_in_question=text.get("diagnosis", "See history."),
                 plan_in_question=text.get("plan", "See history."),
-                review_type=review_type, cancer_site=site, priority=priority,
+                disciplines=(discipline,), cancer_site=site, priority=priority,
                 history=text.get("history", []),
             )
 
@@ -236,7 +238,7 @@ def seed(app, db) -> bool:
 
         # Radiology read for the other referrer, and a case nobody covers (lands in the coordinator's triage).
         submit_referral(db, storage, referral(
-            "Dora Placeholder", date(1966, 6, 9), "female", "LOC-5521", "neuro", review_type="radiology_read",
+            "Dora Placeholder", date(1966, 6, 9), "female", "LOC-5521", "neuro", discipline="radiology",
             question="Is this progression or pseudo-progression?", diagnosis="Glioblastoma, post chemoradiation.",
             plan="Switch to second-line therapy.",
             history=[HistoryItem(date(2026, 11, 1), "imaging", "MR brain: new enhancement at the resection margin.")]),
@@ -255,7 +257,7 @@ def seed(app, db) -> bool:
 
         # On time, in review.
         on_time, _ = submit_referral(db, storage, referral(
-            "Hana Ontime", date(1980, 1, 30), "female", "LOC-6610", "head_neck",
+            "Hana Ontime", date(1980, 1, 30), "female", "LOC-6610", "head_neck", discipline="radiation_oncology",
             question="Is re-irradiation reasonable?", diagnosis="Recurrent oropharyngeal SCC, p16+.",
             plan="Palliative systemic therapy."), documents=[], scans=[], by=khan, now=now - timedelta(hours=3), **ctx)
         accept_offer(db, on_time.active_assignment, by=on_time.reviewer, ip="127.0.0.1", now=now - timedelta(hours=2))

@@ -98,7 +98,7 @@ def _specs(rng: random.Random, referrers, now: datetime, holidays) -> list[dict]
         days_ago = 14 + int(196 * n / len(kinds)) + rng.randint(0, 3)
         submitted = _business_moment((now - timedelta(days=days_ago)).date(), rng.randint(8, 15), holidays)
         priority = "urgent" if rng.random() < 0.25 else "routine"
-        spec = {"n": n, "review_type": review_type, "site": site, "priority": priority, "submitted": submitted,
+        spec = {"n": n, "review_type": review_type, "discipline": _discipline(review_type, site), "site": site, "priority": priority, "submitted": submitted,
                 "referrer": rng.choice(referrers), "turnaround": _turnaround_days(rng, priority),
                 "hold_days": rng.randint(2, 6) if rng.random() < 0.15 else 0}
         if review_type == "radiology_read":
@@ -108,6 +108,16 @@ def _specs(rng: random.Random, referrers, now: datetime, holidays) -> list[dict]
             spec["plan"] = rng.choice(PLAN_GIVEN[spec["diagnosis"]])
         specs.append(spec)
     return specs
+
+
+def _discipline(review_type: str, site: str) -> str:
+    """What the demo referrer asks for (the demo's head-and-neck and neuro oncologist is a radiation oncologist;
+    the sarcoma and melanoma questions are surgical)."""
+    if review_type == "radiology_read":
+        return "radiology"
+    if site in ("head_neck", "neuro"):
+        return "radiation_oncology"
+    return "surgical_oncology" if site in ("sarcoma", "skin") else "medical_oncology"
 
 
 def _draft(spec: dict) -> OpinionDraft:
@@ -175,7 +185,7 @@ def seed_archive(app, db, storage, *, referrers, now: datetime, policy, seed: in
                 patient_name=name, patient_dob=date(1940 + rng.randint(0, 45), rng.randint(1, 12), rng.randint(1, 28)),
                 patient_sex=rng.choice(["female", "male"]), patient_mrn=f"ARC-{10000 + spec['n']}",
                 question="Do you agree with the diagnosis and the proposed plan?", diagnosis_in_question=diagnosis,
-                plan_in_question=plan, review_type=spec["review_type"], cancer_site=spec["site"],
+                plan_in_question=plan, disciplines=(spec["discipline"],), cancer_site=spec["site"],
                 priority=spec["priority"],
                 history=[HistoryItem((at - timedelta(days=20)).date(), "diagnosis", "Synthetic history entry.")])
             case, _ = submit_referral(db, storage, referral, documents=[], scans=[], by=spec["referrer"], now=at,

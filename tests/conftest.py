@@ -195,6 +195,9 @@ def make_users(db):
     other = Institution(name="Other Clinic")
     db.add_all([centre, hospital, other])
     db.flush()
+    from review_portal.cases.disciplines import seed_disciplines
+
+    seed_disciplines(db)  # the schema here comes from the models; the migration seeds a real database
 
     def make(key, role, inst, **kw):
         return create_user(db, email=f"{key}@test.example", name=key.replace("_", " ").title(), password=PASSWORD,
@@ -247,9 +250,11 @@ def referral(**overrides) -> Referral:
     values = dict(
         patient_name="Test Patient", patient_dob=date(1960, 1, 2), patient_sex="female", patient_mrn="MRN-1",
         question="Do you agree?", diagnosis_in_question="Breast carcinoma, cT2N0.", plan_in_question="Surgery first.",
-        review_type="oncology_opinion", cancer_site="breast", priority="routine",
+        disciplines=("medical_oncology",), cancer_site="breast", priority="routine",
         history=[HistoryItem(date(2026, 10, 1), "pathology", "Core biopsy: IDC grade 2.")],
     )
+    if overrides.get("review_type", "oncology_opinion") != "oncology_opinion" and "disciplines" not in overrides:
+        values["disciplines"] = ()  # "radiology_read" and "pathology_review" name their discipline
     values.update(overrides)
     return Referral(**values)
 

@@ -26,11 +26,17 @@ from pydantic import ValidationError
 
 from review_portal.api.errors import issue, operation_outcome
 from review_portal.cases.models import CANCER_SITES, REVIEW_TYPES
-from review_portal.cases.services import DOCUMENT_TYPES, Referral
+from review_portal.cases.services import (
+    DISCIPLINE_FOR_REVIEW_TYPE,
+    DOCUMENT_TYPES,
+    Referral,
+)
 from review_portal.letters.fhir import SYSTEM_CASE, SYSTEM_MRN
 
 SYSTEM_REVIEW_TYPE = "urn:northbridge:second-opinion:review-type"
 SYSTEM_CANCER_SITE = "urn:northbridge:second-opinion:cancer-site"
+# The disciplines asked for, in order (the first is the lead review): keys of the admin-edited disciplines.
+SYSTEM_DISCIPLINE = "urn:northbridge:second-opinion:discipline"
 SYSTEM_BUSINESS_STATUS = "urn:northbridge:second-opinion:case-status"
 EXT_PLAN_IN_QUESTION = "urn:northbridge:second-opinion:plan-in-question"
 PRIORITY_IN = {"routine": "routine", "urgent": "urgent", "asap": "urgent", "stat": "urgent"}
@@ -151,10 +157,14 @@ def read_intake(bundle: Bundle) -> Intake:
     need(subject is not None and subject in patient_refs, "invalid",
          "ServiceRequest.subject must refer to the Patient in this Bundle (its fullUrl or Patient/id).",
          f"{sw}.subject")
-    review_type = _code_in([sr.code] if sr.code else [], SYSTEM_REVIEW_TYPE) or "oncology_opinion"
-    need(review_type in REVIEW_TYPES, "code-invalid",
+    review_type = _code_in([sr.code] if sr.code else [], SYSTEM_REVIEW_TYPE) or ""
+    need(not review_type or review_type in REVIEW_TYPES, "code-invalid",
          f"Unknown review type {review_type!r}; use one of {', '.join(REVIEW_TYPES)} (system {SYSTEM_REVIEW_TYPE}).",
          f"{sw}.code")
+    disciplines = tuple(code[:40] for system, code in _codes(sr.code) if system == SYSTEM_DISCIPLINE and code)
+    need(bool(disciplines) or review_type in DISCIPLINE_FOR_REVIEW_TYPE, "required",
+         f"ServiceRequest.code needs the discipline the question asks for, coded in {SYSTEM_DISCIPLINE} "
+         "(the first is the lead review; more codings add contributing reviews).", f"{sw}.code")
     site = _code_in(sr.bodySite, SYSTEM_CANCER_SITE)
     need(site in CANCER_SITES, "code-invalid" if site else "required",
          f"ServiceRequest.bodySite needs a cancer site coded in {SYSTEM_CANCER_SITE}: one of "
@@ -200,7 +210,7 @@ def read_intake(bundle: Bundle) -> Intake:
     referral = Referral(
         patient_name=name.strip()[:200], patient_dob=dob, patient_sex=sex, patient_mrn=mrn.value.strip()[:64],
         question=question, diagnosis_in_question=diagnosis, plan_in_question=plan,
-        review_type=review_type, cancer_site=site, priority=priority, history=[],
+        review_type=review_type, disciplines=disciplines, cancer_site=site, priority=priority, history=[],
     )
     return Intake(referral=referral, documents=files)
 
@@ -233,7 +243,8 @@ def case_task(case, opinion=None, letter=None) -> dict:
         "intent": "order",
         "priority": "urgent" if case.priority == "urgent" else "routine",
         "code": {"coding": [{"system": SYSTEM_REVIEW_TYPE, "code": case.review_type,
-                             "display": case.review_type_label}],
+                             "display": case.review_type_label}]
+                 + ([{"system": SYSTEM_DISCIPLINE, "code": case.discipline}] if case.discipline else []),
                  "text": f"Second-opinion review ({case.review_type_label})"},
         "description": case.question,
         "focus": {"identifier": {"system": SYSTEM_CASE, "value": case.reference}, "type": "ServiceRequest"},

@@ -108,13 +108,18 @@ SCHEMAS = {
     },
     "ReferralInput": {
         "type": "object", "additionalProperties": False,
-        "required": ["patient", "question", "diagnosis_in_question", "plan_in_question", "review_type",
-                     "cancer_site", "priority"],
+        "required": ["patient", "question", "diagnosis_in_question", "plan_in_question", "cancer_site", "priority"],
         "properties": {
             "patient": _ref("PatientInput"),
             "question": _text(5000, "What the reviewer is asked."),
             "diagnosis_in_question": _text(5000), "plan_in_question": _text(5000),
-            "review_type": {"type": "string", "enum": list(REVIEW_TYPES)},
+            "review_type": {"type": "string", "enum": list(REVIEW_TYPES),
+                            "description": "Optional: follows from the lead discipline. Alone it names a discipline "
+                                           "only for radiology_read and pathology_review."},
+            "disciplines": {"type": "array", "maxItems": 5, "items": {"type": "string", "maxLength": 32},
+                            "description": "The disciplines the question needs (see the admin's list), lead first; "
+                                           "further ones become contributing reviews. Required unless review_type "
+                                           "names one."},
             "cancer_site": {"type": "string", "enum": list(CANCER_SITES)},
             "priority": {"type": "string", "enum": list(PRIORITIES)},
             "history": {"type": "array", "maxItems": 50, "items": _ref("HistoryInput")},

@@ -124,13 +124,21 @@ def _object(value, field: str, keys: set[str], required: set[str], problems: lis
     return value
 
 
+def _disciplines(value, p: list[str]) -> tuple[str, ...]:
+    """The disciplines asked for, lead first (checked against the active ones when the case is opened)."""
+    if not isinstance(value, list) or len(value) > 5 or not all(isinstance(v, str) and 0 < len(v) <= 32 for v in value):
+        p.append("disciplines must be a list of at most 5 discipline keys.")
+        return ()
+    return tuple(value)
+
+
 def _referral_input(body) -> tuple[cases.Referral, list[tuple[str, bytes]]]:
     """The documented ReferralInput, checked field by field; every problem is reported at once."""
     p: list[str] = []
     body = _object(body, "The body", {"patient", "question", "diagnosis_in_question", "plan_in_question",
-                                      "review_type", "cancer_site", "priority", "history", "documents"},
-                   {"patient", "question", "diagnosis_in_question", "plan_in_question", "review_type",
-                    "cancer_site", "priority"}, p)
+                                      "review_type", "disciplines", "cancer_site", "priority", "history",
+                                      "documents"},
+                   {"patient", "question", "diagnosis_in_question", "plan_in_question", "cancer_site", "priority"}, p)
     patient = _object(body.get("patient", {}), "patient", {"name", "birth_date", "sex", "mrn"},
                       {"name", "birth_date", "sex", "mrn"}, p) if "patient" in body else {}
     history = body.get("history", [])
@@ -172,7 +180,8 @@ def _referral_input(body) -> tuple[cases.Referral, list[tuple[str, bytes]]]:
         question=_text(body.get("question"), "question", 5000, p),
         diagnosis_in_question=_text(body.get("diagnosis_in_question"), "diagnosis_in_question", 5000, p),
         plan_in_question=_text(body.get("plan_in_question"), "plan_in_question", 5000, p),
-        review_type=_choice(body.get("review_type"), "review_type", REVIEW_TYPES, p),
+        review_type=_choice(body["review_type"], "review_type", REVIEW_TYPES, p) if "review_type" in body else "",
+        disciplines=_disciplines(body.get("disciplines", []), p),
         cancer_site=_choice(body.get("cancer_site"), "cancer_site", CANCER_SITES, p),
         priority=_choice(body.get("priority"), "priority", PRIORITIES, p),
         history=items,

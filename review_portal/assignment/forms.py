@@ -1,10 +1,20 @@
+from __future__ import annotations
+
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
+from wtforms import (
+    DateField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from review_portal.assignment.models import DECLINE_REASONS, MAX_CAPACITY, READING_AREAS
 from review_portal.auth.models import SPECIALTY_LABELS
-from review_portal.cases.models import CANCER_SITES, REVIEW_TYPES
+from review_portal.cases.models import CANCER_SITES
 
 
 class ReassignForm(FlaskForm):
@@ -28,8 +38,12 @@ class DeclineForm(FlaskForm):
 
 
 class AddReviewForm(FlaskForm):
-    review_type = SelectField("Review", choices=[("", "Choose…")] + list(REVIEW_TYPES.items()),
-                              validators=[DataRequired(message="Choose a review type.")])
+    # The active disciplines, set by `offer` (data an administrator edits).
+    discipline = SelectField("Review by", choices=[], validators=[DataRequired(message="Choose a discipline.")])
+
+    def offer(self, disciplines) -> AddReviewForm:
+        self.discipline.choices = [("", "Choose…")] + [(d.key, d.label) for d in disciplines]
+        return self
 
 
 class ReleaseLetterForm(FlaskForm):

@@ -64,6 +64,8 @@ class Review(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     review_type: Mapped[str] = mapped_column(String(24))
+    # The discipline this review needs (cases.models.Discipline); routing matches it before site and load.
+    discipline: Mapped[str | None] = mapped_column(ForeignKey("disciplines.key"))
     # The lead review's reviewer writes and signs the opinion; the others contribute to it.
     is_lead: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(16), index=True)

@@ -1,4 +1,5 @@
-"""Routing: which reviewers may take a review, and the best of them (specialty, sites, conflicts, load, absence)."""
+"""Routing: which reviewers may take a review, and the best of them: the discipline's specialty first, then
+sites (and a radiologist's reading areas), then conflicts, absence and load."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,9 +18,9 @@ from review_portal.assignment.models import (
 )
 from review_portal.auth.models import Role, Specialty, User
 from review_portal.cases.lifecycle import OPEN_STATUSES
-from review_portal.cases.models import REVIEW_TYPES, Case
+from review_portal.cases.models import REVIEW_TYPES, Case, Discipline
 
-# Which specialties may answer which kind of review.
+# Which specialties may answer a review made before disciplines (or added by review type alone).
 SPECIALTIES_FOR_REVIEW = {
     "oncology_opinion": {Specialty.MEDICAL_ONCOLOGY, Specialty.RADIATION_ONCOLOGY, Specialty.SURGICAL_ONCOLOGY},
     "radiology_read": {Specialty.RADIOLOGY},
@@ -28,6 +29,38 @@ SPECIALTIES_FOR_REVIEW = {
 
 
 DEFAULT_CAPACITY = 8
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a review needs of its reviewer: the specialties that may answer it, and whether a radiologist's
+    reading areas must cover the site."""
+
+    label: str  # "medical oncology review", "radiology read"
+    specialties: frozenset[str]
+    reading_areas: bool
+
+    @classmethod
+    def of_discipline(cls, discipline: Discipline) -> Need:
+        return cls(f"{discipline.label.lower()} review", frozenset({discipline.specialty}), discipline.specialty == Specialty.RADIOLOGY)
+
+    @classmethod
+    def of_review_type(cls, review_type: str) -> Need:
+        return cls(REVIEW_TYPES.get(review_type, review_type).lower(),
+                   frozenset(SPECIALTIES_FOR_REVIEW.get(review_type, set())), review_type == "radiology_read")
+
+
+def need_of(db: Session, review: Review) -> Need:
+    """The review's discipline decides; a review without one (older data) falls back to its review type."""
+    if review.discipline:
+        discipline = db.scalar(select(Discipline).where(Discipline.key == review.discipline))
+        if discipline is not None:
+            return Need.of_discipline(discipline)
+    return Need.of_review_type(review.review_type)
+
+
+def _need(need: Need | str) -> Need:
+    return need if isinstance(need, Need) else Need.of_review_type(need)
 
 
 @dataclass(frozen=True)
@@ -78,6 +111,7 @@ class RoutingFacts:
     absences: dict[int, OutOfOffice]
     excluded: set[int] = field(default_factory=set)  # declined this review already
     busy_on_case: set[int] = field(default_factory=set)  # already hold another review of this case
+    need: Need | None = None  # the review's discipline, when the facts were loaded for one review
 
 
 def conflict_of_interest(reviewer: User, case: Case) -> str | None:
@@ -92,14 +126,15 @@ def conflict_of_interest(reviewer: User, case: Case) -> str | None:
     return None
 
 
-def expertise_mismatch(reviewer: User, case: Case, review_type: str, profile: ReviewerProfile | None) -> str | None:
-    """Specialty, sites and reading areas: automatic routing requires them; a coordinator may override with a reason."""
-    if reviewer.specialty not in SPECIALTIES_FOR_REVIEW.get(review_type, set()):
-        label = REVIEW_TYPES.get(review_type, review_type).lower()
-        return f"specialty ({reviewer.specialty_label or 'none'}) does not match {_article(label)} {label}"
+def expertise_mismatch(reviewer: User, case: Case, need: Need | str, profile: ReviewerProfile | None) -> str | None:
+    """The discipline (its specialty), then sites and reading areas: automatic routing requires them; a
+    coordinator may override with a reason. `need` is a Need, or a bare review type for older reviews."""
+    need = _need(need)
+    if reviewer.specialty not in need.specialties:
+        return f"specialty ({reviewer.specialty_label or 'none'}) does not match {_article(need.label)} {need.label}"
     if case.cancer_site not in (reviewer.sites or []):
         return f"does not cover {case.cancer_site_label.lower()}"
-    if review_type == "radiology_read":
+    if need.reading_areas:
         needed = SITE_READING_AREAS.get(case.cancer_site, set())
         if not needed & set(profile.reading_areas if profile else []):
             return "reading areas do not include this site's imaging"
@@ -110,15 +145,15 @@ def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def hard_ineligibility(reviewer: User, case: Case, review_type: str, profile: ReviewerProfile | None) -> str | None:
+def hard_ineligibility(reviewer: User, case: Case, need: Need | str, profile: ReviewerProfile | None) -> str | None:
     """Why automatic routing may never pick `reviewer`: a conflict of interest or a mismatch of expertise."""
-    return conflict_of_interest(reviewer, case) or expertise_mismatch(reviewer, case, review_type, profile)
+    return conflict_of_interest(reviewer, case) or expertise_mismatch(reviewer, case, need, profile)
 
 
-def ineligibility(reviewer: User, case: Case, review_type: str, facts: RoutingFacts) -> str | None:
+def ineligibility(reviewer: User, case: Case, need: Need | str, facts: RoutingFacts) -> str | None:
     """Why `reviewer` may not be routed this review automatically, or None when they may."""
     profile = facts.profiles.get(reviewer.id)
-    problem = hard_ineligibility(reviewer, case, review_type, profile)
+    problem = hard_ineligibility(reviewer, case, need, profile)
     if problem:
         return problem
     if reviewer.id in facts.excluded:
@@ -140,7 +175,7 @@ def routing_facts(db: Session, review: Review, now: datetime) -> RoutingFacts:
     busy = {a.reviewer_id for r in review.case.reviews if r.id != review.id for a in r.assignments if a.active}
     return RoutingFacts(load=open_case_counts(db), profiles=profiles_by_user(db),
                         absences=absences_overlapping(db, now.date(), end),
-                        excluded=review.declined_reviewer_ids, busy_on_case=busy)
+                        excluded=review.declined_reviewer_ids, busy_on_case=busy, need=need_of(db, review))
 
 
 def all_reviewers(db: Session) -> list[User]:
@@ -156,12 +191,12 @@ def choose_reviewer(db: Session, review: Review, now: datetime) -> RoutingDecisi
     facts = routing_facts(db, review, now)
     eligible, excluded = [], []
     for reviewer in all_reviewers(db):
-        problem = ineligibility(reviewer, case, review.review_type, facts)
+        problem = ineligibility(reviewer, case, facts.need, facts)
         if problem:
             excluded.append(f"{reviewer.name}: {problem}")
         else:
             eligible.append(reviewer)
-    label = REVIEW_TYPES.get(review.review_type, review.review_type).lower()
+    label = facts.need.label
     if not eligible:
         detail = "; ".join(excluded) if excluded else "no active reviewers"
         return RoutingDecision(None, f"No eligible reviewer for {_article(label)} {label} of a {case.cancer_site_label.lower()} case. "
@@ -182,8 +217,8 @@ def choose_reviewer(db: Session, review: Review, now: datetime) -> RoutingDecisi
 
 def eligible_reviewers(db: Session, review: Review) -> list[User]:
     """Reviewers a coordinator may pick by hand (expertise and conflicts checked; load shown, not enforced)."""
-    profiles = profiles_by_user(db)
-    return [r for r in all_reviewers(db) if hard_ineligibility(r, review.case, review.review_type, profiles.get(r.id)) is None]
+    profiles, need = profiles_by_user(db), need_of(db, review)
+    return [r for r in all_reviewers(db) if hard_ineligibility(r, review.case, need, profiles.get(r.id)) is None]
 
 
 @dataclass(frozen=True)
@@ -213,7 +248,7 @@ def reviewer_fits(db: Session, review: Review, now: datetime) -> list[ReviewerFi
             continue
         profile = facts.profiles.get(reviewer.id)
         concerns = []
-        mismatch = expertise_mismatch(reviewer, case, review.review_type, profile)
+        mismatch = expertise_mismatch(reviewer, case, facts.need, profile)
         if mismatch:
             concerns.append(mismatch)
         if reviewer.id in facts.excluded:

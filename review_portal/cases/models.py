@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from review_portal.cases.lifecycle import STATUS_LABELS, CaseStatus
@@ -50,6 +50,8 @@ class Case(Base):
     # FHIR Task.status matching `status` (see cases.lifecycle.FHIR_TASK_STATUS); kept by lifecycle.transition.
     fhir_status: Mapped[str] = mapped_column(String(16), default="requested")
     review_type: Mapped[str] = mapped_column(String(24))
+    # The discipline the referrer asked for (the lead review's); further ones are contributing reviews.
+    discipline: Mapped[str | None] = mapped_column(ForeignKey("disciplines.key"))
     cancer_site: Mapped[str] = mapped_column(String(24))
     priority: Mapped[str] = mapped_column(String(12), index=True)
     referring_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -141,6 +143,38 @@ class Case(Base):
     @property
     def patient_sex_label(self) -> str:
         return SEXES.get(self.patient_sex, self.patient_sex)
+
+
+class Discipline(Base):
+    """A discipline a referrer can ask for (medical oncology, radiology…): data an administrator edits.
+
+    `specialty` is the reviewer specialty (auth.models.Specialty) routing requires; the key never changes
+    once cases use it, the label may be renamed, and a deactivated discipline is no longer offered."""
+
+    __tablename__ = "disciplines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    label: Mapped[str] = mapped_column(String(100))
+    specialty: Mapped[str] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    @property
+    def review_type(self) -> str:
+        return REVIEW_TYPE_FOR_SPECIALTY.get(self.specialty, "oncology_opinion")
+
+
+# The review type (the kind of answer and of letter) that follows from the specialty a discipline needs.
+REVIEW_TYPE_FOR_SPECIALTY = {"radiology": "radiology_read", "pathology": "pathology_review"}
+
+# Seeded by migration 0003_disciplines (and by tests and the demo on a fresh schema): key, label, specialty.
+SEED_DISCIPLINES = (
+    ("medical_oncology", "Medical oncology", "medical_oncology"),
+    ("radiation_oncology", "Radiation oncology", "radiation_oncology"),
+    ("surgical_oncology", "Surgical oncology", "surgical_oncology"),
+    ("radiology", "Radiology", "radiology"),
+    ("pathology", "Pathology", "pathology"),
+)
 
 
 class HistoryEntry(Base):

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from review_portal.audit.services import record
 from review_portal.auth.models import Role, User
+from review_portal.cases.disciplines import by_key
 from review_portal.cases.lifecycle import FHIR_TASK_STATUS, CaseStatus, transition
 from review_portal.cases.models import (
     CANCER_SITES,
@@ -17,6 +18,7 @@ from review_portal.cases.models import (
     REVIEW_TYPES,
     SEXES,
     Case,
+    Discipline,
     Document,
     HistoryEntry,
 )
@@ -34,7 +36,7 @@ class HistoryItem:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Referral:
     patient_name: str
     patient_dob: date
@@ -43,15 +45,19 @@ class Referral:
     question: str
     diagnosis_in_question: str
     plan_in_question: str
-    review_type: str
     cancer_site: str
     priority: str
     history: list[HistoryItem] = field(default_factory=list)
+    # The disciplines the referrer asks for (cases.models.Discipline keys): the first is the lead review,
+    # the others contributing reviews. Never inferred from the question.
+    disciplines: tuple[str, ...] = ()
+    # Derived from the lead discipline; a caller may still name it, and then it must agree.
+    review_type: str = ""
 
 
 def validate_referral(referral: Referral, now: datetime) -> None:
     problems = []
-    if referral.review_type not in REVIEW_TYPES:
+    if referral.review_type and referral.review_type not in REVIEW_TYPES:
         problems.append("Choose a review type.")
     if referral.cancer_site not in CANCER_SITES:
         problems.append("Choose a cancer site.")
@@ -69,6 +75,30 @@ def validate_referral(referral: Referral, now: datetime) -> None:
             problems.append(f"{name.replace('_', ' ').capitalize()} is required.")
     if problems:
         raise InvalidInput(" ".join(problems))
+
+
+MAX_DISCIPLINES = 5
+# A legacy review type that names one discipline without doubt; "oncology_opinion" does not (which oncology?).
+DISCIPLINE_FOR_REVIEW_TYPE = {"radiology_read": "radiology", "pathology_review": "pathology"}
+
+
+def chosen_disciplines(db: Session, referral: Referral) -> list[Discipline]:
+    """The active disciplines the referral asks for, lead first; refuses unknown, inactive or missing ones."""
+    keys = list(dict.fromkeys(k for k in referral.disciplines if k))
+    if not keys and referral.review_type in DISCIPLINE_FOR_REVIEW_TYPE:
+        keys = [DISCIPLINE_FOR_REVIEW_TYPE[referral.review_type]]
+    if not keys:
+        raise InvalidInput("Choose the discipline the question needs (for example medical or radiation oncology).")
+    if len(keys) > MAX_DISCIPLINES:
+        raise InvalidInput(f"Choose at most {MAX_DISCIPLINES} disciplines.")
+    known = by_key(db)
+    unknown = [k[:40] for k in keys if k not in known or not known[k].active]
+    if unknown:
+        raise InvalidInput(f"Not a discipline we offer: {', '.join(unknown)}.")
+    chosen = [known[k] for k in keys]
+    if referral.review_type and referral.review_type != chosen[0].review_type:
+        raise InvalidInput(f"The review type {referral.review_type} does not fit the discipline {chosen[0].label}.")
+    return chosen
 
 
 def is_pdf(path: Path) -> bool:
@@ -120,6 +150,7 @@ def open_case(
     if by.role != Role.REFERRING:
         raise InvalidInput("Only referring physicians submit referrals.")
     validate_referral(referral, now)
+    lead = chosen_disciplines(db, referral)[0]
     not_accepted = [d.filename for d in documents if document_type(d.path) is None]
     if not_accepted:
         raise InvalidInput("Reports must be PDF files or images (PNG, JPEG, TIFF, GIF, WebP); these are not: "
@@ -129,7 +160,8 @@ def open_case(
         reference=f"pending-{now.timestamp()}-{by.id}",
         status=CaseStatus.SUBMITTED.value,
         fhir_status=FHIR_TASK_STATUS[CaseStatus.SUBMITTED],
-        review_type=referral.review_type,
+        review_type=lead.review_type,
+        discipline=lead.key,
         cancer_site=referral.cancer_site,
         priority=referral.priority,
         referring_id=by.id,
@@ -152,7 +184,8 @@ def open_case(
     for doc in documents:
         add_document(db, storage, case, doc, by=by, now=now)
     record(db, action="case.submitted", by=by, ip=ip, now=now, case=case, object_type="case", object_id=case.id,
-           detail=f"documents={len(documents)}; scan files={scan_files}")
+           detail=f"documents={len(documents)}; scan files={scan_files}; "
+                  f"disciplines={','.join(dict.fromkeys(referral.disciplines)) or lead.key}")
     return case
 
 

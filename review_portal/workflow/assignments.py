@@ -16,20 +16,30 @@ from review_portal.assignment.lifecycle import (
     transition_assignment,
     transition_review,
 )
-from review_portal.assignment.models import DECLINE_REASONS, Assignment, Escalation, Review
-from review_portal.assignment.routing import choose_reviewer, conflict_of_interest, reviewer_fits
+from review_portal.assignment.models import (
+    DECLINE_REASONS,
+    Assignment,
+    Escalation,
+    Review,
+)
+from review_portal.assignment.routing import (
+    choose_reviewer,
+    conflict_of_interest,
+    reviewer_fits,
+)
 from review_portal.assignment.sla import sync_case_due
 from review_portal.audit.services import record
 from review_portal.auth.models import Role, User
+from review_portal.cases.disciplines import active_discipline
 from review_portal.cases.lifecycle import OPEN_STATUSES, CaseStatus, transition
-from review_portal.cases.models import REVIEW_TYPES, Case
+from review_portal.cases.models import REVIEW_TYPES, Case, Discipline
 from review_portal.errors import IllegalTransition, InvalidInput, PermissionDenied
 from review_portal.notifications.services import notify, notify_staff
 
 
 def route_case(db: Session, case: Case, *, by, ip: str, now: datetime) -> Assignment | None:
     """Create the case's lead review (due when the case is due) and offer it to the best-matching reviewer."""
-    review = Review(case_id=case.id, review_type=case.review_type, is_lead=True, status=ReviewStatus.TRIAGE.value,
+    review = Review(case_id=case.id, review_type=case.review_type, discipline=case.discipline, is_lead=True, status=ReviewStatus.TRIAGE.value,
                     fhir_status=REVIEW_FHIR_STATUS[ReviewStatus.TRIAGE], created_at=now, due_at=case.due_at)
     db.add(review)
     db.flush()
@@ -38,22 +48,43 @@ def route_case(db: Session, case: Case, *, by, ip: str, now: datetime) -> Assign
 
 
 def add_review(db: Session, case: Case, review_type: str, *, policy: deadlines.SlaPolicy, by, ip: str,
-               now: datetime) -> Review:
-    """A further review of the same case (e.g. a radiology re-read); the letter waits for it."""
+               now: datetime, discipline: str = "") -> Review:
+    """A further review of the same case (e.g. a radiology re-read); the letter waits for it.
+
+    With a `discipline` (an active one's key) the review needs that discipline's specialty, and its review type
+    follows from it; a bare review type is routed by the specialties that type admits."""
     if by.role not in (Role.COORDINATOR, Role.ADMIN):
         raise PermissionDenied("Only a coordinator can add a review to a case.")
+    needed = active_discipline(db, discipline) if discipline else None
+    if needed is not None:
+        review_type = needed.review_type
     if review_type not in REVIEW_TYPES:
         raise InvalidInput("Choose a review type.")
     if case.status not in (CaseStatus.TRIAGE, CaseStatus.ASSIGNED, CaseStatus.IN_REVIEW, CaseStatus.AWAITING_INFORMATION):
         raise IllegalTransition(f"Case {case.reference} is {case.status_label.lower()}; no review can be added.")
-    review = Review(case_id=case.id, review_type=review_type, is_lead=False, status=ReviewStatus.TRIAGE.value,
-                    fhir_status=REVIEW_FHIR_STATUS[ReviewStatus.TRIAGE], created_at=now,
-                    due_at=deadlines.due_date(now, case.priority, policy))
+    return _contributing_review(db, case, review_type, needed, due_at=deadlines.due_date(now, case.priority, policy),
+                                by=by, ip=ip, now=now)
+
+
+def add_requested_reviews(db: Session, case: Case, disciplines: list[Discipline], *, by, ip: str,
+                          now: datetime) -> list[Review]:
+    """At intake: the referrer's further disciplines become contributing reviews, due when the case is due."""
+    return [_contributing_review(db, case, d.review_type, d, due_at=case.due_at, by=by, ip=ip, now=now)
+            for d in disciplines]
+
+
+def _contributing_review(db: Session, case: Case, review_type: str, discipline: Discipline | None, *, due_at: datetime,
+                         by, ip: str, now: datetime) -> Review:
+    review = Review(case_id=case.id, review_type=review_type, discipline=discipline.key if discipline else None,
+                    is_lead=False, status=ReviewStatus.TRIAGE.value,
+                    fhir_status=REVIEW_FHIR_STATUS[ReviewStatus.TRIAGE], created_at=now, due_at=due_at)
     db.add(review)
     db.flush()
     db.expire(case, ["reviews", "assignments"])
+    detail = f"type={review_type}; due={review.due_at.isoformat()}"
+    detail += f"; discipline={discipline.key}" if discipline else ""
     record(db, action="review.added", by=by, ip=ip, now=now, case=case, object_type="review", object_id=review.id,
-           detail=f"type={review_type}; due={review.due_at.isoformat()}")
+           detail=detail)
     route_review(db, review, by=by, ip=ip, now=now)
     return review
 

@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 
 from review_portal.auth.models import User
 from review_portal.cases.models import Case
-from review_portal.cases.services import Referral, open_case
+from review_portal.cases.services import Referral, chosen_disciplines, open_case
 from review_portal.imaging.services import IngestReport, ingest_scans
 from review_portal.storage import Storage
 from review_portal.uploads import UploadedFile
-from review_portal.workflow.assignments import route_case
+from review_portal.workflow.assignments import add_requested_reviews, route_case
 
 
 def submit_referral(
@@ -33,6 +33,9 @@ def submit_referral(
 ) -> tuple[Case, IngestReport]:
     """Create the case with its history, documents and scans, then route it to a reviewer.
 
+    The referral's first discipline is the lead review; each further one becomes a contributing review
+    (due with the case) routed to its own reviewer.
+
     Returns (case, ingest_report). Wrong document types refuse the whole referral before anything
     is written; unreadable scan files are skipped and listed in the report, the rest kept.
     """
@@ -40,5 +43,8 @@ def submit_referral(
                      turnaround_days=turnaround_days, holidays=holidays, scan_files=len(scans))
     report = ingest_scans(db, storage, case, scans, by=by, ip=ip, now=now)
     route_case(db, case, by=by, ip=ip, now=now)
+    further = chosen_disciplines(db, referral)[1:]
+    if further:
+        add_requested_reviews(db, case, further, by=by, ip=ip, now=now)
     db.flush()
     return case, report

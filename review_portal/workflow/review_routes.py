@@ -1,5 +1,14 @@
 """Pages and actions on a case's reviews: accept, decline, reassign, add a review, complete it, release the letter."""
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from review_portal.assignment import routing
@@ -13,6 +22,7 @@ from review_portal.assignment.forms import (
 )
 from review_portal.assignment.models import Assignment, Review
 from review_portal.auth.models import Role, User
+from review_portal.cases.disciplines import active_disciplines
 from review_portal.cases.permissions import can_reassign, is_staff
 from review_portal.cases.services import get_case_for
 from review_portal.deadlines import policy_from_config
@@ -112,9 +122,9 @@ def decline_offer(case_id: int, assignment_id: int):
 def add_review(case_id: int):
     _require_staff()
     case = get_case_for(db(), current_user, case_id)
-    form = valid(AddReviewForm())
-    review = assignments.add_review(db(), case, form.review_type.data, policy=policy_from_config(current_app.config),
-                                 **actor())
+    form = valid(AddReviewForm().offer(active_disciplines(db())))
+    review = assignments.add_review(db(), case, "", discipline=form.discipline.data,
+                                    policy=policy_from_config(current_app.config), **actor())
     who = review.reviewer.name if review.reviewer else "the triage queue (nobody eligible)"
     flash(f"{review.review_type_label} added to case {case.reference}: offered to {who}.", "success")
     return _show(case)

@@ -17,10 +17,11 @@ from review_portal.assignment.forms import AddReviewForm, CompleteReviewForm, De
 from review_portal.assignment.services import offer_for
 from review_portal.assignment.sla import review_row
 from review_portal.audit.services import record
+from review_portal.cases.disciplines import active_disciplines
 from review_portal.cases.forms import CancelForm, CloseForm, ReferralForm, WithdrawForm
 from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS, CaseStatus
 from review_portal.cases.models import PRIORITIES
-from review_portal.cases.permissions import can_submit_referral, can_view_audit
+from review_portal.cases.permissions import can_add_review, can_submit_referral, can_view_audit
 from review_portal.cases.services import HistoryItem, Referral, get_case_for
 from review_portal.deadlines import parse_holidays, policy_from_config
 from review_portal.errors import InvalidInput, PermissionDenied
@@ -102,7 +103,7 @@ def _referral_from(form: ReferralForm) -> Referral:
         patient_name=form.patient_name.data, patient_dob=form.patient_dob.data, patient_sex=form.patient_sex.data,
         patient_mrn=form.patient_mrn.data, question=form.question.data,
         diagnosis_in_question=form.diagnosis_in_question.data, plan_in_question=form.plan_in_question.data,
-        review_type=form.review_type.data, cancer_site=form.cancer_site.data, priority=form.priority.data,
+        disciplines=form.chosen_disciplines, cancer_site=form.cancer_site.data, priority=form.priority.data,
         history=history,
     )
 
@@ -111,7 +112,7 @@ def _referral_from(form: ReferralForm) -> Referral:
 def new_referral():
     if not can_submit_referral(current_user):
         abort(403)
-    form = ReferralForm()
+    form = ReferralForm().offer(active_disciplines(db()))
     if request.method == "POST" and not form.validate():
         message = "Please correct the highlighted fields."
         if is_fetch():
@@ -175,7 +176,8 @@ def show_case(case_id: int):
         key_images=key_images_for_page(db(), case.id) if key_images_on_case_page(current_user, case) else [],
         confirm_form=ConfirmForm(), withdraw_form=WithdrawForm(), cancel_form=CancelForm(), close_form=CloseForm(),
         review_rows={r.id: review_row(r, policy, ctx["now"]) for r in case.reviews if r.is_open},
-        offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm(),
+        offer=offer_for(db(), case, current_user), decline_form=DeclineForm(), add_review_form=AddReviewForm().offer(
+            active_disciplines(db()) if can_add_review(current_user, case) else []),
         release_form=ReleaseLetterForm(), complete_form=CompleteReviewForm(),
         thread=conversation_for(db(), case.id, requests=info_requests, follow_ups=follow_ups),
         info_request=next((r for r in info_requests if r.is_open), None),

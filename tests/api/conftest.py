@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from review_portal.api.fhir import EXT_PLAN_IN_QUESTION, SYSTEM_CANCER_SITE, SYSTEM_REVIEW_TYPE
+from review_portal.api.fhir import EXT_PLAN_IN_QUESTION, SYSTEM_CANCER_SITE, SYSTEM_DISCIPLINE, SYSTEM_REVIEW_TYPE
 from review_portal.api.services import create_token
 from review_portal.clock import utcnow
 from tests.conftest import INSTITUTION, PASSWORD
@@ -47,7 +47,7 @@ def referral_json(**overrides) -> dict:
     body = {
         "patient": {"name": "Ada Api", "birth_date": "1961-03-04", "sex": "female", "mrn": "EHR-77"},
         "question": "Is adjuvant chemotherapy needed?", "diagnosis_in_question": "Breast carcinoma pT1cN0.",
-        "plan_in_question": "Endocrine therapy alone.", "review_type": "oncology_opinion", "cancer_site": "breast",
+        "plan_in_question": "Endocrine therapy alone.", "disciplines": ["medical_oncology"], "cancer_site": "breast",
         "priority": "routine",
         "history": [{"occurred_on": "2026-10-01", "kind": "pathology", "text": "Core biopsy: IDC grade 2."}],
         "documents": [{"filename": "pathology.pdf", "content_base64": base64.b64encode(small_pdf()).decode()}],
@@ -68,7 +68,8 @@ def fhir_bundle(*, pdf: bytes | None = None, site: str = "breast", drop: str | N
         {"fullUrl": "urn:uuid:7f0e5a4c-0000-4000-8000-000000000002", "resource": {
             "resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "urgent",
             "subject": {"reference": "urn:uuid:7f0e5a4c-0000-4000-8000-000000000001"},
-            "code": {"coding": [{"system": SYSTEM_REVIEW_TYPE, "code": "oncology_opinion"}]},
+            "code": {"coding": [{"system": SYSTEM_REVIEW_TYPE, "code": "oncology_opinion"},
+                                {"system": SYSTEM_DISCIPLINE, "code": "medical_oncology"}]},
             "bodySite": [{"coding": [{"system": SYSTEM_CANCER_SITE, "code": site}]}],
             "reasonCode": [{"text": "Invasive ductal carcinoma, cT2N1."}],
             "note": [{"text": "Neoadjuvant chemotherapy or surgery first?"}],

@@ -58,7 +58,7 @@ def test_referral_review_sign_and_acknowledge_in_the_browser(app, live_server, p
     page.fill("#patient_dob", "1962-07-08")
     page.select_option("#patient_sex", "male")
     page.fill("#patient_mrn", "BR-7")
-    page.select_option("#review_type", "oncology_opinion")
+    page.select_option("#discipline", "medical_oncology")
     page.select_option("#cancer_site", "thoracic")
     page.select_option("#priority", "urgent")
     page.fill("#question", "Is surgery alone enough?")

@@ -114,6 +114,8 @@ EXPECTED.update({
     # Reviewer profiles are the administrators'; `user_id` here is a referring physician, so not a reviewer's profile.
     "assignment.reviewer_profiles": {r: (200 if r == "admin" else 403) for r in ROLES},
     "assignment.edit_reviewer_profile": {r: (404 if r == "admin" else 403) for r in ROLES},
+    # The disciplines a referral can ask for are the administrators' to edit.
+    "cases.list_disciplines": {r: (200 if r == "admin" else 403) for r in ROLES},
 })
 
 

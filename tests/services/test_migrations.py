@@ -56,3 +56,63 @@ def test_upgrade_is_repeatable(empty_database_url):
             assert conn.execute(text("SELECT name FROM institutions")).scalars().all() == ["Kept Hospital"]
     finally:
         engine.dispose()
+
+
+def _insert(conn, table: str, **row) -> None:
+    conn.execute(text(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"), row)
+
+
+def test_disciplines_migration_moves_old_cases_and_reviews(empty_database_url):
+    """Rows written under 0001 (review types only) get the discipline of who holds them, or the obvious one."""
+    url = empty_database_url
+    upgrade(url, "0001")
+    engine = create_engine(url)
+    when = "2026-11-02 09:00:00+00:00"
+    try:
+        with engine.begin() as conn:
+            for uid, role, specialty in ((1, "referring", None), (2, "reviewer", "radiation_oncology"),
+                                         (3, "reviewer", "surgical_oncology"), (4, "reviewer", "radiology"),
+                                         (5, "reviewer", "medical_oncology")):
+                _insert(conn, "users", id=uid, email=f"u{uid}@old.example", name=f"U{uid}", credentials="",
+                        password_hash="x", role=role, specialty=specialty, sites="[]", active=True, created_at=when)
+            # case id → (review type, [(review id, review type, is_lead, [(reviewer, active)])])
+            old = {
+                1: ("oncology_opinion", [(11, "oncology_opinion", True, [(5, False), (2, True)])]),  # now radiation
+                2: ("oncology_opinion", [(21, "oncology_opinion", True, [(3, True)]),  # surgical
+                                         (22, "radiology_read", False, [(4, True)])]),
+                3: ("oncology_opinion", [(31, "oncology_opinion", True, [])]),  # in triage: default
+                4: ("pathology_review", [(41, "pathology_review", True, [])]),
+                5: ("oncology_opinion", [(51, "oncology_opinion", True, [(4, True)])]),  # a radiologist holds it
+                6: ("radiology_read", []),  # no review at all
+            }
+            assignment_id = 100
+            for case_id, (case_type, reviews) in old.items():
+                _insert(conn, "cases", id=case_id, reference=f"SO-2026-{case_id:05d}", status="assigned",
+                        fhir_status="ready", review_type=case_type, cancer_site="breast", priority="routine",
+                        referring_id=1, patient_name="Old Patient", patient_dob="1960-01-02", patient_sex="female",
+                        patient_mrn=f"OLD-{case_id}", question="?", diagnosis_in_question="d", plan_in_question="p",
+                        submitted_at=when, due_at=when, updated_at=when, version=1)
+                for review_id, review_type, lead, holders in reviews:
+                    _insert(conn, "reviews", id=review_id, case_id=case_id, review_type=review_type, is_lead=lead,
+                            status="offered", fhir_status="ready", created_at=when, due_at=when, triage_reason="",
+                            findings="")
+                    for reviewer_id, active in holders:
+                        assignment_id += 1
+                        _insert(conn, "assignments", id=assignment_id, case_id=case_id, review_id=review_id,
+                                reviewer_id=reviewer_id, assigned_at=when, reason="", status="offered",
+                                fhir_status="requested", active=active, decline_reason="", decline_note="")
+        upgrade(url)
+        with engine.connect() as conn:
+            reviews = dict(conn.execute(text("SELECT id, discipline FROM reviews")).all())
+            cases = dict(conn.execute(text("SELECT id, discipline FROM cases")).all())
+            seeded = conn.execute(text("SELECT key, specialty, active FROM disciplines ORDER BY key")).all()
+    finally:
+        engine.dispose()
+    assert reviews == {11: "radiation_oncology", 21: "surgical_oncology", 22: "radiology", 31: "medical_oncology",
+                       41: "pathology", 51: "medical_oncology"}
+    assert cases == {1: "radiation_oncology", 2: "surgical_oncology", 3: "medical_oncology", 4: "pathology",
+                     5: "medical_oncology", 6: "radiology"}
+    assert [(k, s, bool(a)) for k, s, a in seeded] == [
+        ("medical_oncology", "medical_oncology", True), ("pathology", "pathology", True),
+        ("radiation_oncology", "radiation_oncology", True), ("radiology", "radiology", True),
+        ("surgical_oncology", "surgical_oncology", True)]

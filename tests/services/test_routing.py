@@ -109,7 +109,7 @@ def test_nobody_eligible_goes_to_triage_with_the_reason(db, make_case, users):
     assert case.status == "triage" and case.fhir_status == "received"
     review = case.lead_review
     assert review.status == "triage" and review.reviewer is None
-    assert review.triage_reason.startswith("No eligible reviewer for an oncology opinion of a pediatric case.")
+    assert review.triage_reason.startswith("No eligible reviewer for a medical oncology review of a pediatric case.")
     assert "Reviewer: does not cover pediatric" in review.triage_reason
     assert db.scalar(select(AuditEvent).where(AuditEvent.case_id == case.id, AuditEvent.action == "case.routing_failed"))
     assert db.scalar(select(Notification).where(Notification.user_id == users["coordinator"].id,

@@ -21,7 +21,7 @@ def test_whole_second_opinion_loop(app, db, users, login_as):
     referrer = login_as("referring")
     form = {
         "patient_name": "Wilma Loop", "patient_dob": "1959-05-06", "patient_sex": "female", "patient_mrn": "E2E-42",
-        "review_type": "oncology_opinion", "cancer_site": "thoracic", "priority": "urgent",
+        "discipline": "medical_oncology", "cancer_site": "thoracic", "priority": "urgent",
         "question": "Is lobectomy alone adequate?", "diagnosis_in_question": "Adenocarcinoma RUL, stage IA2.",
         "plan_in_question": "Lobectomy, no adjuvant therapy.",
         "history-0-occurred_on": "2026-10-01", "history-0-kind": "imaging", "history-0-text": "CT: 14 mm nodule.",

@@ -77,9 +77,11 @@ def test_autosave_with_csrf_on_needs_the_header_token(csrf_app):
     from review_portal.auth.models import Institution, Role, User
     from review_portal.auth.services import create_user
     from review_portal.workflow.referrals import submit_referral
+    from review_portal.cases.disciplines import seed_disciplines
     from review_portal.db import session
 
     db = session()
+    seed_disciplines(db)
     inst = Institution(name="Centre")
     db.add(inst)
     db.flush()

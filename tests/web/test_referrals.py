@@ -30,7 +30,7 @@ def pdf_bytes() -> bytes:
 def form(**overrides) -> dict:
     data = {
         "patient_name": "Jane Roe", "patient_dob": "1970-05-06", "patient_sex": "female", "patient_mrn": "H-4711",
-        "review_type": "oncology_opinion", "cancer_site": "breast", "priority": "urgent",
+        "discipline": "medical_oncology", "cancer_site": "breast", "priority": "urgent",
         "question": "Is neoadjuvant therapy indicated?", "diagnosis_in_question": "Left breast IDC, cT2N1.",
         "plan_in_question": "Upfront mastectomy.",
         "history-0-occurred_on": "2026-09-14", "history-0-kind": "pathology", "history-0-text": "Core biopsy: IDC G3.",
@@ -121,13 +121,13 @@ def test_missing_fields_are_400_with_messages_and_create_nothing(db, users, logi
 def test_missing_fields_via_fetch_return_field_errors(db, users, login_as):
     client = login_as("referring")
     before = case_count(db)
-    r = client.post("/referrals/new", data=form(patient_sex="", review_type=""),
+    r = client.post("/referrals/new", data=form(patient_sex="", discipline=""),
                     headers={"X-Requested-With": "fetch"})
     assert r.status_code == 400
     body = r.get_json()
     assert body["error"] == "Please correct the highlighted fields."
     assert body["fields"]["patient_sex"] == ["Choose the patient's sex."]
-    assert body["fields"]["review_type"] == ["Choose a review type."]
+    assert body["fields"]["discipline"] == ["Choose the discipline the question needs."]
     assert case_count(db) == before
 
 
