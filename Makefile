@@ -38,12 +38,13 @@ run: system-packages venv
 	$(FLASK) seed-demo
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
-# The whole suite twice: on SQLite, then on a throw-away PostgreSQL cluster that the tests start
-# themselves (initdb/pg_ctl in a temp dir, free port; as the `postgres` user when run as root).
-# Redis and the S3-compatible store (moto_server) are started by the tests in both runs.
+# The whole suite on SQLite, then everything that touches a database again on a throw-away PostgreSQL
+# cluster that the tests start themselves (initdb/pg_ctl in a temp dir, free port; as the `postgres` user
+# when run as root). tests/unit needs no database and the browser tests check pages, not the database:
+# they run once. Redis and the S3-compatible store (moto_server) are started by the tests that need them.
 test: test-system-packages venv
 	$(PY) -m pytest -p no:cacheprovider
-	PORTAL_TEST_DB=postgresql $(PY) -m pytest -p no:cacheprovider
+	PORTAL_TEST_DB=postgresql $(PY) -m pytest -p no:cacheprovider --ignore=tests/unit --ignore=tests/browser
 
 benchmark-load: system-packages venv
 	$(PY) benchmarks/load.py
