@@ -150,23 +150,30 @@ def hard_ineligibility(reviewer: User, case: Case, need: Need | str, profile: Re
     return conflict_of_interest(reviewer, case) or expertise_mismatch(reviewer, case, need, profile)
 
 
-def ineligibility(reviewer: User, case: Case, need: Need | str, facts: RoutingFacts) -> str | None:
-    """Why `reviewer` may not be routed this review automatically, or None when they may."""
+def reviewer_concerns(reviewer: User, case: Case, need: Need | str, facts: RoutingFacts) -> list[str]:
+    """Everything that keeps automatic routing from `reviewer` and that a coordinator may override with a
+    reason: expertise, an earlier decline, another review of the case, absence, capacity."""
     profile = facts.profiles.get(reviewer.id)
-    problem = hard_ineligibility(reviewer, case, need, profile)
-    if problem:
-        return problem
+    concerns = []
+    mismatch = expertise_mismatch(reviewer, case, need, profile)
+    if mismatch:
+        concerns.append(mismatch)
     if reviewer.id in facts.excluded:
-        return "declined this review"
+        concerns.append("declined this review")
     if reviewer.id in facts.busy_on_case:
-        return "already reviews this case"
+        concerns.append("already reviews this case")
     away = facts.absences.get(reviewer.id)
     if away is not None:
-        return f"out of office {away.starts_on:%d %b} – {away.ends_on:%d %b}"
-    capacity = capacity_of(profile)
-    if facts.load.get(reviewer.id, 0) >= capacity:
-        return f"at capacity ({facts.load.get(reviewer.id, 0)} of {capacity} open)"
-    return None
+        concerns.append(f"out of office {away.starts_on:%d %b} – {away.ends_on:%d %b}")
+    load, capacity = facts.load.get(reviewer.id, 0), capacity_of(profile)
+    if load >= capacity:
+        concerns.append(f"at capacity ({load} of {capacity} open)")
+    return concerns
+
+
+def ineligibility(reviewer: User, case: Case, need: Need | str, facts: RoutingFacts) -> str | None:
+    """Why `reviewer` may not be routed this review automatically (the first reason), or None when they may."""
+    return conflict_of_interest(reviewer, case) or next(iter(reviewer_concerns(reviewer, case, need, facts)), None)
 
 
 def routing_facts(db: Session, review: Review, now: datetime) -> RoutingFacts:
@@ -246,21 +253,8 @@ def reviewer_fits(db: Session, review: Review, now: datetime) -> list[ReviewerFi
     for reviewer in all_reviewers(db):
         if current is not None and reviewer.id == current.reviewer_id:
             continue
-        profile = facts.profiles.get(reviewer.id)
-        concerns = []
-        mismatch = expertise_mismatch(reviewer, case, facts.need, profile)
-        if mismatch:
-            concerns.append(mismatch)
-        if reviewer.id in facts.excluded:
-            concerns.append("declined this review")
-        if reviewer.id in facts.busy_on_case:
-            concerns.append("already reviews this case")
-        away = facts.absences.get(reviewer.id)
-        if away is not None:
-            concerns.append(f"out of office {away.starts_on:%d %b} – {away.ends_on:%d %b}")
-        load, capacity = facts.load.get(reviewer.id, 0), capacity_of(profile)
-        if load >= capacity:
-            concerns.append(f"at capacity ({load} of {capacity} open)")
-        fits.append(ReviewerFit(reviewer, load, capacity, conflict_of_interest(reviewer, case), tuple(concerns)))
+        load, capacity = facts.load.get(reviewer.id, 0), capacity_of(facts.profiles.get(reviewer.id))
+        fits.append(ReviewerFit(reviewer, load, capacity, conflict_of_interest(reviewer, case),
+                                tuple(reviewer_concerns(reviewer, case, facts.need, facts))))
     fits.sort(key=lambda f: (f.conflict is not None, len(f.concerns), f.load, f.reviewer.id))
     return fits

@@ -25,7 +25,8 @@ from review_portal.assignment.models import (
 from review_portal.assignment.routing import (
     choose_reviewer,
     conflict_of_interest,
-    reviewer_fits,
+    reviewer_concerns,
+    routing_facts,
 )
 from review_portal.assignment.sla import sync_case_due
 from review_portal.audit.services import record
@@ -185,8 +186,8 @@ def reassign_review(db: Session, review: Review, reviewer: User, *, by, ip: str,
     current = review.active_assignment
     if current is not None and current.reviewer_id == reviewer.id:
         raise InvalidInput(f"{reviewer.name} already holds this review.")
-    fit = next((f for f in reviewer_fits(db, review, now) if f.reviewer.id == reviewer.id), None)
-    concerns = "; ".join(fit.concerns) if fit else ""
+    facts = routing_facts(db, review, now)
+    concerns = "; ".join(reviewer_concerns(reviewer, case, facts.need, facts))
     override_reason = " ".join((override_reason or "").split())[:300]
     if concerns and not override_reason:
         raise InvalidInput(f"{reviewer.name} does not fit this review ({concerns}). Give the reason for overriding.")

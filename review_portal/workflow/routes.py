@@ -270,7 +270,6 @@ def _draft_pdf(pdf: bytes, case):
     response = make_response(pdf)
     response.headers["Content-Type"] = "application/pdf"
     response.headers["Content-Disposition"] = f'inline; filename="DRAFT-{case.reference}.pdf"'
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
