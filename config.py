@@ -43,6 +43,10 @@ class Config:
     DEMO_DATA_ALLOWED = True
     PRODUCTION = False
     PAGE_SIZE = 25
+    # IssuerOfPatientID values of outside sites whose Patient IDs are not our MRNs: such an ID is shown as an
+    # "outside ID", not flagged as another patient (imaging.identity). Comma-separated in the environment.
+    PATIENT_ID_ACCEPTED_ISSUERS = tuple(i.strip() for i in os.environ.get("PATIENT_ID_ACCEPTED_ISSUERS", "").split(",")
+                                        if i.strip())
     # Reverse proxies in front of the portal that set X-Forwarded-For/-Proto (docs/deploy.md). 0 (the default)
     # ignores those headers: a client could write any address into them. With N, the address N hops back in
     # X-Forwarded-For is the client's (throttling, audit rows, rate limits). Never more than really exist.

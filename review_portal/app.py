@@ -60,6 +60,7 @@ def create_app(config=None, **overrides) -> Flask:
     # A failed request (or job) deletes a blob it stored only when no committed row refers to it: the same
     # bytes may have been stored and committed meanwhile by another request (same content, same key).
     app.extensions["blob_referenced"] = review_portal.models.blob_is_referenced
+    app.extensions["blob_references"] = review_portal.models.BLOB_REFERENCES  # removing a wrong patient's study
     _sweep_spool_once(app)
     jobs.init_app(app)
     sandbox.init_app(app)
@@ -103,6 +104,7 @@ def create_app(config=None, **overrides) -> Flask:
     chain.install_once(database.session)
     # After each seal the chain's head is anchored outside the database (audit.chain.write_anchor).
     _session_info(app, audit_anchor_store=app.extensions["storage"])
+    _session_info(app, patient_id_accepted_issuers=tuple(app.config.get("PATIENT_ID_ACCEPTED_ISSUERS") or ()))
     _register_blueprints(app)
     notification_alerts.connect()
     _register_request_boundary(app)
@@ -159,12 +161,13 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.outcomes.routes import bp as outcomes_bp
     from review_portal.privacy.routes import bp as privacy_bp
     from review_portal.workflow.oversight import bp as audit_bp
+    from review_portal.workflow.identity_routes import bp as identity_bp
     from review_portal.workflow.review_routes import bp as reviews_bp
     from review_portal.workflow.routes import bp as workflow_bp
 
     for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, dicomweb_bp, opinions_bp, letters_bp, health_bp,
                messaging_bp, notifications_bp, audit_bp, privacy_bp, analytics_bp, outcomes_bp, api_bp, api_tokens_bp,
-               reviews_bp, workflow_bp):
+               reviews_bp, workflow_bp, identity_bp):
         app.register_blueprint(bp)
     # The API authenticates by bearer token only and never by the session cookie (api.auth), so a forged
     # cross-site request has no credential to ride on: form tokens would protect nothing there.

@@ -29,6 +29,8 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _CUT_TO_FIT = {
     ("studies", "description"), ("series", "modality"), ("series", "description"), ("instances", "sop_class_uid"),
     ("instances", "photometric_interpretation"), ("instances", "original_filename"),
+    *(("studies", c) for c in ("patient_name", "patient_id", "patient_id_issuer", "patient_birth_date", "patient_sex",
+                               "other_patient_ids")),
 }
 
 _LABELS = {

@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from review_portal.imaging.decoding import _decode_frame
 from review_portal.imaging.limits import DEFAULT, ImageLimits
 from review_portal.imaging.reading import (
+    DicomRejected,
     _as_float,
     _as_int,
     _damaged_file_guard,
@@ -51,6 +52,13 @@ class InstanceInfo:
     window_width: float | None
     transfer_syntax_uid: str
     sop_class_uid: str = ""
+    # Who the file says the patient is (imaging.identity compares it with the referral).
+    patient_name: str = ""
+    patient_id: str = ""
+    patient_id_issuer: str = ""
+    patient_birth_date: str = ""
+    patient_sex: str = ""
+    other_patient_ids: str = ""  # "id\tissuer" lines from OtherPatientIDsSequence
 
 
 def _slice_position(view: Dataset) -> float | None:
@@ -122,7 +130,29 @@ def _inspect(path: Path, limits: ImageLimits) -> InstanceInfo:
         window_width=_as_float(_first(view.get("WindowWidth"))),
         transfer_syntax_uid=str(loaded.transfer_syntax),
         sop_class_uid=_text(ds, "SOPClassUID")[:64],
+        **_patient(ds),
     )
+
+
+def _patient_text(ds: Dataset, keyword: str) -> str:
+    # A stray control character in a name is a reason to warn, not to refuse the image.
+    try:
+        return _text(ds, keyword)
+    except DicomRejected:
+        return "".join(c for c in str(ds.get(keyword, "")) if c.isprintable()).strip()
+
+
+def _patient(ds: Dataset) -> dict:
+    others = []
+    try:
+        for item in ds.get("OtherPatientIDsSequence") or []:
+            others.append(f"{_patient_text(item, 'PatientID')}\t{_patient_text(item, 'IssuerOfPatientID')}")
+    except Exception:  # a damaged sequence only loses the alternative IDs
+        others = []
+    return {"patient_name": _patient_text(ds, "PatientName"), "patient_id": _patient_text(ds, "PatientID"),
+            "patient_id_issuer": _patient_text(ds, "IssuerOfPatientID"),
+            "patient_birth_date": _patient_text(ds, "PatientBirthDate"),
+            "patient_sex": _patient_text(ds, "PatientSex"), "other_patient_ids": "\n".join(others)}
 
 
 def sort_key(info: InstanceInfo) -> tuple:

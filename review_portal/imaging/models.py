@@ -22,6 +22,13 @@ class Study(Base):
     study_date: Mapped[date | None] = mapped_column(Date)
     description: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Who the header says the patient is, as in the file's first image (compared with the referral at ingest).
+    patient_name: Mapped[str | None] = mapped_column(String(200))
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    patient_id_issuer: Mapped[str | None] = mapped_column(String(64))
+    patient_birth_date: Mapped[str | None] = mapped_column(String(16))
+    patient_sex: Mapped[str | None] = mapped_column(String(16))
+    other_patient_ids: Mapped[str | None] = mapped_column(String(500))
 
     series: Mapped[list[Series]] = relationship(
         back_populates="study", order_by="Series.series_number", cascade="all, delete-orphan"
@@ -115,3 +122,31 @@ class KeyImage(Base):
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
     series: Mapped[Series] = relationship()
+
+
+class IdentityMismatch(Base):
+    """A field in which a study's header names another patient than the referral (or than another study of
+    the same referral), and how a person resolved it (imaging.identity_lifecycle).
+
+    `study_id` is deliberately no foreign key: a study found to be the wrong patient's is removed, and this
+    record stays as the account of what was removed and why (`removed` lists its series and instances, by
+    which the audit trail shows who saw its images)."""
+
+    __tablename__ = "identity_mismatches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    study_id: Mapped[int] = mapped_column(Integer, index=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64))
+    study_label: Mapped[str] = mapped_column(String(300), default="")
+    field: Mapped[str] = mapped_column(String(24))
+    referral_value: Mapped[str] = mapped_column(String(300), default="")
+    dicom_value: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed: Mapped[dict | None] = mapped_column(JSON)
+
+    resolved_by = relationship("User", foreign_keys=[resolved_by_id])

@@ -19,7 +19,7 @@ from review_portal.audit.services import record
 from review_portal.auth.models import User
 from review_portal.cases.models import Case
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied, StoredFileCorrupt
-from review_portal.imaging import archives, indexing, inspection, reading, sandboxed
+from review_portal.imaging import archives, identity_services, indexing, inspection, reading, sandboxed
 from review_portal.imaging.limits import ImageLimits, of_session, stored_frames
 from review_portal.imaging.lifecycle import FINISHED_STATUSES
 from review_portal.imaging.lifecycle import set_status as set_ingest_status
@@ -141,7 +141,7 @@ class _Index:
         if study is None:
             study = Study(case_id=self.case_id, created_at=self.now, **indexing.fit(Study, {
                 "study_instance_uid": info.study_instance_uid, "study_date": info.study_date,
-                "description": info.study_description}))
+                "description": info.study_description, **identity_services.study_identity_values(info)}))
             self.db.add(study)
             self.db.flush()
             self.studies[info.study_instance_uid] = study
@@ -283,6 +283,7 @@ def process_ingest(
             # Inline in the embedded default; on a worker when a queue is configured.
             jobs.submit(db, storage, "imaging.series_thumbnail", now=now, case_id=job.case_id, series_id=series_id)
         save_state()
+        identity_services.flag_mismatches(db, _case(db, job.case_id), now=now)  # is this the same patient?
         set_ingest_status(job, IngestStatus.DONE)
         job.finished_at = now
     report = IngestReport(accepted, duplicates, rejected)

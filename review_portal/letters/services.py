@@ -17,6 +17,7 @@ from review_portal.cases.lifecycle import CaseStatus, transition
 from review_portal.cases.models import Case
 from review_portal.cases.permissions import can_acknowledge, can_resend_letter
 from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
+from review_portal.imaging.identity_services import study_identity_records
 from review_portal.imaging.services import key_images_for_letter, series_of_case
 from review_portal.letters.models import Letter
 from review_portal.letters.render import render_letter_pdf
@@ -98,6 +99,7 @@ def letter_context(db: Session, case, opinion, *, institution: dict, verificatio
         description = " – ".join(x for x in (series.modality, study.description, series.description) if x)
         records.append({"kind": "Imaging", "description": f"{description} ({len(series.instances)} image file(s))",
                         "date": study.study_date.isoformat() if study.study_date else ""})
+    records += study_identity_records(db, case.id)  # who each study's header names, checked against the referral
     addenda = list(addenda if addenda is not None else opinion.addenda)
     verify_url = str(institution.get("verification_url") or "/verify")
     return {

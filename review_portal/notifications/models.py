@@ -27,6 +27,7 @@ KINDS = {
     "declined": "Offer declined",
     "outcome_request": "Outcome follow-up",
     "account_security": "Change to your account security",
+    "privacy_incident": "Privacy incident",
 }
 
 

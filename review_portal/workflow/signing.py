@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from review_portal import jobs
 from review_portal.errors import PermissionDenied
+from review_portal.imaging.identity_services import require_identity_resolved
 from review_portal.letters.models import Letter
 from review_portal.letters.services import addendum_summary, issue_letter, latest_letter_of_opinion
 from review_portal.opinions.permissions import can_add_addendum
@@ -27,6 +28,7 @@ def sign_and_issue_letter(db: Session, storage: Storage, case, *, password: str,
     returns; with a worker queue it is rendered after the commit and this returns None (the case page shows
     the job's progress). `key_images` defaults to the key images marked on the case.
     """
+    require_identity_resolved(db, case)  # no opinion on images that may be another patient's
     opinion = sign_opinion(db, case, password=password, attested=attested, by=by, ip=ip, now=now,
                            based_on_version=based_on_version)
     extra = {"key_images": key_images} if key_images is not None else {}
