@@ -24,6 +24,7 @@ from review_portal.cases.disciplines import seed_disciplines
 from review_portal.cases.services import HistoryItem, Referral, close_case
 from review_portal.clock import utcnow
 from review_portal.deadlines import add_business_seconds, policy_from_config
+from review_portal.demo_identity import confirm_demo_scans, seed_identity_mismatch
 from review_portal.messaging.services import post_message, request_information
 from review_portal.uploads import UploadedFile
 from review_portal.workflow.assignments import accept_offer, add_review
@@ -186,6 +187,7 @@ def seed(app, db) -> bool:
         )
         lung_case, _ = submit_referral(db, storage, lung, documents=[UploadedFile("CT report.pdf", ct_report)],
                                        scans=ct + mr, by=roe, now=now - timedelta(days=2), **ctx)
+        confirm_demo_scans(db, lung_case, by=coordinator, now=now - timedelta(days=2))
         accept_offer(db, lung_case.active_assignment, by=lung_case.reviewer, ip="127.0.0.1", now=now - timedelta(days=2))
         # Due in a few business hours, whatever weekday the demo is loaded on: the dashboard's "due soon" row.
         _set_due(lung_case, add_business_seconds(now, 5 * 3600, policy.holidays))
@@ -201,6 +203,7 @@ def seed(app, db) -> bool:
         )
         case_signed, _ = submit_referral(db, storage, breast, documents=[UploadedFile("Pathology report.pdf", path_report)],
                                          scans=[mr[0]], by=roe, now=now - timedelta(days=6), **ctx)
+        confirm_demo_scans(db, case_signed, by=coordinator, now=now - timedelta(days=6))
 
         from review_portal.letters.services import acknowledge_letter
         from review_portal.opinions.services import OpinionDraft, save_draft
@@ -224,6 +227,7 @@ def seed(app, db) -> bool:
             diagnosis="Rectal adenocarcinoma, cT3N1M0.", plan="Short-course radiotherapy then surgery.",
             history=[HistoryItem(date(2026, 8, 30), "diagnosis", "Colonoscopy and biopsy: adenocarcinoma at 8 cm.")]),
             documents=[], scans=[ct[0]], by=roe, now=now - timedelta(days=20), **ctx)
+        confirm_demo_scans(db, closed_case, by=coordinator, now=now - timedelta(days=20))
         accept_offer(db, closed_case.active_assignment, by=closed_case.reviewer, ip="127.0.0.1", now=now - timedelta(days=19))
         save_draft(db, closed_case, OpinionDraft(
             diagnosis_concordance="confirmed", plan_concordance="agree",
@@ -237,12 +241,14 @@ def seed(app, db) -> bool:
         close_case(db, closed_case, by=roe, ip="127.0.0.1", now=now - timedelta(days=14))
 
         # Radiology read for the other referrer, and a case nobody covers (lands in the coordinator's triage).
-        submit_referral(db, storage, referral(
+        dora, _ = submit_referral(db, storage, referral(
             "Dora Placeholder", date(1966, 6, 9), "female", "LOC-5521", "neuro", discipline="radiology",
             question="Is this progression or pseudo-progression?", diagnosis="Glioblastoma, post chemoradiation.",
             plan="Switch to second-line therapy.",
             history=[HistoryItem(date(2026, 11, 1), "imaging", "MR brain: new enhancement at the resection margin.")]),
             documents=[], scans=mr, by=khan, now=now - timedelta(days=1), **ctx)
+        confirm_demo_scans(db, dora, by=coordinator, now=now - timedelta(days=1))
+        seed_identity_mismatch(db, storage, referrer=roe, now=now, ctx=ctx)  # the one left unresolved
         submit_referral(db, storage, referral(
             "Evan Testcase", date(2015, 3, 3), "male", "LOC-7730", "pediatric",
             question="Second opinion on risk stratification.", diagnosis="Medulloblastoma, standard risk.",

@@ -280,7 +280,7 @@ def case_maker(db, storage, users, tmp_path):
 
     later = {"in_review", "awaiting_information", "opinion_signed", "letter_delivered", "acknowledged", "closed"}
 
-    def _make(status: str = "assigned", *, scans: list[str] = (), by=None, **overrides):
+    def _make(status: str = "assigned", *, scans: list[str] = (), by=None, confirm_identity: bool = True, **overrides):
         by = by or users["referring"]
         uploads = []
         for n, name in enumerate(scans):
@@ -289,6 +289,8 @@ def case_maker(db, storage, users, tmp_path):
             uploads.append(UploadedFile(name, dest))
         case, _ = submit_referral(db, storage, referral(**overrides), documents=[], scans=uploads, by=by, ip="127.0.0.1",
                                   now=NOW, turnaround_days=TURNAROUND)
+        if scans and confirm_identity:
+            confirm_test_scans(db, case, users["coordinator"])
         ctx = {"ip": "127.0.0.1"}
         if status in (CaseStatus.SUBMITTED, CaseStatus.TRIAGE):
             if case.status != "triage":
@@ -318,6 +320,16 @@ def case_maker(db, storage, users, tmp_path):
         return case
 
     return _make
+
+
+def confirm_test_scans(db, case, by) -> None:
+    """pydicom's test files name their own patients (CompressedSamples^CT1...): a case built for another purpose
+    confirms them as its patient's, as a coordinator would. `make_case(..., confirm_identity=False)` leaves the
+    identity questions open (tests/services/test_patient_identity.py)."""
+    from review_portal.imaging.identity_services import confirm_same_patient, open_mismatches
+
+    for study_id in sorted({m.study_id for m in open_mismatches(db, case.id)}):
+        confirm_same_patient(db, case, study_id, reason="pydicom test file", by=by, ip="127.0.0.1", now=NOW)
 
 
 class Auth:
@@ -350,7 +362,7 @@ def login_as(app, users):
 
 
 login_client.__test__ = False
-make_users.__test__ = case_maker.__test__ = False
+make_users.__test__ = case_maker.__test__ = confirm_test_scans.__test__ = False
 testdata.__test__ = False  # a helper, not a test, when imported into test modules
 
 

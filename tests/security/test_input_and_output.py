@@ -78,7 +78,7 @@ def test_script_payloads_are_inert_on_every_page_and_in_the_letter(app, db, stor
     from review_portal.messaging.services import ask_follow_up, post_message, request_information
     from review_portal.opinions.services import OpinionDraft, save_draft
     from review_portal.workflow.signing import add_addendum, sign_and_issue_letter
-    from tests.conftest import testdata
+    from tests.conftest import confirm_test_scans, testdata
 
     scan = tmp_path / "ct.dcm"
     shutil.copy(testdata("CT_small.dcm"), scan)
@@ -96,6 +96,7 @@ def test_script_payloads_are_inert_on_every_page_and_in_the_letter(app, db, stor
     answer_information_request(db, storage, case, answer=XSS, policy=policy_from_config(app.config), by=referring, **at(5))
     save_draft(db, case, OpinionDraft("refined", "modify", XSS, XSS, XSS, XSS), based_on_version=None,
                by=reviewer, **at(6))
+    confirm_test_scans(db, case, users["coordinator"])  # CT_small names its own patient
     sign_and_issue_letter(db, storage, case, password=PASSWORD, attested=True, institution=INSTITUTION,
                           by=reviewer, **at(60))
     follow_up = ask_follow_up(db, case, question=XSS, max_questions=3, by=referring, **at(70))
