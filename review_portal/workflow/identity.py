@@ -60,8 +60,8 @@ def _forget_objects(db: Session, study_id: int, removed: dict) -> None:
     for obj in list(db.identity_map.values()):
         if ((isinstance(obj, Study) and obj.id == study_id) or (isinstance(obj, Series) and obj.id in series_ids)
                 or (isinstance(obj, Instance) and obj.id in instance_ids)
-                or (isinstance(obj, KeyImage) and obj.series_id in series_ids)):
-            db.expunge(obj)
+                or (isinstance(obj, KeyImage) and obj.series_id in series_ids)) and obj in db:
+            db.expunge(obj)  # a study's expunge cascades to its series and instances
 
 
 def removed_study(db: Session, case, study_id: int) -> IdentityMismatch:
