@@ -12,7 +12,10 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from review_portal.cases.services import HistoryItem, Referral
-from review_portal.imaging.identity_services import confirm_same_patient, open_mismatches
+from review_portal.imaging.identity_services import (
+    confirm_same_patient,
+    open_mismatches,
+)
 from review_portal.uploads import UploadedFile
 from review_portal.workflow.assignments import accept_offer
 from review_portal.workflow.referrals import submit_referral

@@ -14,7 +14,12 @@ from sqlalchemy.orm import Session
 
 from review_portal.audit.services import record
 from review_portal.auth.models import Role
-from review_portal.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
+from review_portal.errors import (
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
 from review_portal.imaging import identity
 from review_portal.imaging.identity_lifecycle import MismatchStatus, set_status
 from review_portal.imaging.models import IdentityMismatch, Instance, Series, Study

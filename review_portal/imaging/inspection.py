@@ -147,7 +147,7 @@ def _patient(ds: Dataset) -> dict:
     try:
         for item in ds.get("OtherPatientIDsSequence") or []:
             others.append(f"{_patient_text(item, 'PatientID')}\t{_patient_text(item, 'IssuerOfPatientID')}")
-    except Exception:  # a damaged sequence only loses the alternative IDs
+    except (AttributeError, TypeError, ValueError, KeyError):  # a damaged sequence only loses the alternative IDs
         others = []
     return {"patient_name": _patient_text(ds, "PatientName"), "patient_id": _patient_text(ds, "PatientID"),
             "patient_id_issuer": _patient_text(ds, "IssuerOfPatientID"),

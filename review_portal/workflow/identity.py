@@ -19,7 +19,13 @@ from review_portal.auth.models import Role, User
 from review_portal.errors import NotFound
 from review_portal.imaging import identity_services
 from review_portal.imaging.identity_lifecycle import MismatchStatus
-from review_portal.imaging.models import IdentityMismatch, Instance, KeyImage, Series, Study
+from review_portal.imaging.models import (
+    IdentityMismatch,
+    Instance,
+    KeyImage,
+    Series,
+    Study,
+)
 from review_portal.notifications.services import notify
 from review_portal.privacy.retention import delete_files_after_commit, purge_rows
 from review_portal.storage import Storage

@@ -11,7 +11,11 @@ from review_portal.errors import NotFound
 from review_portal.imaging import identity_services
 from review_portal.imaging.identity_forms import IdentityDecisionForm
 from review_portal.web import actor, db, storage, valid
-from review_portal.workflow.identity import image_views_of_removed_study, remove_wrong_study, removed_study
+from review_portal.workflow.identity import (
+    image_views_of_removed_study,
+    remove_wrong_study,
+    removed_study,
+)
 
 bp = Blueprint("identity", __name__)
 

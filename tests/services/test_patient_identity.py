@@ -21,14 +21,23 @@ from review_portal.imaging.identity_services import (
     open_mismatches,
     require_identity_resolved,
 )
-from review_portal.imaging.models import IdentityMismatch, Instance, KeyImage, Series, Study
+from review_portal.imaging.models import (
+    IdentityMismatch,
+    Instance,
+    KeyImage,
+    Series,
+    Study,
+)
 from review_portal.imaging.services import ingest_scans, mark_key_image, series_of_case
 from review_portal.letters.services import letters_for_case
 from review_portal.models import BLOB_REFERENCES, blob_is_referenced
 from review_portal.notifications.models import Notification
 from review_portal.opinions.services import OpinionDraft, save_draft
 from review_portal.uploads import UploadedFile
-from review_portal.workflow.identity import image_views_of_removed_study, remove_wrong_study
+from review_portal.workflow.identity import (
+    image_views_of_removed_study,
+    remove_wrong_study,
+)
 from review_portal.workflow.signing import sign_and_issue_letter
 from tests.conftest import INSTITUTION, NOW, PASSWORD, testdata
 

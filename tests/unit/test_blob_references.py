@@ -3,9 +3,9 @@ could hold a blob key: a new *_key / *sha256 / JSON column must be listed or dec
 from review_portal import models
 from review_portal.db import Base
 
-# JSON columns that hold no storage key (profiles, request items, an ingest job's report).
+# JSON columns that hold no storage key (profiles, request items, an ingest job's report, a removed study's ids).
 _PLAIN_JSON = {("users", "sites"), ("reviewer_profiles", "reading_areas"), ("information_requests", "items"),
-               ("ingest_jobs", "report")}
+               ("ingest_jobs", "report"), ("identity_mismatches", "removed")}
 
 
 def _looks_like_a_key(column) -> bool:

@@ -9,11 +9,21 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from review_portal.imaging import identity
-from review_portal.imaging.identity import PatientIdentity, compare, compare_studies, referral_identity
-from review_portal.imaging.identity_lifecycle import TRANSITIONS, MismatchStatus, can_transition, set_status
-from review_portal.imaging.inspection import inspect_dicom
 from review_portal.errors import IllegalTransition
+from review_portal.imaging import identity
+from review_portal.imaging.identity import (
+    PatientIdentity,
+    compare,
+    compare_studies,
+    referral_identity,
+)
+from review_portal.imaging.identity_lifecycle import (
+    TRANSITIONS,
+    MismatchStatus,
+    can_transition,
+    set_status,
+)
+from review_portal.imaging.inspection import inspect_dicom
 from tests.conftest import testdata
 
 REFERRAL = referral_identity(name="Jane Doe", mrn="MRN-1", birth_date=date(1960, 1, 2), sex="female")

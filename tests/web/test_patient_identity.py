@@ -54,7 +54,7 @@ def flagged(db, make_case, login_as):
 
 
 def banner_of(html: str) -> str:
-    found = re.search(r'<section class="panel identity-warning".*?</section>', html, re.S)
+    found = re.search(r'<section class="panel identity-warning".*?</section>', html, re.DOTALL)
     assert found, "no identity banner on the page"
     return found.group(0)
 
@@ -156,7 +156,7 @@ def test_wrong_study_through_the_page_purges_it_and_tells_the_administrators(db,
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "Another patient&#39;s CT" in html or "Another patient's CT" in html
-    rows = re.findall(r"<tr><td>.*?</tr>", re.search(r'<table class="table" id="identity-views">.*?</table>', html, re.S).group(0))
+    rows = re.findall(r"<tr><td>.*?</tr>", re.search(r'<table class="table" id="identity-views">.*?</table>', html, re.DOTALL).group(0))
     assert len(rows) == 1 and users["reviewer"].email in rows[0] and f"series {series_id}" in rows[0]
     assert db.scalar(select(AuditEvent).where(AuditEvent.action == "identity.incident_viewed")) is not None
     assert admin.get(f"/cases/{case.id}/identity/999999/views").status_code == 404
