@@ -35,6 +35,11 @@ PHRASES = {
     "scans.ingested": "added the uploaded scans to {case}",
     "key_image.marked": "marked a key image of {case}",
     "key_image.unmarked": "removed a key image of {case}",
+    "identity.mismatch_flagged": "found a study in {case} whose header names another patient",
+    "identity.confirmed": "confirmed a study of {case} is the referral's patient",
+    "identity.wrong_study": "marked a study of {case} as another patient's",
+    "privacy.incident": "removed another patient's study from {case} (privacy incident)",
+    "identity.incident_viewed": "looked at who saw a removed study of {case}",
     # reviews and offers
     "review.added": "added a review to {case}",
     "review.completed": "completed a review of {case}",

@@ -17,6 +17,7 @@ from review_portal.imaging.models import Instance, Series, Study
 from review_portal.letters.services import letters_for_case
 from review_portal.notifications.models import Notification
 from tests.conftest import PASSWORD, testdata
+from tests.web.test_opinion_and_letter_routes import csrf_app as csrf_app_fixture
 
 DRAFT = {"diagnosis_concordance": "confirmed", "plan_concordance": "agree", "reviewer_diagnosis": "IDC grade 2.",
          "recommended_plan": "Surgery first.", "rationale": "Concordant imaging and pathology.", "urgency": "routine"}
@@ -204,3 +205,41 @@ def test_end_to_end_a_referral_with_two_studies_one_of_another_patient(db, stora
     assert "CT chest of this patient. Patient in the file: ROE, JANE, ID H-4711, born 1970-05-06, sex female." in text
     assert "Identity checked against the referral" in text
     assert "someone else" not in text and "RICHARD" not in text
+
+
+csrf_app = csrf_app_fixture  # the app with CSRF switched on
+
+
+def test_the_decision_needs_the_forms_csrf_token(csrf_app, tmp_path):
+    from review_portal.auth.models import Role
+    from review_portal.auth.services import create_user
+    from review_portal.cases.disciplines import seed_disciplines
+    from review_portal.db import session
+    from review_portal.uploads import UploadedFile
+    from review_portal.workflow.referrals import submit_referral
+    from tests.conftest import NOW, TURNAROUND, referral
+
+    db = session()
+    seed_disciplines(db)
+    referrer = create_user(db, email="ref@x.example", name="Ref", password=PASSWORD, role=Role.REFERRING, now=NOW,
+                           institution=None)
+    scan = tmp_path / "theirs.dcm"
+    scan.write_bytes(other_patient_ct())
+    case, _ = submit_referral(db, csrf_app.extensions["storage"], referral(), documents=[],
+                              scans=[UploadedFile("theirs.dcm", scan)], by=referrer, ip="127.0.0.1", now=NOW,
+                              turnaround_days=TURNAROUND)
+    db.commit()
+    study_id, case_id = open_mismatches(db, case.id)[0].study_id, case.id
+    client = csrf_app.test_client()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    assert client.post("/login", data={"email": "ref@x.example", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    banner = banner_of(client.get(f"/cases/{case_id}").get_data(as_text=True))
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', banner).group(1)
+    decision = {"decision": "same_patient", "reason": "Outside MRN"}
+    assert client.post(f"/cases/{case_id}/studies/{study_id}/identity", data=decision).status_code == 400
+    db.expire_all()
+    assert len(open_mismatches(db, case_id)) == 4
+    assert client.post(f"/cases/{case_id}/studies/{study_id}/identity",
+                       data=decision | {"csrf_token": token}).status_code == 302
+    db.expire_all()
+    assert open_mismatches(db, case_id) == []
