@@ -75,6 +75,7 @@ ROLE_GATED = {
     "reviews.release_letter": STRANGERS,   # staff only
     "reviews.extend_deadline": STRANGERS,  # staff only
     "outcomes.answer_outcome": {"other_reviewer", "radiologist"},  # referrers only
+    "identity.removed_study_views": STRANGERS,  # administrators only
 }
 
 
@@ -116,6 +117,8 @@ EXPECTED.update({
     "assignment.edit_reviewer_profile": {r: (404 if r == "admin" else 403) for r in ROLES},
     # The disciplines a referral can ask for are the administrators' to edit.
     "cases.list_disciplines": {r: (200 if r == "admin" else 403) for r in ROLES},
+    # Who saw a wrong patient's removed study: the administrators' page (case A has none removed: 404).
+    "identity.removed_study_views": {r: (404 if r == "admin" else 403) for r in ROLES},
 })
 
 
