@@ -17,7 +17,7 @@ from flask_login import current_user
 from review_portal.audit.services import record, record_image_view
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
-from review_portal.imaging import metadata, reading, rendering, sandboxed, services
+from review_portal.imaging import identity_services, metadata, reading, rendering, sandboxed, services
 from review_portal.imaging.forms import AddScansForm, KeyImageForm, UnmarkKeyImageForm
 from review_portal.imaging.models import IngestStatus
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images, can_see_key_images
@@ -261,6 +261,8 @@ def show_ingest(case_id: int, ingest_id: int):
     case = get_case_for(db(), current_user, case_id)
     job = services.get_ingest_in_case(db(), case.id, ingest_id)
     progress = services.ingest_progress(job)
+    # Studies whose header names another patient: the page shows the warning once the read is done (scans.js).
+    progress["identity_questions"] = len(identity_services.identity_warnings(db(), case.id))
     if wants_json() or request.args.get("format") == "json":
         return jsonify(progress)
     return render_template("imaging/ingest.html", case=case, job=job, progress=progress,

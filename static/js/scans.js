@@ -52,6 +52,8 @@
           list.textContent = "";
           p.rejected.forEach(function (r) { var li = document.createElement("li"); li.textContent = r.name + ": " + r.reason; list.appendChild(li); });
           if (p.status === "queued" || p.status === "running") setTimeout(poll, 1000);
+          // A study naming another patient: reload once, so the page shows the warning with its decision form.
+          else if (p.identity_questions && !document.getElementById("identity-warning")) window.location.reload();
         });
     };
     poll();

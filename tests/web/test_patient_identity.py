@@ -76,6 +76,15 @@ def test_the_banner_names_each_field_and_both_values_on_the_upload_result_case_p
         assert ('name="decision"' in banner) == (client is referrer), url
 
 
+def test_the_upload_progress_counts_the_studies_in_question(flagged, make_case, login_as):
+    case, referrer, ingest_page = flagged
+    assert referrer.get(ingest_page + "?format=json").json["identity_questions"] == 1
+    clean = make_case("in_review", scans=["CT_small.dcm"])  # confirmed by the fixture
+    job = referrer.get(f"/cases/{clean.id}/scans").get_data(as_text=True)
+    ingest_id = re.search(rf"/cases/{clean.id}/ingests/(\d+)", job).group(1)
+    assert referrer.get(f"/cases/{clean.id}/ingests/{ingest_id}?format=json").json["identity_questions"] == 0
+
+
 def test_the_opinion_page_viewer_shows_the_banner_to_the_reviewer(flagged, login_as):
     case, _, _ = flagged
     page = login_as("reviewer").get(f"/cases/{case.id}/opinion")
