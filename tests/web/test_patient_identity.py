@@ -77,7 +77,7 @@ def test_the_banner_names_each_field_and_both_values_on_the_upload_result_case_p
 
 
 def test_the_upload_progress_counts_the_studies_in_question(flagged, make_case, login_as):
-    case, referrer, ingest_page = flagged
+    _, referrer, ingest_page = flagged
     assert referrer.get(ingest_page + "?format=json").json["identity_questions"] == 1
     clean = make_case("in_review", scans=["CT_small.dcm"])  # confirmed by the fixture
     job = referrer.get(f"/cases/{clean.id}/scans").get_data(as_text=True)
