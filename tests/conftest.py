@@ -325,7 +325,7 @@ def case_maker(db, storage, users, tmp_path):
 def confirm_test_scans(db, case, by) -> None:
     """pydicom's test files name their own patients (CompressedSamples^CT1...): a case built for another purpose
     confirms them as its patient's, as a coordinator would. `make_case(..., confirm_identity=False)` leaves the
-    identity questions open (tests/services/test_patient_identity.py)."""
+    identity questions open (tests/services/test_identity_at_ingest.py)."""
     from review_portal.imaging.identity_services import confirm_same_patient, open_mismatches
 
     for study_id in sorted({m.study_id for m in open_mismatches(db, case.id)}):
