@@ -98,15 +98,22 @@ class IngestJob(Base):
 
 
 class KeyImage(Base):
-    """A slice the reviewer marked, with the window it was read at and a PNG kept from that moment."""
+    """A slice the reviewer marked, with the window it was read at and a PNG kept from that moment.
+
+    Anchored to the image itself (instance, SOP Instance UID, frame): a slice index shifts when scans are added
+    to the series, the anchor does not. `slice_index` is only where the slice stood when it was marked.
+    """
 
     __tablename__ = "key_images"
-    __table_args__ = (UniqueConstraint("case_id", "series_id", "slice_index"),)
+    __table_args__ = (UniqueConstraint("case_id", "instance_id", "frame"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id"))
     slice_index: Mapped[int] = mapped_column(Integer)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id"))
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    frame: Mapped[int] = mapped_column(Integer, default=0)
     window_center: Mapped[float | None] = mapped_column(Float)
     window_width: Mapped[float | None] = mapped_column(Float)
     caption: Mapped[str] = mapped_column(String(300), default="")
@@ -115,3 +122,4 @@ class KeyImage(Base):
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
     series: Mapped[Series] = relationship()
+    instance: Mapped[Instance | None] = relationship()

@@ -19,6 +19,7 @@ from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.imaging import metadata, reading, rendering, sandboxed, services
 from review_portal.imaging.forms import AddScansForm, KeyImageForm, UnmarkKeyImageForm
+from review_portal.imaging.key_images import anchored_index
 from review_portal.imaging.models import IngestStatus
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images, can_see_key_images
 from review_portal.uploads import spooled
@@ -96,12 +97,15 @@ def series_info(case_id: int, series_id: int):
                  "instance_number": s.instance.instance_number, "frame": s.frame} for s in slices],
         render_base=url_for("imaging.render_slice", case_id=case.id, series_id=series.id, index=0, fmt="png")[:-len("0.png")],
         file_window={"center": windowed.window_center, "width": windowed.window_width} if windowed else None,
-        key_images=[_key_image_json(case.id, k) for k in key_images],
+        key_images=[_key_image_json(case.id, k, slices) for k in key_images],
     )
 
 
-def _key_image_json(case_id: int, k) -> dict:
-    return {"id": k.id, "series_id": k.series_id, "slice_index": k.slice_index, "caption": k.caption,
+def _key_image_json(case_id: int, k, slices=None) -> dict:
+    # Where the key image stands today, found by its anchor: scans added since shift the indexes.
+    index = k.slice_index if slices is None else anchored_index(slices, k.instance_id, k.frame)
+    return {"id": k.id, "series_id": k.series_id, "slice_index": index, "caption": k.caption,
+            "sop_instance_uid": k.sop_instance_uid, "frame": k.frame,
             "center": k.window_center, "width": k.window_width,
             "window_label": services.window_label(k.window_center, k.window_width),
             "image_url": url_for("imaging.key_image_png", case_id=case_id, key_image_id=k.id),
@@ -199,7 +203,8 @@ def mark_key_image(case_id: int):
         raise NotFound("No such series in this case.")
     key_image = services.mark_key_image(
         db(), storage(), case, series, slice_index=form.slice_index.data, center=form.window_center.data,
-        width=form.window_width.data, caption=form.caption.data or "", **actor())
+        width=form.window_width.data, caption=form.caption.data or "", sop_instance_uid=form.sop_instance_uid.data or None,
+        frame=form.frame.data or 0, **actor())
     if wants_json():
         return jsonify(key_image=_key_image_json(case.id, key_image))
     flash("Key image kept.", "success")
