@@ -25,7 +25,7 @@ from review_portal.imaging import inspection, rendering
 from review_portal.imaging.limits import DEFAULT, ImageLimits
 from review_portal.imaging.reading import DicomRejected
 
-__all__ = ["inspect_dicom", "make_thumbnail", "render_frame", "warm_up"]
+__all__ = ["inspect_dicom", "make_thumbnail", "measure", "render_frame", "warm_up"]
 
 _CHECKED_MAX = 20000
 _checked: OrderedDict[tuple[str, int], None] = OrderedDict()
@@ -71,6 +71,11 @@ def render_frame(path: Path, frame: int = 0, **options) -> bytes:
     return data
 
 
+def measure(path: Path, frame: int, kind: str, points) -> dict:
+    """measured.measure_file (a measurement from the original pixels and geometry), under the sandbox's limits."""
+    return _run("_measure_in_child", str(path), frame, kind, points)
+
+
 def forget_checked() -> None:
     with _checked_lock:
         _checked.clear()
@@ -99,6 +104,12 @@ def _inspect_in_child(path: str, limits: dict) -> dict:
 
 def _thumbnail_in_child(path: str, size: int) -> bytes:
     return rendering.make_thumbnail(Path(path), size)
+
+
+def _measure_in_child(path: str, frame: int, kind: str, points) -> dict:
+    from review_portal.imaging import measured
+
+    return measured.measure_file(Path(path), frame, kind, points)
 
 
 def _render_in_child(path: str, frame: int, **options) -> bytes:
