@@ -35,6 +35,11 @@ PHRASES = {
     "scans.ingested": "added the uploaded scans to {case}",
     "key_image.marked": "marked a key image of {case}",
     "key_image.unmarked": "removed a key image of {case}",
+    "measurements.viewed": "looked at the measurements on the images of {case}",
+    "measurement.created": "measured an image of {case}",
+    "measurement.changed": "changed a measurement on an image of {case}",
+    "measurement.removed": "removed a measurement from an image of {case}",
+    "measurements.frozen": "signed the measurements on the images of {case}",
     # reviews and offers
     "review.added": "added a review to {case}",
     "review.completed": "completed a review of {case}",
