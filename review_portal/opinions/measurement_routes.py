@@ -18,7 +18,8 @@ bp = Blueprint("measurements", __name__)
 def measurement_json(case_id: int, m, editable: bool) -> dict:
     return {"id": m.id, "review_id": m.review_id, "author_id": m.author_id, "instance_id": m.instance_id,
             "sop_instance_uid": m.sop_instance_uid, "frame": m.frame, "kind": m.kind, "kind_label": m.kind_label,
-            "points": m.points, "label": m.label, "values": m.values, "display": describe(m.kind, m.values),
+            "points": m.points, "label": m.label, "image": service.image_label(m), "values": m.values,
+            "display": describe(m.kind, m.values),
             "calibrated": bool(m.values.get("calibrated", True)), "frozen": m.is_frozen,
             "editable": editable and not m.is_frozen and m.author_id == current_user.id,
             "url": url_for("measurements.change_measurement", case_id=case_id, measurement_id=m.id)}

@@ -184,20 +184,25 @@ def lead_review(case):
     return next((r for r in case.reviews if r.is_lead), None)
 
 
+def image_label(m: Measurement) -> str:
+    """Where a measurement was made, as a reader finds it again: series, image (instance) number, frame."""
+    series = m.instance.series
+    number = m.instance.instance_number
+    image = f"{series.modality} {series.description or 'series'}".strip()
+    if series.series_number is not None:
+        image += f", series {series.series_number}"
+    image += f", image {number if number is not None else '?'}"
+    if stored_frames(m.instance.frames) > 1:
+        image += f", frame {m.frame + 1}"
+    return image
+
+
 def measurement_rows(db: Session, case, review_id: int) -> list[dict]:
     """Plain values for a list of one review's measurements: label, image (series, image number, frame), kind,
     value as printed; `calibrated` False when the figures are in pixels."""
     rows = []
     for m in measurements_of_case(db, case.id, review_id):
-        series = m.instance.series
-        number = m.instance.instance_number
-        image = f"{series.modality} {series.description or 'series'}".strip()
-        if series.series_number is not None:
-            image += f", series {series.series_number}"
-        image += f", image {number if number is not None else '?'}"
-        if stored_frames(m.instance.frames) > 1:
-            image += f", frame {m.frame + 1}"
-        rows.append({"id": m.id, "label": m.label, "image": image, "kind": m.kind, "kind_label": m.kind_label,
+        rows.append({"id": m.id, "label": m.label, "image": image_label(m), "kind": m.kind, "kind_label": m.kind_label,
                      "value": measuring.describe(m.kind, m.values), "calibrated": bool(m.values.get("calibrated", True)),
                      "sop_instance_uid": m.sop_instance_uid, "frame": m.frame})
     return rows
