@@ -466,12 +466,20 @@
         if (Math.abs(dy) > 8) lastTap = null;
         var target = gesture.index + Math.trunc(dy / 12);
         if (target !== vp.index) vp.show(target);
-      } else if (gesture.kind === "two" && touches.size === 2) {
+      } else if (gesture.kind === "two" && touches.size === 2 && !gesture.frame) {
+        // Once per animation frame, when both fingers have reported; the gesture keeps the kind it started as.
+        gesture.frame = requestAnimationFrame(function () { if (gesture && gesture.kind === "two") { gesture.frame = 0; twoFingers(); } });
+      }
+    }
+    function twoFingers() {
+      if (touches.size !== 2) return;
+      {
         var pts = Array.from(touches.values());
         var dist = Math.hypot(pts[0].x - pts[1].x, pts[0].y - pts[1].y), mx = (pts[0].x + pts[1].x) / 2, my = (pts[0].y + pts[1].y) / 2;
-        var ratio = dist / Math.max(1, gesture.dist);
-        if (Math.abs(ratio - 1) > 0.08) { vp.zoom = Math.max(0.25, Math.min(16, gesture.zoom * ratio)); vp.place(); vp.readouts(); }
-        if (gesture.win && Math.abs(mx - gesture.mx) + Math.abs(my - gesture.my) > 4 && Math.abs(ratio - 1) < 0.15) dragWindow(vp, gesture.win, mx - gesture.mx, my - gesture.my);
+        var ratio = dist / Math.max(1, gesture.dist), spread = Math.abs(dist - gesture.dist), moved = Math.abs(mx - gesture.mx) + Math.abs(my - gesture.my);
+        if (!gesture.mode && Math.max(spread, moved) > 10) gesture.mode = spread > moved ? "pinch" : "window";
+        if (gesture.mode === "pinch") { vp.zoom = Math.max(0.25, Math.min(16, gesture.zoom * ratio)); vp.place(); vp.readouts(); }
+        if (gesture.mode === "window" && gesture.win) dragWindow(vp, gesture.win, mx - gesture.mx, my - gesture.my);
       }
     }
     function touchUp(e) {
@@ -625,6 +633,9 @@
       var first = PV.viewports[0], pane = first.pane.cloneNode(true);
       pane.dataset.pane = "1";
       pane.querySelectorAll("[id]").forEach(function (el) { el.removeAttribute("id"); });
+      pane.querySelectorAll(".viewport-overlay span, .orient").forEach(function (el) { el.textContent = ""; });
+      var canvas = pane.querySelector(".image-canvas");
+      ["index", "window", "invert", "loaded"].forEach(function (k) { delete canvas.dataset[k]; });
       pane.querySelector(".image-canvas").setAttribute("aria-label", "Slice image, second view");
       box.appendChild(pane);
       var second = new Viewport(pane, 1);
