@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 
 from review_portal.imaging.decoding import _decode_frame
 from review_portal.imaging.limits import DEFAULT, ImageLimits
+from review_portal.imaging.pixels import geometry_of
 from review_portal.imaging.reading import (
     _as_float,
     _as_int,
@@ -51,6 +52,7 @@ class InstanceInfo:
     window_width: float | None
     transfer_syntax_uid: str
     sop_class_uid: str = ""
+    geometry: dict | None = None  # pixels.geometry_of: spacing, orientation, rescale, frame of reference
 
 
 def _slice_position(view: Dataset) -> float | None:
@@ -122,6 +124,7 @@ def _inspect(path: Path, limits: ImageLimits) -> InstanceInfo:
         window_width=_as_float(_first(view.get("WindowWidth"))),
         transfer_syntax_uid=str(loaded.transfer_syntax),
         sop_class_uid=_text(ds, "SOPClassUID")[:64],
+        geometry=geometry_of(ds),
     )
 
 

@@ -39,6 +39,7 @@ class Series(Base):
     description: Mapped[str] = mapped_column(String(200), default="")
     series_number: Mapped[int | None] = mapped_column(Integer)
     thumbnail_key: Mapped[str | None] = mapped_column(String(64))
+    frame_of_reference_uid: Mapped[str] = mapped_column(String(64), default="")
 
     study: Mapped[Study] = relationship(back_populates="series")
     instances: Mapped[list[Instance]] = relationship(back_populates="series", cascade="all, delete-orphan")
@@ -64,6 +65,18 @@ class Instance(Base):
     blob_key: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     original_filename: Mapped[str] = mapped_column(String(255), default="")
+    # Geometry for the browser viewer and its measurements (imaging/pixels.py), from the header at ingest;
+    # rows from before migration 0004 are filled on first view (samples_per_pixel is None until then).
+    pixel_spacing: Mapped[list | None] = mapped_column(JSON)  # [row mm, column mm]
+    spacing_source: Mapped[str] = mapped_column(String(20), default="")  # PixelSpacing | ImagerPixelSpacing | ''
+    image_orientation: Mapped[list | None] = mapped_column(JSON)
+    image_position: Mapped[list | None] = mapped_column(JSON)
+    slice_thickness: Mapped[float | None] = mapped_column(Float)
+    rescale_slope: Mapped[float | None] = mapped_column(Float)
+    rescale_intercept: Mapped[float | None] = mapped_column(Float)
+    bits_stored: Mapped[int | None] = mapped_column(Integer)
+    pixel_representation: Mapped[int | None] = mapped_column(Integer)
+    samples_per_pixel: Mapped[int | None] = mapped_column(Integer)
 
     series: Mapped[Series] = relationship(back_populates="instances")
 

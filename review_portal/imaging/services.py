@@ -149,7 +149,8 @@ class _Index:
         if series is None:
             series = Series(study_id=study.id, **indexing.fit(Series, {
                 "series_instance_uid": info.series_instance_uid, "modality": info.modality,
-                "description": info.series_description, "series_number": info.series_number}))
+                "description": info.series_description, "series_number": info.series_number,
+                "frame_of_reference_uid": (info.geometry or {}).get("frame_of_reference_uid", "")}))
             self.db.add(series)
             self.db.flush()
             self.series[(study.id, info.series_instance_uid)] = series
@@ -177,6 +178,7 @@ def _instance_values(info: inspection.InstanceInfo, name: str, path: Path) -> di
         "photometric_interpretation": info.photometric_interpretation, "window_center": info.window_center,
         "window_width": info.window_width, "transfer_syntax_uid": info.transfer_syntax_uid,
         "size": path.stat().st_size, "original_filename": Path(name.replace("\\", "/")).name,
+        **indexing.geometry_columns(info.geometry),
     })
 
 

@@ -137,7 +137,7 @@
     function calibration(vp) {
       var flag = vp.el.querySelector(".measure-uncalibrated");
       if (!flag) {
-        flag = document.createElement("div"); flag.className = "viewport-overlay measure-uncalibrated"; flag.setAttribute("role", "status");
+        flag = document.createElement("div"); flag.className = "measure-uncalibrated"; flag.setAttribute("role", "status");
         flag.textContent = "Uncalibrated: no pixel spacing in this image, measurements are in pixels";
         vp.el.appendChild(flag);
       }

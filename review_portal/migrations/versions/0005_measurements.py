@@ -5,13 +5,13 @@ Existing key images are anchored from (series_id, slice_index) through the order
 image whose index no longer points at a slice keeps an empty anchor.
 
 Revision ID: 0005_measurements
-Revises: 0003_disciplines
+Revises: 0004_instance_geometry (0003_disciplines on its own; chained after viewer-core's 0004 when merged)
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0005_measurements'
-down_revision = '0003_disciplines'
+down_revision = '0004_instance_geometry'
 branch_labels = None
 depends_on = None
 
