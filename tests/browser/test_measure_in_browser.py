@@ -71,14 +71,20 @@ def test_length_on_the_phantom_survives_a_reload_and_reaches_the_letter(live_ser
     wait_until(page, SETTLED)
     wait_until(page, "window.PortalViewer.measurements.items()[0].label === 'Target lesion 1'")
 
-    # From the keyboard: Enter makes a measurement at the centre, N selects it, Delete removes it.
+    # From the keyboard: Esc lets go of the selected one, Enter makes a new one at the centre (selected), the arrow
+    # keys move its handle, Enter saves it, Delete removes it.
     page.locator("#viewport").focus()
+    page.keyboard.press("Escape")
     page.keyboard.press("Enter")
     wait_until(page, "window.PortalViewer.measurements.items().length === 2")
     wait_until(page, SETTLED)
-    page.keyboard.press("ArrowRight")  # moves the selected handle one pixel; Enter saves it
+    before = page.evaluate("window.PortalViewer.measurements.items()[1].values.length")
+    for _ in range(4):
+        page.keyboard.press("ArrowLeft")  # the first handle, 4 pixels further from the second
     page.keyboard.press("Enter")
     wait_until(page, SETTLED)
+    after = page.evaluate("window.PortalViewer.measurements.items()[1].values.length")
+    assert after - before == pytest.approx(4 * SPACING[1])  # recomputed by the server: 4 px x 0.7 mm
     page.keyboard.press("Delete")
     wait_until(page, "window.PortalViewer.measurements.items().length === 1")
     wait_until(page, SETTLED)
