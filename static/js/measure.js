@@ -290,6 +290,15 @@
       table.hidden = !items.length; if (empty) empty.hidden = !!items.length;
     }
 
+    // Choosing a tool does not redraw the image: the flag is updated when the tool changes, too.
+    function hook(vp) {
+      if (vp.measureHooked) return;
+      vp.measureHooked = true;
+      var setTool = vp.setTool;
+      vp.setTool = function (name) { setTool.call(vp, name); calibration(vp); };
+    }
+    PV.viewports.forEach(hook);
+    PV.on("frame", hook);
     Object.keys(KINDS).forEach(function (kind) { PV.registerTool(kind, tool(kind)); });
     load();
   }
