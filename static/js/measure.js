@@ -10,8 +10,8 @@
   var COLOUR = "#ffd700", SELECTED = "#00e5ff", HANDLE = 6;
   var KINDS = {
     length: {label: "Length", key: "l", points: 2},
-    bidirectional: {label: "Bidirectional", key: "b", points: 4},
-    ellipse: {label: "Ellipse ROI", key: "e", points: 2},
+    bidirectional: {label: "RECIST", key: "b", points: 4},
+    ellipse: {label: "ROI", key: "e", points: 2},
     probe: {label: "Probe", key: "p", points: 1},
     arrow: {label: "Arrow", key: "a", points: 2}
   };
@@ -231,11 +231,15 @@
     // ---------------------------------------------------------------- the list (edit label, go to, delete)
     var panel = document.createElement("section");
     panel.className = "measure-panel"; panel.id = "measure-panel";
-    panel.innerHTML = '<h3 class="measure-title">Measurements</h3><p class="muted small measure-help">Tools: Length (L), Bidirectional (B), ' +
+    // A heading at the level of the viewer's own "Key images" (h2 on the viewer page, h3 beside the opinion).
+    var keyHeading = root.querySelector(".key-images h2, .key-images h3, .key-images h4");
+    var level = keyHeading ? keyHeading.tagName.toLowerCase() : "h2";
+    panel.innerHTML = '<' + level + ' class="measure-title">Measurements</' + level + '><p class="muted small measure-help">Tools: Length (L), Bidirectional (B), ' +
       'Ellipse ROI (E), Probe (P), Arrow (A). Keys: Enter makes or saves, N next, H next handle, arrows move it, Delete removes.</p>' +
       '<p class="measure-status muted small" role="status" aria-live="polite"></p><ul class="measure-list plain"></ul>';
-    var panels = root.querySelector(".viewer-panels") || root;
-    panels.insertBefore(panel, panels.firstChild);
+    // Under the viewer's panels, full width, so the key-image form stays where the viewer put it (in view at 1366 x 768).
+    var panels = root.querySelector(".viewer-panels");
+    if (panels) panels.parentNode.insertBefore(panel, panels.nextSibling); else root.appendChild(panel);
     var status = panel.querySelector(".measure-status"), list = panel.querySelector(".measure-list");
     function focusLabel(m) { var input = list.querySelector('[data-id="' + m.id + '"] input'); if (input) input.focus(); }
     function renderList() {
