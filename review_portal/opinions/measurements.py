@@ -203,7 +203,8 @@ def measurement_rows(db: Session, case, review_id: int) -> list[dict]:
     rows = []
     for m in measurements_of_case(db, case.id, review_id):
         rows.append({"id": m.id, "label": m.label, "image": image_label(m), "kind": m.kind, "kind_label": m.kind_label,
-                     "value": measuring.describe(m.kind, m.values), "calibrated": bool(m.values.get("calibrated", True)),
+                     "value": measuring.describe(m.kind, m.values),
+                     "calibrated": bool(m.values.get("calibrated", True)),
                      "sop_instance_uid": m.sop_instance_uid, "frame": m.frame})
     return rows
 

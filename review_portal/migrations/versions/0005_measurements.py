@@ -48,7 +48,8 @@ def upgrade():
         batch_op.add_column(sa.Column('instance_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('sop_instance_uid', sa.String(length=64), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('frame', sa.Integer(), nullable=False, server_default='0'))
-        batch_op.create_foreign_key(batch_op.f('fk_key_images_instance_id_instances'), 'instances', ['instance_id'], ['id'])
+        batch_op.create_foreign_key(batch_op.f('fk_key_images_instance_id_instances'), 'instances',
+                                    ['instance_id'], ['id'])
     anchor_existing_key_images(op.get_bind())
     with op.batch_alter_table('key_images', schema=None) as batch_op:
         batch_op.alter_column('sop_instance_uid', server_default=None)
