@@ -167,7 +167,9 @@
     var buf = gl.createBuffer(); gl.bindBuffer(gl.ARRAY_BUFFER, buf);
     gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
     var loc = gl.getAttribLocation(prog, "p"); gl.enableVertexAttribArray(loc); gl.vertexAttribPointer(loc, 2, gl.FLOAT, false, 0, 0);
-    var tex = gl.createTexture(), uploaded = null, u = {};
+    var tex = gl.createTexture(), uploaded = null, u = {}, buffer = null;
+    // The float values for the upload go through one reused buffer: the cache keeps only the stored values.
+    function scratch(frame) { var n = frame.rows * frame.columns; if (!buffer || buffer.length !== n) buffer = new Float32Array(n); return buffer; }
     ["lo", "span", "rgb", "inv"].forEach(function (k) { u[k] = gl.getUniformLocation(prog, k); });
     this.name = "webgl";
     this.draw = function (frame, info, win, invert) {
@@ -178,7 +180,7 @@
         [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER].forEach(function (p) { gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST); });
         [gl.TEXTURE_WRAP_S, gl.TEXTURE_WRAP_T].forEach(function (p) { gl.texParameteri(gl.TEXTURE_2D, p, gl.CLAMP_TO_EDGE); });
         if (frame.samples === 3) gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGB8, frame.columns, frame.rows, 0, gl.RGB, gl.UNSIGNED_BYTE, frame.data);
-        else gl.texImage2D(gl.TEXTURE_2D, 0, gl.R32F, frame.columns, frame.rows, 0, gl.RED, gl.FLOAT, modalityValues(frame, info));
+        else gl.texImage2D(gl.TEXTURE_2D, 0, gl.R32F, frame.columns, frame.rows, 0, gl.RED, gl.FLOAT, frame.values || floatValues(frame, info, scratch(frame)));
         uploaded = frame;
       }
       var lw = linearWindow(win.center, win.width);
@@ -192,12 +194,16 @@
     if (rendererChoice !== "2d") { try { return new WebGL(canvas); } catch (e) { /* the 2D canvas below */ } }
     return new Canvas2D(canvas);
   }
+  function floatValues(frame, info, out) {
+    var n = frame.data.length, data = frame.data, s = info.rescale_slope, b = info.rescale_intercept;
+    for (var i = 0; i < n; i++) out[i] = data[i] * s + b;
+    return out;
+  }
   // Modality values (stored * slope + intercept) as float: a float slope does not fit the stored type.
   function modalityValues(frame, info) {
     if (frame.samples !== 1) return null;
     if (!frame.values) {
-      var n = frame.data.length, out = new Float32Array(n), s = info.rescale_slope, b = info.rescale_intercept;
-      for (var i = 0; i < n; i++) out[i] = frame.data[i] * s + b;
+      var out = floatValues(frame, info, new Float32Array(frame.data.length));
       frame.values = out;
       if (cache.get(info.pixels_url) === frame) { frame.bytes += out.byteLength; cacheGrow(out.byteLength); }
     }
