@@ -79,7 +79,11 @@ def build_portal(workdir: Path, slices: int):
     from review_portal.cases.services import Referral
     from review_portal.clock import utcnow
     from review_portal.db import create_all, session
-    from review_portal.imaging.services import create_ingest, process_ingest, series_of_case
+    from review_portal.imaging.services import (
+        create_ingest,
+        process_ingest,
+        series_of_case,
+    )
     from review_portal.uploads import UploadedFile
     from review_portal.workflow.referrals import submit_referral
 
