@@ -225,6 +225,7 @@
     vp.number = number; vp.pane = pane;
     vp.el = pane.querySelector(".viewport");
     vp.imageCanvas = pane.querySelector(".image-canvas");
+    vp.fallback = pane.querySelector(".fallback-image");
     vp.overlayCanvas = pane.querySelector(".overlay-canvas");
     vp.seriesSelect = pane.querySelector(".pane-series");
     vp.series = null; vp.index = 0; vp.dir = 1; vp.win = null; vp.fileWindow = true; vp.invert = false;
@@ -294,7 +295,14 @@
       if (!vp.win) { vp.win = vp.defaultWindow(frame, info); vp.fileWindow = true; if (vp === activeVp) ui.windowChanged(); }
       vp.render();
       if (changed) emit("frame", vp);
-    }, function () { if (vp.info() === info) { vp.failed = true; vp.readouts(); } });
+    }, function () {
+      // Values the browser cannot take (or a failed request): the server-rendered slice, windowed there.
+      if (vp.info() !== info) return;
+      vp.failed = true; vp.frame = null; vp.shownUrl = null;
+      if (!vp.win) { var fw = vp.series.file_window; vp.win = fw && fw.width ? {center: fw.center, width: fw.width} : vp.series.modality === "CT" ? {center: 40, width: 400} : {center: 500, width: 1000}; vp.fileWindow = true; }
+      vp.render();
+      emit("frame", vp);
+    });
     prefetch(vp.series, i, vp.dir);
     vp.readouts();
     if (vp === activeVp) ui.indexChanged();
@@ -306,6 +314,7 @@
     return false;
   };
   P.setWindow = function (c, w, fromFile) {
+    if (!isFinite(c) || !isFinite(w)) return;
     this.win = {center: c, width: Math.max(1, w)}; this.fileWindow = !!fromFile;
     this.render();
     if (!this._linking && linkWindow && linkWindow.checked && compareOn) {
@@ -337,13 +346,22 @@
   P.place = function () {
     var g = this.geometry(), c = this.imageCanvas, f = this.info();
     if (!g) return;
-    c.style.width = f.columns + "px"; c.style.height = f.rows + "px";
-    c.style.transform = "translate(" + g.x0 + "px," + g.y0 + "px) scale(" + g.sx + "," + g.sy + ")";
+    [c, this.fallback].forEach(function (el) {
+      el.style.width = f.columns + "px"; el.style.height = f.rows + "px";
+      el.style.transform = "translate(" + g.x0 + "px," + g.y0 + "px) scale(" + g.sx + "," + g.sy + ")";
+    });
     this.drawOverlay(g);
   };
   P.render = function () {
-    var f = this.frame;
-    if (f && f.info === this.info() && this.win) {
+    var f = this.frame, fallback = this.failed && !f && this.series;
+    this.fallback.hidden = !fallback; this.imageCanvas.hidden = !!fallback;
+    if (fallback) {
+      var q = this.win && !this.fileWindow ? "?wc=" + Math.round(this.win.center) + "&ww=" + Math.max(1, Math.round(this.win.width)) : "";
+      var src = this.series.render_base + this.index + ".png" + q;
+      if (this.fallback.getAttribute("src") !== src) this.fallback.src = src;
+      this.imageCanvas.dataset.index = String(this.index);
+      this.imageCanvas.dataset.loaded = "server";
+    } else if (f && f.info === this.info() && this.win) {
       var invert = this.invert !== (f.info.photometric === "MONOCHROME1");
       this.renderer.draw(f, f.info, this.win, invert);
       this.imageCanvas.dataset.index = String(this.index);
@@ -376,7 +394,7 @@
     o.name.textContent = p.name || ""; o.pid.textContent = p.id ? "ID " + p.id : ""; o.date.textContent = p.study_date || "";
     o.desc.textContent = p.series_description || "";
     o.wl.textContent = this.win ? wlText(this.win) + (this.invert ? " · inverted" : "") : "";
-    o.note.textContent = this.failed ? "This image cannot be shown here." : "";
+    o.note.textContent = this.failed ? "Windowed on the server: this image's values cannot be sent to the browser." : "";
     var ori = f.image_orientation, mk = {top: "", bottom: "", left: "", right: ""};
     if (ori) {
       var row = ori.slice(0, 3), col = ori.slice(3, 6), neg = function (v) { return v.map(function (x) { return -x; }); };

@@ -251,3 +251,38 @@ def test_the_viewer_passes_axe_with_its_panels_open(live_server, page, db, stora
     wait_until(page, LOADED)
     page.click("[data-action=help]")
     assert serious_violations(page) == []
+
+
+def test_a_frame_the_browser_cannot_take_is_windowed_on_the_server(live_server, page, db, storage, make_case, users, tmp_path):
+    case = make_case("in_review")
+    [series] = _ingest(db, storage, case, users, synth_series(tmp_path / "s", 3))
+    login(page, live_server, users["reviewer"].email)
+    # As for values wider than 16 bits: the pixels answer is a 400, and the viewer shows the rendered PNG instead.
+    page.route("**/pixels", lambda route: route.fulfill(status=400, content_type="application/json", body='{"error": "no"}'))
+    page.goto(f"{live_server}/cases/{case.id}/series/{series.id}")
+    wait_until(page, f"{SHOWN}.loaded === 'server'")
+    wait_until(page, "(() => { const i = document.querySelector('.fallback-image'); return !i.hidden && i.complete && i.naturalWidth > 0; })()")
+    assert "/slices/1.png" in page.locator(".fallback-image").get_attribute("src")
+    assert "Windowed on the server" in page.locator(".renderer-note").inner_text()
+    page.select_option("#preset", label="Lung (-600/1500)")
+    wait_until(page, "document.querySelector('.fallback-image').getAttribute('src').endsWith('/slices/1.png?wc=-600&ww=1500')")
+
+
+def test_the_page_cache_stays_within_its_byte_budget(app, live_server, page, db, storage, make_case, users, tmp_path):
+    app.config["VIEWER_CACHE_MB"] = 1  # 128 x 128 int16 slices are 32 KiB: about thirty fit
+    case = make_case("in_review")
+    [series] = _ingest(db, storage, case, users, synth_series(tmp_path / "s", 48))
+    login(page, live_server, users["reviewer"].email)
+    page.goto(f"{live_server}/cases/{case.id}/series/{series.id}")
+    wait_until(page, LOADED)
+    page.locator("#viewport").focus()
+    for key in ("Home", "End", "Home"):
+        page.keyboard.press(key)
+        page.wait_for_timeout(300)
+    wait_until(page, f"{SHOWN}.index === '0'")
+    info = page.evaluate("window.PortalViewer.cacheInfo()")
+    assert info["limit"] == 1024 * 1024
+    assert 0 < info["bytes"] <= info["limit"] and 8 <= info["frames"] < 48
+    # The frame on screen is kept (pinned) whatever else is evicted.
+    shown = page.evaluate("window.PortalViewer.viewports[0].info().pixels_url")
+    assert shown in page.evaluate("window.PortalViewer.cachedUrls()")
