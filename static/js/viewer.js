@@ -265,7 +265,14 @@
         vp.series = data; vp.frame = null; vp.shownUrl = null;
         if (vp.seriesSelect) vp.seriesSelect.value = String(data.id);
         vp.resetView(false);
-        vp.show(thenIndex !== undefined ? thenIndex : Math.floor(data.count / 2));
+        vp.index = thenIndex !== undefined ? thenIndex : Math.floor(data.count / 2);
+        // A series opened beside another starts where the other is (when the scroll is synchronised), never moves it.
+        var other = PV.viewports.filter(function (o) { return o !== vp && o.series; })[0];
+        if (thenIndex === undefined && other && compareOn && syncScroll && syncScroll.checked) {
+          var match = samePlace(other, vp);
+          if (match !== null) vp.index = match;
+        }
+        vp.show(vp.index, true);
         if (vp === activeVp) ui.seriesChanged();
         root.dispatchEvent(new CustomEvent("viewer:series", {detail: data}));
         return data;
@@ -412,20 +419,22 @@
 
   // ------------------------------------------------------------------ comparison: synchronised scrolling
   var compareOn = false;
+  // The index in `o` nearest to where `vp` is, when both series share a frame of reference and know their positions.
+  function samePlace(vp, o) {
+    var a = vp.info();
+    var ok = a && vp.series.frame_of_reference_uid && vp.series.frame_of_reference_uid === o.series.frame_of_reference_uid &&
+      a.slice_position !== null && o.series.frames.every(function (f) { return f.slice_position !== null; });
+    if (!ok) return null;
+    var best = 0, dist = Infinity;
+    o.series.frames.forEach(function (f, i) { var d = Math.abs(f.slice_position - a.slice_position); if (d < dist) { dist = d; best = i; } });
+    return best;
+  }
   function syncFrom(vp, before) {
     if (!compareOn || !syncScroll || !syncScroll.checked) return;
-    var a = vp.info();
     PV.viewports.forEach(function (o) {
       if (o === vp || !o.series || !o.series.count) return;
-      var samePlace = vp.series.frame_of_reference_uid && vp.series.frame_of_reference_uid === o.series.frame_of_reference_uid &&
-        a.slice_position !== null && o.series.frames.every(function (f) { return f.slice_position !== null; });
-      if (samePlace) {
-        var best = 0, dist = Infinity;
-        o.series.frames.forEach(function (f, i) { var d = Math.abs(f.slice_position - a.slice_position); if (d < dist) { dist = d; best = i; } });
-        o.show(best, true);
-      } else {
-        o.show(o.index + (vp.index - before), true);
-      }
+      var match = samePlace(vp, o);
+      o.show(match !== null ? match : o.index + (vp.index - before), true);
     });
   }
 
