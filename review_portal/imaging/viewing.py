@@ -27,13 +27,25 @@ __all__ = ["FramePixels", "fill_geometry", "frame_pixels", "frames_of", "get_ins
 def fill_geometry(db: Session, storage: Storage, series: Series) -> int:
     """Read the geometry of the series' instances that have none yet; returns how many were filled. Flushes."""
     missing = [i for i in series.instances if i.samples_per_pixel is None]
-    if not missing:
-        return 0
-    try:
-        found = sandboxed.geometries([storage.verified_local_path(i.blob_key) for i in missing])
-    except reading.DicomRejected:
-        found = [None] * len(missing)
-    for inst, geometry in zip(missing, found):
+    filled = 0
+    for start in range(0, len(missing), _GEOMETRY_BATCH):
+        batch = missing[start:start + _GEOMETRY_BATCH]
+        try:
+            found = sandboxed.geometries([storage.verified_local_path(i.blob_key) for i in batch])
+        except reading.DicomRejected:
+            continue  # the worker ran out of time or memory: left unread, tried again on the next view
+        _apply_geometry(series, batch, found)
+        filled += len(batch)
+    if filled:
+        db.flush()
+    return filled
+
+
+_GEOMETRY_BATCH = 64  # headers read per worker call: well within the sandbox's time limit
+
+
+def _apply_geometry(series: Series, batch: list[Instance], found: list[dict | None]) -> None:
+    for inst, geometry in zip(batch, found):
         # A header that cannot be read now still counts as read: one sample, no geometry.
         values = indexing.fit(Instance, indexing.geometry_columns(geometry or {"samples_per_pixel": 1}))
         for name, value in values.items():
@@ -42,8 +54,6 @@ def fill_geometry(db: Session, storage: Storage, series: Series) -> int:
             inst.samples_per_pixel = 1
         if geometry and not series.frame_of_reference_uid:
             series.frame_of_reference_uid = (geometry.get("frame_of_reference_uid") or "")[:64]
-    db.flush()
-    return len(missing)
 
 
 def frames_of(slices: list[Slice], pixels_url) -> list[dict]:

@@ -167,7 +167,9 @@
     var buf = gl.createBuffer(); gl.bindBuffer(gl.ARRAY_BUFFER, buf);
     gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
     var loc = gl.getAttribLocation(prog, "p"); gl.enableVertexAttribArray(loc); gl.vertexAttribPointer(loc, 2, gl.FLOAT, false, 0, 0);
-    var tex = gl.createTexture(), uploaded = null, u = {};
+    var tex = gl.createTexture(), uploaded = null, u = {}, buffer = null;
+    // The float values for the upload go through one reused buffer: the cache keeps only the stored values.
+    function scratch(frame) { var n = frame.rows * frame.columns; if (!buffer || buffer.length !== n) buffer = new Float32Array(n); return buffer; }
     ["lo", "span", "rgb", "inv"].forEach(function (k) { u[k] = gl.getUniformLocation(prog, k); });
     this.name = "webgl";
     this.draw = function (frame, info, win, invert) {
@@ -178,7 +180,7 @@
         [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER].forEach(function (p) { gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST); });
         [gl.TEXTURE_WRAP_S, gl.TEXTURE_WRAP_T].forEach(function (p) { gl.texParameteri(gl.TEXTURE_2D, p, gl.CLAMP_TO_EDGE); });
         if (frame.samples === 3) gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGB8, frame.columns, frame.rows, 0, gl.RGB, gl.UNSIGNED_BYTE, frame.data);
-        else gl.texImage2D(gl.TEXTURE_2D, 0, gl.R32F, frame.columns, frame.rows, 0, gl.RED, gl.FLOAT, modalityValues(frame, info));
+        else gl.texImage2D(gl.TEXTURE_2D, 0, gl.R32F, frame.columns, frame.rows, 0, gl.RED, gl.FLOAT, frame.values || floatValues(frame, info, scratch(frame)));
         uploaded = frame;
       }
       var lw = linearWindow(win.center, win.width);
@@ -192,12 +194,16 @@
     if (rendererChoice !== "2d") { try { return new WebGL(canvas); } catch (e) { /* the 2D canvas below */ } }
     return new Canvas2D(canvas);
   }
+  function floatValues(frame, info, out) {
+    var n = frame.data.length, data = frame.data, s = info.rescale_slope, b = info.rescale_intercept;
+    for (var i = 0; i < n; i++) out[i] = data[i] * s + b;
+    return out;
+  }
   // Modality values (stored * slope + intercept) as float: a float slope does not fit the stored type.
   function modalityValues(frame, info) {
     if (frame.samples !== 1) return null;
     if (!frame.values) {
-      var n = frame.data.length, out = new Float32Array(n), s = info.rescale_slope, b = info.rescale_intercept;
-      for (var i = 0; i < n; i++) out[i] = frame.data[i] * s + b;
+      var out = floatValues(frame, info, new Float32Array(frame.data.length));
       frame.values = out;
       if (cache.get(info.pixels_url) === frame) { frame.bytes += out.byteLength; cacheGrow(out.byteLength); }
     }
@@ -219,6 +225,7 @@
     vp.number = number; vp.pane = pane;
     vp.el = pane.querySelector(".viewport");
     vp.imageCanvas = pane.querySelector(".image-canvas");
+    vp.fallback = pane.querySelector(".fallback-image");
     vp.overlayCanvas = pane.querySelector(".overlay-canvas");
     vp.seriesSelect = pane.querySelector(".pane-series");
     vp.series = null; vp.index = 0; vp.dir = 1; vp.win = null; vp.fileWindow = true; vp.invert = false;
@@ -258,7 +265,14 @@
         vp.series = data; vp.frame = null; vp.shownUrl = null;
         if (vp.seriesSelect) vp.seriesSelect.value = String(data.id);
         vp.resetView(false);
-        vp.show(thenIndex !== undefined ? thenIndex : Math.floor(data.count / 2));
+        vp.index = thenIndex !== undefined ? thenIndex : Math.floor(data.count / 2);
+        // A series opened beside another starts where the other is (when the scroll is synchronised), never moves it.
+        var other = PV.viewports.filter(function (o) { return o !== vp && o.series; })[0];
+        if (thenIndex === undefined && other && compareOn && syncScroll && syncScroll.checked) {
+          var match = samePlace(other, vp);
+          if (match !== null) vp.index = match;
+        }
+        vp.show(vp.index, true);
         if (vp === activeVp) ui.seriesChanged();
         root.dispatchEvent(new CustomEvent("viewer:series", {detail: data}));
         return data;
@@ -288,7 +302,14 @@
       if (!vp.win) { vp.win = vp.defaultWindow(frame, info); vp.fileWindow = true; if (vp === activeVp) ui.windowChanged(); }
       vp.render();
       if (changed) emit("frame", vp);
-    }, function () { if (vp.info() === info) { vp.failed = true; vp.readouts(); } });
+    }, function () {
+      // Values the browser cannot take (or a failed request): the server-rendered slice, windowed there.
+      if (vp.info() !== info) return;
+      vp.failed = true; vp.frame = null; vp.shownUrl = null;
+      if (!vp.win) { var fw = vp.series.file_window; vp.win = fw && fw.width ? {center: fw.center, width: fw.width} : vp.series.modality === "CT" ? {center: 40, width: 400} : {center: 500, width: 1000}; vp.fileWindow = true; }
+      vp.render();
+      emit("frame", vp);
+    });
     prefetch(vp.series, i, vp.dir);
     vp.readouts();
     if (vp === activeVp) ui.indexChanged();
@@ -300,6 +321,7 @@
     return false;
   };
   P.setWindow = function (c, w, fromFile) {
+    if (!isFinite(c) || !isFinite(w)) return;
     this.win = {center: c, width: Math.max(1, w)}; this.fileWindow = !!fromFile;
     this.render();
     if (!this._linking && linkWindow && linkWindow.checked && compareOn) {
@@ -331,13 +353,22 @@
   P.place = function () {
     var g = this.geometry(), c = this.imageCanvas, f = this.info();
     if (!g) return;
-    c.style.width = f.columns + "px"; c.style.height = f.rows + "px";
-    c.style.transform = "translate(" + g.x0 + "px," + g.y0 + "px) scale(" + g.sx + "," + g.sy + ")";
+    [c, this.fallback].forEach(function (el) {
+      el.style.width = f.columns + "px"; el.style.height = f.rows + "px";
+      el.style.transform = "translate(" + g.x0 + "px," + g.y0 + "px) scale(" + g.sx + "," + g.sy + ")";
+    });
     this.drawOverlay(g);
   };
   P.render = function () {
-    var f = this.frame;
-    if (f && f.info === this.info() && this.win) {
+    var f = this.frame, fallback = this.failed && !f && this.series;
+    this.fallback.hidden = !fallback; this.imageCanvas.hidden = !!fallback;
+    if (fallback) {
+      var q = this.win && !this.fileWindow ? "?wc=" + Math.round(this.win.center) + "&ww=" + Math.max(1, Math.round(this.win.width)) : "";
+      var src = this.series.render_base + this.index + ".png" + q;
+      if (this.fallback.getAttribute("src") !== src) this.fallback.src = src;
+      this.imageCanvas.dataset.index = String(this.index);
+      this.imageCanvas.dataset.loaded = "server";
+    } else if (f && f.info === this.info() && this.win) {
       var invert = this.invert !== (f.info.photometric === "MONOCHROME1");
       this.renderer.draw(f, f.info, this.win, invert);
       this.imageCanvas.dataset.index = String(this.index);
@@ -370,7 +401,7 @@
     o.name.textContent = p.name || ""; o.pid.textContent = p.id ? "ID " + p.id : ""; o.date.textContent = p.study_date || "";
     o.desc.textContent = p.series_description || "";
     o.wl.textContent = this.win ? wlText(this.win) + (this.invert ? " · inverted" : "") : "";
-    o.note.textContent = this.failed ? "This image cannot be shown here." : "";
+    o.note.textContent = this.failed ? "Windowed on the server: this image's values cannot be sent to the browser." : "";
     var ori = f.image_orientation, mk = {top: "", bottom: "", left: "", right: ""};
     if (ori) {
       var row = ori.slice(0, 3), col = ori.slice(3, 6), neg = function (v) { return v.map(function (x) { return -x; }); };
@@ -388,20 +419,22 @@
 
   // ------------------------------------------------------------------ comparison: synchronised scrolling
   var compareOn = false;
+  // The index in `o` nearest to where `vp` is, when both series share a frame of reference and know their positions.
+  function samePlace(vp, o) {
+    var a = vp.info();
+    var ok = a && vp.series.frame_of_reference_uid && vp.series.frame_of_reference_uid === o.series.frame_of_reference_uid &&
+      a.slice_position !== null && o.series.frames.every(function (f) { return f.slice_position !== null; });
+    if (!ok) return null;
+    var best = 0, dist = Infinity;
+    o.series.frames.forEach(function (f, i) { var d = Math.abs(f.slice_position - a.slice_position); if (d < dist) { dist = d; best = i; } });
+    return best;
+  }
   function syncFrom(vp, before) {
     if (!compareOn || !syncScroll || !syncScroll.checked) return;
-    var a = vp.info();
     PV.viewports.forEach(function (o) {
       if (o === vp || !o.series || !o.series.count) return;
-      var samePlace = vp.series.frame_of_reference_uid && vp.series.frame_of_reference_uid === o.series.frame_of_reference_uid &&
-        a.slice_position !== null && o.series.frames.every(function (f) { return f.slice_position !== null; });
-      if (samePlace) {
-        var best = 0, dist = Infinity;
-        o.series.frames.forEach(function (f, i) { var d = Math.abs(f.slice_position - a.slice_position); if (d < dist) { dist = d; best = i; } });
-        o.show(best, true);
-      } else {
-        o.show(o.index + (vp.index - before), true);
-      }
+      var match = samePlace(vp, o);
+      o.show(match !== null ? match : o.index + (vp.index - before), true);
     });
   }
 

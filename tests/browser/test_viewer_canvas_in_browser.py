@@ -251,3 +251,112 @@ def test_the_viewer_passes_axe_with_its_panels_open(live_server, page, db, stora
     wait_until(page, LOADED)
     page.click("[data-action=help]")
     assert serious_violations(page) == []
+
+
+def test_a_frame_the_browser_cannot_take_is_windowed_on_the_server(live_server, page, db, storage, make_case, users, tmp_path):
+    case = make_case("in_review")
+    [series] = _ingest(db, storage, case, users, synth_series(tmp_path / "s", 3))
+    login(page, live_server, users["reviewer"].email)
+    # As for values wider than 16 bits: the pixels answer is a 400, and the viewer shows the rendered PNG instead.
+    page.route("**/pixels", lambda route: route.fulfill(status=400, content_type="application/json", body='{"error": "no"}'))
+    page.goto(f"{live_server}/cases/{case.id}/series/{series.id}")
+    wait_until(page, f"{SHOWN}.loaded === 'server'")
+    wait_until(page, "(() => { const i = document.querySelector('.fallback-image'); return !i.hidden && i.complete && i.naturalWidth > 0; })()")
+    assert "/slices/1.png" in page.locator(".fallback-image").get_attribute("src")
+    assert "Windowed on the server" in page.locator(".renderer-note").inner_text()
+    page.select_option("#preset", label="Lung (-600/1500)")
+    wait_until(page, "document.querySelector('.fallback-image').getAttribute('src').endsWith('/slices/1.png?wc=-600&ww=1500')")
+
+
+def test_the_page_cache_stays_within_its_byte_budget(app, live_server, page, db, storage, make_case, users, tmp_path):
+    app.config["VIEWER_CACHE_MB"] = 1  # 128 x 128 int16 slices are 32 KiB: about thirty fit
+    case = make_case("in_review")
+    [series] = _ingest(db, storage, case, users, synth_series(tmp_path / "s", 48))
+    login(page, live_server, users["reviewer"].email)
+    page.goto(f"{live_server}/cases/{case.id}/series/{series.id}")
+    wait_until(page, LOADED)
+    page.locator("#viewport").focus()
+    for key in ("Home", "End", "Home"):
+        page.keyboard.press(key)
+        page.wait_for_timeout(300)
+    wait_until(page, f"{SHOWN}.index === '0'")
+    info = page.evaluate("window.PortalViewer.cacheInfo()")
+    assert info["limit"] == 1024 * 1024
+    assert 0 < info["bytes"] <= info["limit"] and 8 <= info["frames"] < 48
+    # The frame on screen is kept (pinned) whatever else is evicted.
+    shown = page.evaluate("window.PortalViewer.viewports[0].info().pixels_url")
+    assert shown in page.evaluate("window.PortalViewer.cachedUrls()")
+
+
+# A tool as static/js/measure.js registers one (the contract in docs/viewer.md), recording what the core hands it.
+PROBE_TOOL = """(() => {
+  window.__probe = {downs: [], moves: 0, ups: [], renders: 0, frames: 0, keys: []};
+  window.PortalViewer.on('render', function (vp, ctx) { window.__probe.renders++; window.__probe.ctx = !!ctx.fillRect; });
+  window.PortalViewer.on('frame', function () { window.__probe.frames++; });
+  window.PortalViewer.registerTool('probe', {label: 'Probe', key: 'q',
+    pointerDown: function (vp, p) { window.__probe.downs.push([p.x, p.y]); },
+    pointerMove: function (vp, p, ev) { if (ev.buttons) window.__probe.moves++; },
+    pointerUp: function (vp, p) { window.__probe.ups.push([p.x, p.y]); },
+    keyDown: function (vp, ev) { window.__probe.keys.push(ev.key); return ev.key === 'x'; }});
+})()"""
+
+
+def test_a_registered_tool_gets_the_pointer_in_image_coordinates(live_server, page, db, storage, make_case, users, tmp_path):
+    case = make_case("in_review")
+    [series] = _ingest(db, storage, case, users, synth_series(tmp_path / "s", 5))
+    login(page, live_server, users["reviewer"].email)
+    page.goto(f"{live_server}/cases/{case.id}/series/{series.id}")
+    wait_until(page, LOADED)
+    page.evaluate(PROBE_TOOL)
+    page.click("#tool-group [data-tool=probe]")
+    assert page.locator("#tool-group [data-tool=probe]").get_attribute("aria-pressed") == "true"
+    window_before = page.locator("#wl-readout").inner_text()
+    # Image pixel (32, 96) of the 128 x 128 slice, wherever zoom and fit put it.
+    page.click("[data-action=zoom-in]")
+    target = page.evaluate("window.PortalViewer.viewports[0].imageToCanvas(32, 96)")
+    box = page.locator("#viewport").bounding_box()
+    page.mouse.move(box["x"] + target["x"], box["y"] + target["y"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + target["x"] + 30, box["y"] + target["y"], steps=3)
+    page.mouse.up()
+    probe = page.evaluate("window.__probe")
+    (dx, dy), = probe["downs"]
+    assert abs(dx - 32) < 0.5 and abs(dy - 96) < 0.5
+    assert probe["moves"] >= 3 and len(probe["ups"]) == 1 and probe["ups"][0][0] > dx
+    assert probe["renders"] >= 4 and probe["ctx"] is True
+    assert page.locator("#wl-readout").inner_text() == window_before  # the tool had the drag, not W/L
+    current = page.evaluate("(() => { const c = window.PortalViewer.viewports[0].current(); "
+                            "return {n: c.values.length, rows: c.rows, spacing: c.pixelSpacing, uid: c.sopInstanceUid, v: c.values[96 * 128 + 32]}; })()")
+    ds = dcmread(testdata("CT_small.dcm"))
+    assert current["n"] == 128 * 128 and current["spacing"] == [float(v) for v in ds.PixelSpacing]
+    # goTo by SOP Instance UID and frame; keys go to the tool first ('x' consumed, arrows still scroll).
+    page.keyboard.press("x")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("window.__probe.keys") == ["x", "ArrowDown"]
+    uid = page.evaluate("window.PortalViewer.viewports[0].series.frames[0].sop_instance_uid")
+    assert page.evaluate(f"window.PortalViewer.viewports[0].goTo('{uid}', 0)") is True
+    wait_until(page, f"{SHOWN}.index === '0'")
+    assert page.evaluate("window.__probe.frames") >= 2
+    page.keyboard.press("q")  # its key toggles it off again
+    assert page.locator("#tool-group [data-tool=window]").get_attribute("aria-pressed") == "true"
+
+
+def test_compare_without_a_common_frame_of_reference_scrolls_by_index(live_server, page, db, storage, make_case, users, tmp_path):
+    case = make_case("in_review")
+    _ingest(db, storage, case, users, synth_series(tmp_path / "a", 6) + synth_series(tmp_path / "b", 5))
+    login(page, live_server, users["reviewer"].email)
+    page.goto(f"{live_server}/cases/{case.id}/viewer")
+    wait_until(page, LOADED)
+    page.click("[data-action=compare]")
+    wait_until(page, "document.querySelectorAll('.slice-readout')[1].textContent.startsWith('Slice 3 / 5')")
+    page.locator("#viewport").focus()
+    assert page.locator("#slice-readout").inner_text().startswith("Slice 4 / 6")  # opening the other view moved nothing
+    page.keyboard.press("ArrowUp")  # 4 -> 3 of 6: the other view one back too, 3 -> 2 of 5
+    wait_until(page, "document.querySelectorAll('.slice-readout')[1].textContent.startsWith('Slice 2 / 5')")
+    assert page.locator("#slice-readout").inner_text().startswith("Slice 3 / 6")
+    page.uncheck("#sync-scroll")
+    page.locator("#viewport").focus()
+    page.keyboard.press("ArrowUp")
+    wait_until(page, "document.getElementById('slice-readout').textContent.startsWith('Slice 2 / 6')")
+    page.wait_for_timeout(200)
+    assert page.locator(".slice-readout").nth(1).inner_text().startswith("Slice 2 / 5")
