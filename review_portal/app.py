@@ -157,6 +157,7 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.letters.routes import bp as letters_bp
     from review_portal.messaging.routes import bp as messaging_bp
     from review_portal.notifications.routes import bp as notifications_bp
+    from review_portal.opinions.measurement_routes import bp as measurements_bp
     from review_portal.opinions.routes import bp as opinions_bp
     from review_portal.outcomes.routes import bp as outcomes_bp
     from review_portal.privacy.routes import bp as privacy_bp
@@ -167,7 +168,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for bp in (auth_bp, cases_bp, assignment_bp, imaging_bp, dicomweb_bp, opinions_bp, letters_bp, health_bp,
                messaging_bp, notifications_bp, audit_bp, privacy_bp, analytics_bp, outcomes_bp, api_bp, api_tokens_bp,
-               reviews_bp, workflow_bp, identity_bp):
+               reviews_bp, workflow_bp, identity_bp, measurements_bp):
         app.register_blueprint(bp)
     # The API authenticates by bearer token only and never by the session cookie (api.auth), so a forged
     # cross-site request has no credential to ride on: form tokens would protect nothing there.

@@ -20,6 +20,7 @@ from review_portal.imaging import models as imaging  # noqa: F401
 from review_portal.letters import models as letters  # noqa: F401
 from review_portal.messaging import models as messaging  # noqa: F401
 from review_portal.notifications import models as notifications  # noqa: F401
+from review_portal.opinions import measurement_models as measurements  # noqa: F401
 from review_portal.opinions import models as opinions  # noqa: F401
 from review_portal.outcomes import models as outcomes  # noqa: F401
 
@@ -57,7 +58,8 @@ BLOB_REFERENCES: tuple[BlobReference, ...] = (
 # Columns that look like storage keys but hash something else (tokens, opinion text).
 NOT_BLOB_COLUMNS = {("api_tokens", "token_sha256"), ("auth_tokens", "token_sha256"),
                     ("user_sessions", "token_sha256"), ("opinions", "content_sha256"),
-                    ("opinion_addenda", "content_sha256")}
+                    ("opinion_addenda", "content_sha256"),
+                    ("measurements", "points"), ("measurements", "values")}  # image coordinates and figures
 
 
 def _column(ref: BlobReference):

@@ -40,6 +40,11 @@ PHRASES = {
     "identity.wrong_study": "marked a study of {case} as another patient's",
     "privacy.incident": "removed another patient's study from {case} (privacy incident)",
     "identity.incident_viewed": "looked at who saw a removed study of {case}",
+    "measurements.viewed": "looked at the measurements on the images of {case}",
+    "measurement.created": "measured an image of {case}",
+    "measurement.changed": "changed a measurement on an image of {case}",
+    "measurement.removed": "removed a measurement from an image of {case}",
+    "measurements.frozen": "signed the measurements on the images of {case}",
     # reviews and offers
     "review.added": "added a review to {case}",
     "review.completed": "completed a review of {case}",

@@ -13,6 +13,9 @@ class KeyImageForm(FlaskForm):
     window_center = FloatField(validators=[Optional(), NumberRange(min=-100000, max=100000)])
     window_width = FloatField(validators=[Optional(), NumberRange(min=0.001, max=200000)])
     caption = StringField("Caption", validators=[Optional(), Length(max=300)])
+    # The image itself, when the viewer knows it: the key image is anchored to it, not to the slice index.
+    sop_instance_uid = StringField(validators=[Optional(), Length(max=64)])
+    frame = IntegerField(validators=[Optional(), NumberRange(min=0)])
 
 
 class UnmarkKeyImageForm(FlaskForm):

@@ -21,7 +21,7 @@ from sqlalchemy import Float, Integer, String
 
 from review_portal.imaging.reading import DicomRejected
 
-__all__ = ["INT32_MAX", "INT32_MIN", "fit"]
+__all__ = ["INT32_MAX", "INT32_MIN", "fit", "geometry_columns"]
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -82,3 +82,14 @@ def fit(model, values: dict[str, Any]) -> dict[str, Any]:
                 raise DicomRejected(f"the {_label(name)} is not a number")
         fitted[name] = value
     return fitted
+
+
+_GEOMETRY_COLUMNS = ("pixel_spacing", "spacing_source", "image_orientation", "image_position", "slice_thickness",
+                     "rescale_slope", "rescale_intercept", "bits_stored", "pixel_representation", "samples_per_pixel")
+
+
+def geometry_columns(geometry: dict | None) -> dict[str, Any]:
+    """An instance's geometry columns from pixels.geometry_of (lists of finite floats, checked there)."""
+    if not geometry:
+        return {}
+    return {name: geometry.get(name) if name != "spacing_source" else geometry.get(name) or "" for name in _GEOMETRY_COLUMNS}

@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 
 from review_portal.imaging.decoding import _decode_frame
 from review_portal.imaging.limits import DEFAULT, ImageLimits
+from review_portal.imaging.pixels import geometry_of
 from review_portal.imaging.reading import (
     DicomRejected,
     _as_float,
@@ -59,6 +60,7 @@ class InstanceInfo:
     patient_birth_date: str = ""
     patient_sex: str = ""
     other_patient_ids: str = ""  # "id\tissuer" lines from OtherPatientIDsSequence
+    geometry: dict | None = None  # pixels.geometry_of: spacing, orientation, rescale, frame of reference
 
 
 def _slice_position(view: Dataset) -> float | None:
@@ -131,6 +133,7 @@ def _inspect(path: Path, limits: ImageLimits) -> InstanceInfo:
         transfer_syntax_uid=str(loaded.transfer_syntax),
         sop_class_uid=_text(ds, "SOPClassUID")[:64],
         **_patient(ds),
+        geometry=geometry_of(ds),
     )
 
 

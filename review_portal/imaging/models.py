@@ -46,6 +46,7 @@ class Series(Base):
     description: Mapped[str] = mapped_column(String(200), default="")
     series_number: Mapped[int | None] = mapped_column(Integer)
     thumbnail_key: Mapped[str | None] = mapped_column(String(64))
+    frame_of_reference_uid: Mapped[str] = mapped_column(String(64), default="")
 
     study: Mapped[Study] = relationship(back_populates="series")
     instances: Mapped[list[Instance]] = relationship(back_populates="series", cascade="all, delete-orphan")
@@ -71,6 +72,18 @@ class Instance(Base):
     blob_key: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     original_filename: Mapped[str] = mapped_column(String(255), default="")
+    # Geometry for the browser viewer and its measurements (imaging/pixels.py), from the header at ingest;
+    # rows from before migration 0004 are filled on first view (samples_per_pixel is None until then).
+    pixel_spacing: Mapped[list | None] = mapped_column(JSON)  # [row mm, column mm]
+    spacing_source: Mapped[str] = mapped_column(String(20), default="")  # PixelSpacing | ImagerPixelSpacing | ''
+    image_orientation: Mapped[list | None] = mapped_column(JSON)
+    image_position: Mapped[list | None] = mapped_column(JSON)
+    slice_thickness: Mapped[float | None] = mapped_column(Float)
+    rescale_slope: Mapped[float | None] = mapped_column(Float)
+    rescale_intercept: Mapped[float | None] = mapped_column(Float)
+    bits_stored: Mapped[int | None] = mapped_column(Integer)
+    pixel_representation: Mapped[int | None] = mapped_column(Integer)
+    samples_per_pixel: Mapped[int | None] = mapped_column(Integer)
 
     series: Mapped[Series] = relationship(back_populates="instances")
 
@@ -105,15 +118,22 @@ class IngestJob(Base):
 
 
 class KeyImage(Base):
-    """A slice the reviewer marked, with the window it was read at and a PNG kept from that moment."""
+    """A slice the reviewer marked, with the window it was read at and a PNG kept from that moment.
+
+    Anchored to the image itself (instance, SOP Instance UID, frame): a slice index shifts when scans are added
+    to the series, the anchor does not. `slice_index` is only where the slice stood when it was marked.
+    """
 
     __tablename__ = "key_images"
-    __table_args__ = (UniqueConstraint("case_id", "series_id", "slice_index"),)
+    __table_args__ = (UniqueConstraint("case_id", "instance_id", "frame"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id"))
     slice_index: Mapped[int] = mapped_column(Integer)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id"))
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    frame: Mapped[int] = mapped_column(Integer, default=0)
     window_center: Mapped[float | None] = mapped_column(Float)
     window_width: Mapped[float | None] = mapped_column(Float)
     caption: Mapped[str] = mapped_column(String(300), default="")
@@ -122,6 +142,7 @@ class KeyImage(Base):
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
     series: Mapped[Series] = relationship()
+    instance: Mapped[Instance | None] = relationship()
 
 
 class IdentityMismatch(Base):

@@ -17,8 +17,10 @@ from flask_login import current_user
 from review_portal.audit.services import record, record_image_view
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
-from review_portal.imaging import identity_services, metadata, reading, rendering, sandboxed, services
+from review_portal.imaging import identity_services, metadata, reading, rendering, sandboxed, services, viewing
+from review_portal.imaging.limits import stored_frames
 from review_portal.imaging.forms import AddScansForm, KeyImageForm, UnmarkKeyImageForm
+from review_portal.imaging.key_images import anchored_index
 from review_portal.imaging.models import IngestStatus
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images, can_see_key_images
 from review_portal.uploads import spooled
@@ -52,7 +54,9 @@ def _audit_pixels(case, series_id: int, what: str) -> None:
 def imaging_viewer(case, series_id: int | None = None) -> dict:
     """Everything templates/imaging/_viewer.html needs, so any page showing a case can include it."""
     all_series = services.series_of_case(db(), case.id)
-    current = next((s for s in all_series if s.id == series_id), all_series[0] if all_series else None)
+    # Unless one is asked for, the series with the most slices: the main one, not a one-image localizer.
+    largest = max(all_series, key=lambda s: sum(stored_frames(i.frames) for i in s.instances), default=None)
+    current = next((s for s in all_series if s.id == series_id), largest)
     return {
         "case": case, "all_series": all_series, "current": current,
         "can_mark": can_mark_key_images(current_user, case),
@@ -84,6 +88,7 @@ def view_series(case_id: int, series_id: int):
 def series_info(case_id: int, series_id: int):
     """What the viewer needs to scroll a series: slice count, positions, the file's own window."""
     case, series = _series_or_404(case_id, series_id)
+    viewing.fill_geometry(db(), storage(), series)
     slices = services.ordered_slices(series)
     windowed = next((s.instance for s in slices if s.instance.window_width), None)
     # Not a second series.viewed: the viewer page that fetches this already recorded one (view_series). What this
@@ -96,12 +101,40 @@ def series_info(case_id: int, series_id: int):
                  "instance_number": s.instance.instance_number, "frame": s.frame} for s in slices],
         render_base=url_for("imaging.render_slice", case_id=case.id, series_id=series.id, index=0, fmt="png")[:-len("0.png")],
         file_window={"center": windowed.window_center, "width": windowed.window_width} if windowed else None,
-        key_images=[_key_image_json(case.id, k) for k in key_images],
+        key_images=[_key_image_json(case.id, k, slices) for k in key_images],
+        frames=viewing.frames_of(slices, lambda instance_id, frame: url_for(
+            "imaging.frame_pixels", case_id=case.id, instance_id=instance_id, frame=frame)),
+        patient=viewing.patient_of(case, series), frame_of_reference_uid=series.frame_of_reference_uid or "",
     )
 
 
-def _key_image_json(case_id: int, k) -> dict:
-    return {"id": k.id, "series_id": k.series_id, "slice_index": k.slice_index, "caption": k.caption,
+@bp.get("/cases/<int:case_id>/instances/<int:instance_id>/frames/<int:frame>/pixels")
+def frame_pixels(case_id: int, instance_id: int, frame: int):
+    """A frame's stored values for the browser viewer, which windows them itself: little-endian int16, uint16 or
+    uint8 (colour interleaved), gzip in transport; the shape and type in X- headers."""
+    case = get_case_for(db(), current_user, case_id)
+    instance = viewing.get_instance_in_case(db(), case.id, instance_id)
+    if instance is None or not 0 <= frame < stored_frames(instance.frames):
+        raise NotFound("No such image in this case.")
+    _audit_pixels(case, instance.series_id, f"pixels of image {instance.id} frame {frame}")
+    etag = f"{instance.blob_key}-{frame}-pixels"
+    if etag in request.if_none_match:
+        return _image_response(b"", etag, "application/octet-stream")
+    try:
+        found = viewing.frame_pixels(storage(), instance, frame)
+    except reading.DicomRejected as exc:
+        raise InvalidInput(f"This image cannot be displayed: {exc.reason}")
+    response = _image_response(found.gzipped, etag, "application/octet-stream")
+    response.headers.update({"Content-Encoding": "gzip", "X-Pixel-Dtype": found.dtype, "X-Rows": str(found.rows),
+                             "X-Columns": str(found.columns), "X-Samples": str(found.samples)})
+    return response
+
+
+def _key_image_json(case_id: int, k, slices=None) -> dict:
+    # Where the key image stands today, found by its anchor: scans added since shift the indexes.
+    index = k.slice_index if slices is None else anchored_index(slices, k.instance_id, k.frame)
+    return {"id": k.id, "series_id": k.series_id, "slice_index": index, "caption": k.caption,
+            "sop_instance_uid": k.sop_instance_uid, "frame": k.frame,
             "center": k.window_center, "width": k.window_width,
             "window_label": services.window_label(k.window_center, k.window_width),
             "image_url": url_for("imaging.key_image_png", case_id=case_id, key_image_id=k.id),
@@ -199,7 +232,8 @@ def mark_key_image(case_id: int):
         raise NotFound("No such series in this case.")
     key_image = services.mark_key_image(
         db(), storage(), case, series, slice_index=form.slice_index.data, center=form.window_center.data,
-        width=form.window_width.data, caption=form.caption.data or "", **actor())
+        width=form.window_width.data, caption=form.caption.data or "", sop_instance_uid=form.sop_instance_uid.data or None,
+        frame=form.frame.data or 0, **actor())
     if wants_json():
         return jsonify(key_image=_key_image_json(case.id, key_image))
     flash("Key image kept.", "success")

@@ -21,11 +21,11 @@ from collections import OrderedDict
 from pathlib import Path
 
 from review_portal import sandbox
-from review_portal.imaging import inspection, rendering
+from review_portal.imaging import inspection, pixels, rendering
 from review_portal.imaging.limits import DEFAULT, ImageLimits
 from review_portal.imaging.reading import DicomRejected
 
-__all__ = ["inspect_dicom", "make_thumbnail", "render_frame", "warm_up"]
+__all__ = ["frame_pixels", "geometries", "inspect_dicom", "make_thumbnail", "measure", "render_frame", "warm_up"]
 
 _CHECKED_MAX = 20000
 _checked: OrderedDict[tuple[str, int], None] = OrderedDict()
@@ -54,21 +54,40 @@ def make_thumbnail(path: Path, size: int = 128) -> bytes:
 
 def render_frame(path: Path, frame: int = 0, **options) -> bytes:
     """rendering.render_frame: in a limited worker the first time a frame of a file is shown, in-process after."""
+    return _checked_first(rendering.render_frame, "_render_in_child", path, frame, **options)
+
+
+def frame_pixels(path: Path, frame: int = 0) -> bytes:
+    """pixels.frame_pixels (the stored values for the browser viewer), checked like render_frame."""
+    return _checked_first(pixels.frame_pixels, "_pixels_in_child", path, frame)
+
+
+def geometries(paths: list[Path]) -> list[dict | None]:
+    """pixels.geometry of each file (None where the header cannot be read), in one worker call."""
+    return _run("_geometries_in_child", [str(p) for p in paths])
+
+
+def _checked_first(here, child: str, path: Path, frame: int, **options) -> bytes:
     if not isinstance(frame, int) or isinstance(frame, bool):
-        return rendering.render_frame(path, frame, **options)  # refused there, before any decoding
-    key = (str(path), frame)
+        return here(path, frame, **options)  # refused there, before any decoding
+    key = (str(path), frame) if child == "_render_in_child" else (str(path), frame, child)
     with _checked_lock:
         checked = key in _checked
         if checked:
             _checked.move_to_end(key)
     if checked or not sandbox.enabled():
-        return rendering.render_frame(path, frame, **options)
-    data = _run("_render_in_child", str(path), frame, **options)
+        return here(path, frame, **options)
+    data = _run(child, str(path), frame, **options)
     with _checked_lock:
         _checked[key] = None
         while len(_checked) > _CHECKED_MAX:
             _checked.popitem(last=False)
     return data
+
+
+def measure(path: Path, frame: int, kind: str, points) -> dict:
+    """measured.measure_file (a measurement from the original pixels and geometry), under the sandbox's limits."""
+    return _run("_measure_in_child", str(path), frame, kind, points)
 
 
 def forget_checked() -> None:
@@ -101,5 +120,25 @@ def _thumbnail_in_child(path: str, size: int) -> bytes:
     return rendering.make_thumbnail(Path(path), size)
 
 
+def _measure_in_child(path: str, frame: int, kind: str, points) -> dict:
+    from review_portal.imaging import measured
+
+    return measured.measure_file(Path(path), frame, kind, points)
+
+
 def _render_in_child(path: str, frame: int, **options) -> bytes:
     return rendering.render_frame(Path(path), frame, **options)
+
+
+def _pixels_in_child(path: str, frame: int) -> bytes:
+    return pixels.frame_pixels(Path(path), frame)
+
+
+def _geometries_in_child(paths: list[str]) -> list[dict | None]:
+    out: list[dict | None] = []
+    for path in paths:
+        try:
+            out.append(pixels.geometry(Path(path)))
+        except DicomRejected:
+            out.append(None)
+    return out

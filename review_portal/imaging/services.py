@@ -19,7 +19,7 @@ from review_portal.audit.services import record
 from review_portal.auth.models import User
 from review_portal.cases.models import Case
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied, StoredFileCorrupt
-from review_portal.imaging import archives, identity_services, indexing, inspection, reading, sandboxed
+from review_portal.imaging import archives, identity_services, indexing, inspection, key_images, reading, sandboxed
 from review_portal.imaging.limits import ImageLimits, of_session, stored_frames
 from review_portal.imaging.lifecycle import FINISHED_STATUSES
 from review_portal.imaging.lifecycle import set_status as set_ingest_status
@@ -149,7 +149,8 @@ class _Index:
         if series is None:
             series = Series(study_id=study.id, **indexing.fit(Series, {
                 "series_instance_uid": info.series_instance_uid, "modality": info.modality,
-                "description": info.series_description, "series_number": info.series_number}))
+                "description": info.series_description, "series_number": info.series_number,
+                "frame_of_reference_uid": (info.geometry or {}).get("frame_of_reference_uid", "")}))
             self.db.add(series)
             self.db.flush()
             self.series[(study.id, info.series_instance_uid)] = series
@@ -177,6 +178,7 @@ def _instance_values(info: inspection.InstanceInfo, name: str, path: Path) -> di
         "photometric_interpretation": info.photometric_interpretation, "window_center": info.window_center,
         "window_width": info.window_width, "transfer_syntax_uid": info.transfer_syntax_uid,
         "size": path.stat().st_size, "original_filename": Path(name.replace("\\", "/")).name,
+        **indexing.geometry_columns(info.geometry),
     })
 
 
@@ -461,12 +463,18 @@ def window_label(center: float | None, width: float | None) -> str:
 
 
 def mark_key_image(db: Session, storage: Storage, case, series: Series, *, slice_index: int,
-                   center: float | None, width: float | None, caption: str, by, ip: str, now: datetime) -> KeyImage:
-    """Keep a slice, at the window it was read with, as a PNG rendered now (what the letter shows)."""
+                   center: float | None, width: float | None, caption: str, by, ip: str, now: datetime,
+                   sop_instance_uid: str | None = None, frame: int = 0) -> KeyImage:
+    """Keep a slice, at the window it was read with, as a PNG rendered now (what the letter shows).
+
+    The slice is named by `sop_instance_uid` and `frame` when given (the viewer knows them), else by its index now;
+    either way it is kept anchored to the image, so scans added later do not move it."""
     if not can_mark_key_images(by, case):
         raise PermissionDenied("Only the assigned reviewer marks key images, before the opinion is signed.")
     slices = ordered_slices(series)
-    if not 0 <= slice_index < len(slices):
+    if sop_instance_uid:
+        slice_index = key_images.index_of_uid(slices, sop_instance_uid, frame)
+    if slice_index is None or not 0 <= slice_index < len(slices):
         raise InvalidInput("No such slice in this series.")
     if (center is None) != (width is None) or (width is not None and width <= 0):
         raise InvalidInput("Give both window centre and a positive width, or neither.")
@@ -480,10 +488,12 @@ def mark_key_image(db: Session, storage: Storage, case, series: Series, *, slice
         raise InvalidInput(f"This image cannot be kept: {exc.reason}")
     png_key = storage.put_bytes_repairing(png)
     key_image = db.scalar(select(KeyImage).where(
-        KeyImage.case_id == case.id, KeyImage.series_id == series.id, KeyImage.slice_index == slice_index))
+        KeyImage.case_id == case.id, KeyImage.instance_id == chosen.instance.id, KeyImage.frame == chosen.frame))
     if key_image is None:
-        key_image = KeyImage(case_id=case.id, series_id=series.id, slice_index=slice_index)
+        key_image = KeyImage(case_id=case.id, series_id=series.id, instance_id=chosen.instance.id,
+                             sop_instance_uid=chosen.instance.sop_instance_uid, frame=chosen.frame)
         db.add(key_image)
+    key_image.slice_index = slice_index
     key_image.window_center, key_image.window_width = center, width
     key_image.caption, key_image.png_key = caption, png_key
     key_image.created_at, key_image.created_by_id = now, by.id
@@ -523,10 +533,11 @@ def key_image_png(db: Session, storage: Storage, key_image: KeyImage) -> bytes:
     except (StoredFileCorrupt, FileNotFoundError):
         broken = key_image.png_key
     slices = ordered_slices(key_image.series)
-    if not 0 <= key_image.slice_index < len(slices):
+    index = key_images.anchored_index(slices, key_image.instance_id, key_image.frame)
+    if index is None:
         raise StoredFileCorrupt(broken)
     try:
-        png = _render_key_image(storage, slices[key_image.slice_index], key_image.window_center,
+        png = _render_key_image(storage, slices[index], key_image.window_center,
                                 key_image.window_width)
     except reading.DicomRejected:
         raise StoredFileCorrupt(broken)
@@ -572,12 +583,12 @@ def key_images_for_page(db: Session, case_id: int) -> list[dict]:
     for key_image in key_images_of_case(db, case_id):
         series = key_image.series
         slices = slices_by_series.setdefault(series.id, ordered_slices(series))
-        in_range = 0 <= key_image.slice_index < len(slices)
+        index = key_images.anchored_index(slices, key_image.instance_id, key_image.frame)
         out.append({
             "id": key_image.id,
             "caption": key_image.caption,
             "series_label": series_label(series),
-            "slice_label": slice_label(slices, key_image.slice_index) if in_range else f"Slice {key_image.slice_index + 1}",
+            "slice_label": slice_label(slices, index) if index is not None else "Image no longer in the series",
             "window_label": window_label(key_image.window_center, key_image.window_width),
             "png_key": key_image.png_key,
         })

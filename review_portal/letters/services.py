@@ -22,6 +22,7 @@ from review_portal.imaging.services import key_images_for_letter, series_of_case
 from review_portal.letters.models import Letter
 from review_portal.letters.render import render_letter_pdf
 from review_portal.notifications.services import notify
+from review_portal.opinions.measurements import measurements_for_letter
 from review_portal.storage import Storage
 
 # Crockford base32 without I, L, O, U: read aloud over the phone without confusion.
@@ -127,6 +128,7 @@ def letter_context(db: Session, case, opinion, *, institution: dict, verificatio
         "records_reviewed": records,
         "opinion": _opinion_values(opinion),
         "key_images": clean_key_images(key_images),
+        "measurements": measurements_for_letter(db, case),
         "addenda": [{"number": a.number, "reason": a.reason, "text": a.text,
                      "signed_by": a.signed_by.display_name if a.signed_by else "",
                      "signed_at": _stamp(a.signed_at), "sha256": a.content_sha256} for a in addenda],

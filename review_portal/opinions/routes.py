@@ -7,6 +7,7 @@ from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput
 from review_portal.imaging.services import series_of_case
 from review_portal.opinions.forms import OpinionForm, SignForm, draft_version
+from review_portal.opinions.measurements import measurements_for_page
 from review_portal.opinions.services import DRAFT_FIELDS, OpinionDraft, case_for_opinion, opinion_for_case, save_draft
 from review_portal.web import actor, db
 
@@ -44,7 +45,8 @@ def edit_opinion(case_id: int):
     sign_form = SignForm()
     sign_form.version.data = form.version.data
     return render_template("opinions/edit.html", case=case, opinion=opinion, form=form, sign_form=sign_form,
-                           series=series_of_case(db(), case.id))
+                           series=series_of_case(db(), case.id),
+                           measurements=measurements_for_page(db(), case, current_user))
 
 
 @bp.post("/cases/<int:case_id>/opinion/autosave")

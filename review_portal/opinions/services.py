@@ -163,13 +163,17 @@ def missing_for_signature(opinion: Opinion, review_type: str = "oncology_opinion
     return missing
 
 
-def signed_content_hash(opinion: Opinion, case) -> str:
+def signed_content_hash(opinion: Opinion, case, measurements: list[dict] | None = None) -> str:
+    """sha256 of what was signed; `measurements` (measurements.signed_measurements) are covered when there are any,
+    so an opinion signed without them keeps the hash it always had."""
     content = {
         "case": case.reference,
         "reviewer_id": opinion.reviewer_id,
         "signed_at": opinion.signed_at.isoformat(),
         **{k: getattr(opinion, k) for k in DRAFT_FIELDS},
     }
+    if measurements:
+        content["measurements"] = measurements
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
@@ -184,7 +188,7 @@ def check_signature(db: Session, case, *, password: str, attested: bool, by, ip:
 
 
 def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: str, now: datetime,
-                 based_on_version: int | None = None) -> Opinion:
+                 based_on_version: int | None = None, measurements: list[dict] | None = None) -> Opinion:
     """Sign the draft: re-check the reviewer's password, freeze the content, move the case on.
 
     `based_on_version` is the draft version the reviewer was looking at: if another tab saved since,
@@ -206,15 +210,16 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
     missing = missing_for_signature(opinion, case.review_type)
     if missing:
         raise InvalidInput("Complete these before signing: " + ", ".join(missing) + ".")
-    return freeze_signed_opinion(db, case, opinion, by=by, ip=ip, now=now)
+    return freeze_signed_opinion(db, case, opinion, by=by, ip=ip, now=now, measurements=measurements)
 
 
-def freeze_signed_opinion(db: Session, case, opinion: Opinion, *, by, ip: str, now: datetime, note: str = "") -> Opinion:
+def freeze_signed_opinion(db: Session, case, opinion: Opinion, *, by, ip: str, now: datetime, note: str = "",
+                          measurements: list[dict] | None = None) -> Opinion:
     """The signature itself, once every check has passed: who, when, the content's sha256, the case moves on."""
     transition(case, CaseStatus.OPINION_SIGNED, now, by=by, ip=ip, why="opinion signed")
     opinion.reviewer_id = by.id
     opinion.signed_at = now
-    opinion.content_sha256 = signed_content_hash(opinion, case)
+    opinion.content_sha256 = signed_content_hash(opinion, case, measurements)
     # Guarded by the opinion's table, which writes the "opinion.signed" audit row.
     opinion_transition(opinion, OpinionStatus.SIGNED, now, by=by, ip=ip, case=case,
                        detail=f"sha256={opinion.content_sha256}" + (f"; {note}" if note else ""))

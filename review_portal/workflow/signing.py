@@ -10,10 +10,14 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from review_portal import jobs
+from review_portal.audit.services import record
 from review_portal.errors import PermissionDenied
 from review_portal.imaging.identity_services import require_identity_resolved
+from review_portal.imaging import annotating
+from review_portal.imaging.services import key_image_png, key_images_of_case
 from review_portal.letters.models import Letter
 from review_portal.letters.services import addendum_summary, issue_letter, latest_letter_of_opinion
+from review_portal.opinions import measurements
 from review_portal.opinions.permissions import can_add_addendum
 from review_portal.opinions.services import check_signature, opinion_for_case, record_addendum, sign_opinion
 from review_portal.storage import Storage
@@ -29,14 +33,41 @@ def sign_and_issue_letter(db: Session, storage: Storage, case, *, password: str,
     the job's progress). `key_images` defaults to the key images marked on the case.
     """
     require_identity_resolved(db, case)  # no opinion on images that may be another patient's
+    # The lead review's measurements are recomputed from the original pixels and frozen first, so the signature's
+    # hash covers the values the letter prints, never the browser's.
+    frozen = []
+    lead = measurements.lead_review(case)
+    if lead is not None and not measurements.review_is_signed(db, lead):
+        frozen = measurements.freeze_measurements(db, storage, case, lead.id, now=now)
     opinion = sign_opinion(db, case, password=password, attested=attested, by=by, ip=ip, now=now,
-                           based_on_version=based_on_version)
+                           based_on_version=based_on_version,
+                           measurements=measurements.signed_measurements(
+                               measurements.measurements_of_case(db, case.id, lead.id) if lead is not None else []))
+    if frozen:
+        record(db, action="measurements.frozen", by=by, ip=ip, now=now, case=case, object_type="opinion",
+               object_id=opinion.id, detail=f"{len(frozen)} measurement(s) recomputed from the original images")
+        burn_in_key_images(db, storage, case, frozen)
     extra = {"key_images": key_images} if key_images is not None else {}
     job = jobs.submit(db, storage, "letters.issue", now=now, case_id=case.id, opinion_id=opinion.id, by_id=by.id, ip=ip,
                       institution=dict(institution), **extra)
     if not job.is_done:
         return None
     return latest_letter_of_opinion(db, opinion.id)
+
+
+def burn_in_key_images(db: Session, storage: Storage, case, frozen) -> None:
+    """Key images that carry measurements get them drawn in (the server's own rendering of the slice), for the
+    letter. The PNG kept at marking is replaced by the annotated one in the same unit of work as the signature."""
+    by_image: dict[tuple, list] = {}
+    for m in frozen:
+        by_image.setdefault((m.instance_id, m.frame), []).append(
+            {"kind": m.kind, "points": m.points, "text": m.label if m.kind == "arrow" else (m.label or "")})
+    for key_image in key_images_of_case(db, case.id):
+        marks = by_image.get((key_image.instance_id, key_image.frame))
+        if marks:
+            png = key_image_png(db, storage, key_image)
+            key_image.png_key = storage.put_bytes_repairing(annotating.burn_in(png, marks))
+    db.flush()
 
 
 def add_addendum(db: Session, storage: Storage, case, text: str, *, reason: str = "", by, ip: str, now: datetime,

@@ -5,7 +5,9 @@ from review_portal.db import Base
 
 # JSON columns that hold no storage key (profiles, request items, an ingest job's report, a removed study's ids).
 _PLAIN_JSON = {("users", "sites"), ("reviewer_profiles", "reading_areas"), ("information_requests", "items"),
-               ("ingest_jobs", "report"), ("identity_mismatches", "removed")}
+               ("ingest_jobs", "report"), ("identity_mismatches", "removed"),
+               # the viewer's geometry: numbers read from the header
+               ("instances", "pixel_spacing"), ("instances", "image_orientation"), ("instances", "image_position")}
 
 
 def _looks_like_a_key(column) -> bool:

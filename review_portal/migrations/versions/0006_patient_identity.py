@@ -14,7 +14,7 @@ from alembic import op
 from review_portal.db import UTCDateTime
 
 revision = '0006_patient_identity'
-down_revision = '0003_disciplines'
+down_revision = '0005_measurements'
 branch_labels = None
 depends_on = None
 
