@@ -315,6 +315,13 @@ def test_a_registered_tool_gets_the_pointer_in_image_coordinates(live_server, pa
     page.click("[data-action=zoom-in]")
     target = page.evaluate("window.PortalViewer.viewports[0].imageToCanvas(32, 96)")
     box = page.locator("#viewport").bounding_box()
+    # The image canvas is drawn where imageToCanvas says: its corners are image (0, 0) and (128, 128).
+    corners = page.evaluate("window.PortalViewer.viewports[0].imageToCanvas(0, 0)"), \
+        page.evaluate("window.PortalViewer.viewports[0].imageToCanvas(128, 128)")
+    drawn = page.locator("#slice-image").bounding_box()
+    assert abs(drawn["x"] - box["x"] - corners[0]["x"]) < 1 and abs(drawn["y"] - box["y"] - corners[0]["y"]) < 1
+    assert abs(drawn["x"] + drawn["width"] - box["x"] - corners[1]["x"]) < 1
+    assert abs(drawn["y"] + drawn["height"] - box["y"] - corners[1]["y"]) < 1
     page.mouse.move(box["x"] + target["x"], box["y"] + target["y"])
     page.mouse.down()
     page.mouse.move(box["x"] + target["x"] + 30, box["y"] + target["y"], steps=3)
