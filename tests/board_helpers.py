@@ -5,7 +5,7 @@ from datetime import timedelta
 from review_portal.auth.models import Role
 from review_portal.auth.services import create_user
 from review_portal.workflow.assignments import accept_offer
-from tests.conftest import NOW, PASSWORD
+from tests.conftest import NOW, PASSWORD, TOTP_SECRET
 
 CTX = {"ip": "127.0.0.1"}
 RADIOLOGY = {"findings": "22 mm spiculated mass, left breast upper outer quadrant; one 9 mm axillary node.",
@@ -21,6 +21,8 @@ def make_radiation_oncologist(db, users):
     person = create_user(db, email="rad_onc@test.example", name="Rad Onc", password=PASSWORD, role=Role.REVIEWER,
                          now=NOW, institution=users["reviewer"].institution, specialty="radiation_oncology",
                          sites=["breast"], credentials="FRCR")
+    if person.mfa_required:  # as the `users` fixture's people: logged in through tests.conftest.login_client
+        person.totp_secret, person.totp_enabled_at = TOTP_SECRET, NOW
     db.commit()
     return person
 

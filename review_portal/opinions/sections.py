@@ -360,3 +360,59 @@ def section_main_text(section: OpinionSection) -> str:
     names = {"radiology": ("impression", "findings"), "pathology": ("comment", "report_review"),
              "oncology": ("plan", "rationale")}[section.kind]
     return next((content[n] for n in names if content.get(n)), "")
+
+
+# --- what the letter and the FHIR report carry ----------------------------------------------------------------
+
+def _stamp(d) -> str:
+    return f"{d.day} {d:%B %Y}, {d:%H:%M} UTC" if d else ""
+
+
+def section_measurements(db: Session, review_id: int) -> list[dict]:
+    """Hook for the viewer's measurements, keyed by review_id: a radiology section lists its own review's
+    measurements here once they exist ({"label", "value"} per row). Empty until then."""
+    return []
+
+
+def board_letter_values(db: Session, case) -> dict:
+    """Plain values for the letter: every signed (or recorded) section with its author, discipline and signature
+    time; waived sections with the reason; every dissent in its author's words; the section addenda."""
+    from review_portal.opinions.section_models import SECTION_LABELS
+
+    sections = sections_of_case(db, case.id)
+    if not sections:
+        return {"sections": [], "waived": [], "dissents": [], "agreements": []}
+    positions = {p.section_id: p for p in positions_of_case(db, case.id)}
+    labels = dict(db.execute(select(Discipline.key, Discipline.label)).all())
+    shown, waived, dissents, agreements = [], [], [], []
+    for s in sections:
+        discipline = labels.get(s.discipline, (s.discipline or s.kind).replace("_", " ").capitalize())
+        author = s.author.display_name if s.author else ""
+        if s.status == SectionStatus.WAIVED:
+            waived.append({"discipline": discipline, "reason": s.waiver_reason,
+                           "waived_by": s.waived_by.display_name if s.waived_by else "", "waived_at": _stamp(s.waived_at)})
+            continue
+        if s.status not in (SectionStatus.SIGNED, SectionStatus.RECORDED):
+            continue
+        content = s.content or {}
+        fields = []
+        for name in SECTION_FIELDS[s.kind]:
+            value = content.get(name) or ""
+            if value:
+                fields.append({"label": SECTION_LABELS[name],
+                               "value": SECTION_CHOICES[name].get(value, value) if name in SECTION_CHOICES else value})
+        shown.append({"discipline": discipline, "author": author, "signed": s.is_signed,
+                      "signed_at": _stamp(s.signed_at),
+                      "signed_at_iso": s.signed_at.isoformat().replace("+00:00", "Z") if s.signed_at else "",
+                      "recorded_at": _stamp(s.updated_at), "sha256": s.content_sha256 or "",
+                      "fields": fields, "measurements": section_measurements(db, s.review_id),
+                      "addenda": [{"number": a.number, "reason": a.reason, "text": a.text,
+                                   "signed_by": a.signed_by.display_name if a.signed_by else "",
+                                   "signed_at": _stamp(a.signed_at), "sha256": a.content_sha256} for a in s.addenda]})
+        position = positions.get(s.id)
+        if position is not None and position.is_dissent:
+            dissents.append({"discipline": discipline, "author": author, "text": position.dissent_text,
+                             "source": DISSENT_SOURCES.get(position.dissent_source, "")})
+        elif position is not None:
+            agreements.append({"discipline": discipline, "author": author})
+    return {"sections": shown, "waived": waived, "dissents": dissents, "agreements": agreements}

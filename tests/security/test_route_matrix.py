@@ -102,6 +102,9 @@ EXPECTED.update({
     # Opinions and letters (issue 5): the signed opinion is read through its letters; nobody edits it any more.
     "opinions.edit_opinion": {"referring": 302, "reviewer": 302, "coordinator": 302, "admin": 302},
     "opinions.opinion_token": {"referring": 403, "reviewer": 403, "coordinator": 403, "admin": 403},
+    # Sections (issue 17): case A's letter is out, so a section page sends everyone back to the case page.
+    "sections.edit_section": {"referring": 302, "reviewer": 302, "coordinator": 302, "admin": 302},
+    "sections.section_token": {"referring": 403, "reviewer": 403, "coordinator": 403, "admin": 403},
     **{e: CASE_TEAM for e in ("letters.letter_versions", "letters.fhir_diagnostic_report", "letters.fhir_task")},
     # Workflow (issue 4): the queue is the coordinators'; availability is the reviewers'; a notification
     # opens (redirects to its case) only for the person it was sent to.
