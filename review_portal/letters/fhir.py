@@ -143,7 +143,9 @@ def _section_instant(section: dict) -> str:
 
 def parse_r4_strict(resource: dict) -> None:
     """Parse with fhirclient's R4 models in strict mode: an element R4 does not know raises."""
-    from fhirclient.models.diagnosticreport import DiagnosticReport as R4DiagnosticReport
+    from fhirclient.models.diagnosticreport import (
+        DiagnosticReport as R4DiagnosticReport,
+    )
 
     R4DiagnosticReport(resource, strict=True)
 

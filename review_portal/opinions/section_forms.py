@@ -1,9 +1,21 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 
 from review_portal.opinions.models import PLAN_CONCORDANCE, RADPEER
-from review_portal.opinions.section_models import CONCORDANCE_3, POSITIONS, SECTION_LABELS
+from review_portal.opinions.section_models import (
+    CONCORDANCE_3,
+    POSITIONS,
+    SECTION_LABELS,
+)
 from review_portal.opinions.services import MAX_TEXT
 
 SECTION_ATTESTATION = "I reviewed the submitted images and records, and this section is my own."

@@ -10,9 +10,14 @@ from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied
 from review_portal.imaging.services import series_of_case
 from review_portal.opinions.forms import draft_version
-from review_portal.opinions.section_forms import ChairForm, PositionForm, SectionForm, SectionSignForm, WaiveSectionForm
+from review_portal.opinions.section_forms import (
+    ChairForm,
+    PositionForm,
+    SectionForm,
+    SectionSignForm,
+    WaiveSectionForm,
+)
 from review_portal.opinions.section_models import SECTION_FIELDS, OpinionSection
-from review_portal.opinions.services import SignatureRefused
 from review_portal.opinions.sections import (
     SECTION_CASE_STATUSES,
     is_section_author,
@@ -25,6 +30,7 @@ from review_portal.opinions.sections import (
     sign_section,
     waive_section,
 )
+from review_portal.opinions.services import SignatureRefused
 from review_portal.web import actor, db, valid
 
 bp = Blueprint("sections", __name__)

@@ -134,7 +134,12 @@ def mark_section_addenda_answered(db: Session, case, now: datetime) -> None:
 
 def board_forms() -> dict:
     """The case page's board forms (each carries its CSRF token)."""
-    from review_portal.opinions.section_forms import ChairForm, PositionForm, SectionAddendumForm, WaiveSectionForm
+    from review_portal.opinions.section_forms import (
+        ChairForm,
+        PositionForm,
+        SectionAddendumForm,
+        WaiveSectionForm,
+    )
 
     return {"addendum": SectionAddendumForm(), "waive": WaiveSectionForm(), "position": PositionForm(),
             "chair": ChairForm()}
