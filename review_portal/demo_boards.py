@@ -9,7 +9,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from review_portal.cases.services import HistoryItem, Referral
-from review_portal.opinions.sections import record_position, save_section, section_of_review, sign_section
+from review_portal.opinions.sections import (
+    record_position,
+    save_section,
+    section_of_review,
+    sign_section,
+)
 from review_portal.opinions.services import OpinionDraft, save_draft
 from review_portal.workflow.assignments import accept_offer
 from review_portal.workflow.referrals import submit_referral

@@ -8,7 +8,13 @@ from pypdf import PdfReader
 from review_portal.cases.models import Case
 from review_portal.letters.services import letters_for_case
 from review_portal.opinions.sections import section_of_review
-from tests.board_helpers import MEDICAL, RADIATION, RADIOLOGY, make_radiation_oncologist, three_discipline_case
+from tests.board_helpers import (
+    MEDICAL,
+    RADIATION,
+    RADIOLOGY,
+    make_radiation_oncologist,
+    three_discipline_case,
+)
 from tests.conftest import PASSWORD, login_client
 
 FETCH = {"X-Requested-With": "fetch", "Accept": "application/json"}
