@@ -196,3 +196,26 @@ def test_section_addendum_after_the_consensus_is_marked_for_a_consensus_addendum
                                  password=PASSWORD, attested=True, by=rad.reviewer, now=T1 + timedelta(days=1), **CTX)
     assert after.after_consensus is True and after.number == 2 and section.status == "signed"
     assert section.content["impression"] == RADIOLOGY["impression"]  # the signed section is unchanged
+
+
+def test_the_chair_signs_the_consensus_and_amends_it(db, storage, board, users):
+    case, reviews = board
+    chair_review = reviews["radiation_oncology"]
+    chair = chair_review.reviewer
+    name_chair(db, case, chair, reason="Chairs the board", by=users["coordinator"], now=T1, **CTX)
+    section = _sign(db, case, chair_review, RADIATION)
+    waive_section(db, case, reviews["radiology"], reason="Images not readable; re-read elsewhere.",
+                  by=users["coordinator"], now=T1, **CTX)
+    record_position(db, case, section, position="agree", by=chair, now=T1, **CTX)
+    _consensus_draft(db, case, chair)
+    letter = sign_and_issue_letter(db, storage, case, password=PASSWORD, attested=True, institution=INSTITUTION,
+                                   by=chair, now=T1, **CTX)
+    assert letter.version == 1 and letter.case.status == "letter_delivered"
+    from review_portal.workflow.signing import sign_addendum
+
+    with pytest.raises(PermissionDenied):  # the lead did not sign this consensus
+        sign_addendum(db, storage, case, "x", reason="", password=PASSWORD, attested=True,
+                      by=reviews["medical_oncology"].reviewer, now=T1, institution=INSTITUTION, **CTX)
+    second = sign_addendum(db, storage, case, "Fractionation confirmed.", reason="", password=PASSWORD, attested=True,
+                           by=chair, now=T1 + timedelta(hours=1), institution=INSTITUTION, **CTX)
+    assert second.version == 2
