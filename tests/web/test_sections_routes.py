@@ -127,3 +127,15 @@ def test_the_board_agenda_lists_what_each_may_see_with_an_empty_state(app, db, b
     empty = login_as("other_reviewer").get("/board")
     assert empty.status_code == 200 and b"board-empty" in empty.data and case.reference.encode() not in empty.data
     assert login_as("referring").get("/board").status_code == 403
+
+
+def test_the_board_agenda_pages(app, db, make_case, users, login_as):
+    first = make_case("in_review", disciplines=("medical_oncology", "radiology"), cancer_site="breast")
+    second = make_case("in_review", disciplines=("medical_oncology", "radiology"), cancer_site="breast")
+    app.config["PAGE_SIZE"] = 1
+    coordinator = login_as("coordinator")
+    page1 = coordinator.get("/board").get_data(as_text=True)
+    page2 = coordinator.get("/board?page=2").get_data(as_text=True)
+    assert "Page 1 of 2" in page1 and "Page 2 of 2" in page2
+    assert {first.reference in page1, second.reference in page1} == {True, False}
+    assert (first.reference in page2) != (first.reference in page1)
