@@ -1,5 +1,5 @@
 """Figures of the multidisciplinary opinions: concordance by discipline and how often the disciplines disagreed."""
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 

@@ -3,9 +3,13 @@ password), a coordinator's waiver and chair, the chair's positions, the tumor-bo
 import pytest
 
 from review_portal.cases.models import Case
-
 from review_portal.opinions.sections import section_of_review
-from tests.board_helpers import RADIATION, RADIOLOGY, make_radiation_oncologist, three_discipline_case
+from tests.board_helpers import (
+    RADIATION,
+    RADIOLOGY,
+    make_radiation_oncologist,
+    three_discipline_case,
+)
 from tests.conftest import PASSWORD, login_client
 
 FETCH = {"X-Requested-With": "fetch", "Accept": "application/json"}
