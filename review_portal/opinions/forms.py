@@ -1,23 +1,9 @@
 from flask_wtf import FlaskForm
-from wtforms import (
-    BooleanField,
-    HiddenField,
-    PasswordField,
-    RadioField,
-    SelectField,
-    StringField,
-    TextAreaField,
-)
+from wtforms import BooleanField, HiddenField, PasswordField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from review_portal.errors import InvalidInput
-from review_portal.opinions.models import (
-    DIAGNOSIS_CONCORDANCE,
-    PLAN_CONCORDANCE,
-    RADPEER,
-    TRIAL_CONSIDERATION,
-    URGENCY,
-)
+from review_portal.opinions.models import DIAGNOSIS_CONCORDANCE, PLAN_CONCORDANCE, RADPEER, TRIAL_CONSIDERATION, URGENCY
 from review_portal.opinions.services import MAX_CODE, MAX_TEXT
 
 ATTESTATION = "I reviewed the submitted images and records, and this opinion is my own."

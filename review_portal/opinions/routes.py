@@ -7,13 +7,7 @@ from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput
 from review_portal.imaging.services import series_of_case
 from review_portal.opinions.forms import OpinionForm, SignForm, draft_version
-from review_portal.opinions.services import (
-    DRAFT_FIELDS,
-    OpinionDraft,
-    case_for_opinion,
-    opinion_for_case,
-    save_draft,
-)
+from review_portal.opinions.services import DRAFT_FIELDS, OpinionDraft, case_for_opinion, opinion_for_case, save_draft
 from review_portal.web import actor, db
 
 bp = Blueprint("opinions", __name__)

@@ -18,12 +18,7 @@ from review_portal.audit.services import record
 from review_portal.auth.services import check_password
 from review_portal.cases.lifecycle import CaseStatus, transition
 from review_portal.cases.services import get_case_for
-from review_portal.errors import (
-    ConcurrentEdit,
-    IllegalTransition,
-    InvalidInput,
-    PermissionDenied,
-)
+from review_portal.errors import ConcurrentEdit, IllegalTransition, InvalidInput, PermissionDenied
 from review_portal.opinions.lifecycle import OpinionStatus
 from review_portal.opinions.lifecycle import transition as opinion_transition
 from review_portal.opinions.models import (
@@ -38,11 +33,7 @@ from review_portal.opinions.models import (
 )
 from review_portal.opinions.permissions import can_add_addendum, can_write_consensus
 from review_portal.opinions.section_lifecycle import check_consensus_may_be_signed
-from review_portal.opinions.section_models import (
-    BoardChair,
-    ConsensusPosition,
-    OpinionSection,
-)
+from review_portal.opinions.section_models import BoardChair, ConsensusPosition, OpinionSection
 
 # Longest text a field accepts; the form says the same, the service enforces it for every caller.
 MAX_TEXT = 16000
