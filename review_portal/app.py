@@ -159,8 +159,10 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.notifications.routes import bp as notifications_bp
     from review_portal.opinions.measurement_routes import bp as measurements_bp
     from review_portal.opinions.routes import bp as opinions_bp
+    from review_portal.opinions.section_routes import bp as sections_bp
     from review_portal.outcomes.routes import bp as outcomes_bp
     from review_portal.privacy.routes import bp as privacy_bp
+    from review_portal.workflow.board_routes import bp as board_bp
     from review_portal.workflow.oversight import bp as audit_bp
     from review_portal.workflow.identity_routes import bp as identity_bp
     from review_portal.workflow.review_routes import bp as reviews_bp
@@ -170,6 +172,8 @@ def _register_blueprints(app: Flask) -> None:
                messaging_bp, notifications_bp, audit_bp, privacy_bp, analytics_bp, outcomes_bp, api_bp, api_tokens_bp,
                reviews_bp, workflow_bp, identity_bp, measurements_bp):
         app.register_blueprint(bp)
+    app.register_blueprint(sections_bp)  # the multidisciplinary opinion's sections
+    app.register_blueprint(board_bp)  # the tumor-board agenda and section addenda
     # The API authenticates by bearer token only and never by the session cookie (api.auth), so a forged
     # cross-site request has no credential to ride on: form tokens would protect nothing there.
     csrf.exempt(api_bp)

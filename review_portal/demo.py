@@ -24,6 +24,7 @@ from review_portal.cases.disciplines import seed_disciplines
 from review_portal.cases.services import HistoryItem, Referral, close_case
 from review_portal.clock import utcnow
 from review_portal.deadlines import add_business_seconds, policy_from_config
+from review_portal.demo_boards import seed_boards
 from review_portal.demo_identity import confirm_demo_scans, seed_identity_mismatch
 from review_portal.messaging.services import post_message, request_information
 from review_portal.uploads import UploadedFile
@@ -279,6 +280,7 @@ def seed(app, db) -> bool:
         post_message(db, waiting, body="Slides are with the courier; E-cadherin was not done.", by=khan, ip="127.0.0.1",
                      now=now - timedelta(hours=20))
 
+        seed_boards(app, db, storage, referrer=roe, scans=[mr[0]], now=now, ctx=ctx, password=DEMO_PASSWORD)  # tumor boards
         # What cron would have raised by now: the escalation list on the dashboard.
         sla_check(db, policy=policy, now=now, ip="127.0.0.1")
     finally:

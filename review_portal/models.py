@@ -22,6 +22,7 @@ from review_portal.messaging import models as messaging  # noqa: F401
 from review_portal.notifications import models as notifications  # noqa: F401
 from review_portal.opinions import measurement_models as measurements  # noqa: F401
 from review_portal.opinions import models as opinions  # noqa: F401
+from review_portal.opinions import section_models as opinion_sections  # noqa: F401
 from review_portal.outcomes import models as outcomes  # noqa: F401
 
 metadata = Base.metadata
@@ -58,7 +59,9 @@ BLOB_REFERENCES: tuple[BlobReference, ...] = (
 # Columns that look like storage keys but hash something else (tokens, opinion text).
 NOT_BLOB_COLUMNS = {("api_tokens", "token_sha256"), ("auth_tokens", "token_sha256"),
                     ("user_sessions", "token_sha256"), ("opinions", "content_sha256"),
-                    ("opinion_addenda", "content_sha256"),
+                    ("opinion_addenda", "content_sha256"), ("opinion_sections", "content_sha256"),
+                    ("section_addenda", "content_sha256"),
+                    ("opinion_sections", "content"),  # a section's structured text (JSON)
                     ("measurements", "points"), ("measurements", "values")}  # image coordinates and figures
 
 

@@ -110,6 +110,13 @@ OPINION_STATES = ("draft", "signed")
 OPINION_ALLOWED = {("draft", "signed")}
 OPINION_FORBIDDEN = [("signed", "draft"), ("signed", "signed"), ("draft", "draft")]
 
+# A section of a multidisciplinary opinion: signed by its author or waived by a coordinator; "recorded" (free-text
+# findings from before sections) is created as such and, like signed and waived, never moves again.
+SECTION_STATES = ("draft", "signed", "waived", "recorded")
+SECTION_ALLOWED = {("draft", "signed"), ("draft", "waived")}
+SECTION_FORBIDDEN = [("signed", "draft"), ("signed", "waived"), ("waived", "signed"), ("waived", "draft"),
+                     ("recorded", "signed"), ("draft", "recorded"), ("draft", "draft")]
+
 REQUEST_STATES = ("open", "answered", "cancelled")
 REQUEST_ALLOWED = {("open", "answered"), ("open", "cancelled")}
 REQUEST_FORBIDDEN = [("open", "open"), ("answered", "open"), ("answered", "answered"), ("answered", "cancelled"),

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from review_portal.analytics import charts
+from review_portal.analytics.boards import board_figures
 from review_portal.analytics.stats import median, percentile, share, wilson_interval
 from review_portal.assignment.lifecycle import OPEN_REVIEW_STATUSES, AssignmentStatus, ReviewStatus
 from review_portal.assignment.models import Assignment, Review
@@ -520,6 +521,7 @@ def build_dashboard(db: Session, f: Filters, *, policy: SlaPolicy, now: datetime
         # Other reviewers' names and numbers: staff only.
         figures.append(workload_figure(db, f, facts))
     figures += outcome_figures(db, facts)
+    figures += board_figures(db, [c.case_id for c in facts])  # the multidisciplinary opinions
     return Dashboard(filters=f, figures=figures, completed=len(facts), generated_at=now)
 
 

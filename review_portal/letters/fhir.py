@@ -3,7 +3,13 @@
 DiagnosticReport (status final, or appended once an addendum exists) carries the latest letter PDF as
 presentedForm; the review itself is a Task (status completed) whose output is that report. Both are
 validated with the `fhir.resources` models before they leave (R4B models: DiagnosticReport and Task
-are unchanged between R4 and R4B for every element used here).
+are unchanged between R4 and R4B for every element used here), and the report is also parsed with the R4
+models of `fhirclient` (SMART on FHIR) in strict mode, since EHRs speak R4.
+
+A multidisciplinary opinion: the report carries one `result` per section, a contained Observation
+(code: the discipline; performer: the section's author; issued: its signature time; valueString: the
+section's content; note: its addenda), and every dissent in `conclusion`. The letter PDF stays the one
+presentedForm: it is the document that was signed and delivered.
 """
 from __future__ import annotations
 
@@ -84,8 +90,64 @@ def diagnostic_report(case, opinion, letter, pdf: bytes) -> dict:
             "creation": _instant(letter.issued_at),
         }],
     }
+    board = _board_of(case)
+    if board["sections"]:
+        observations = section_observations(board)
+        resource["contained"] += observations
+        resource["result"] = [{"reference": f"#{o['id']}", "display": o["code"]["text"]} for o in observations]
+        dissents = [f"Dissent – {d['author']} ({d['discipline']}): {d['text']}" for d in board["dissents"]]
+        resource["conclusion"] = "\n".join([resource["conclusion"], *dissents])
     DiagnosticReport.model_validate(resource)
+    parse_r4_strict(resource)
     return resource
+
+
+def _board_of(case) -> dict:
+    from sqlalchemy.orm import object_session
+
+    from review_portal.opinions.sections import board_letter_values
+
+    db = object_session(case)
+    return board_letter_values(db, case) if db is not None else {"sections": [], "dissents": []}
+
+
+def section_observations(board: dict) -> list[dict]:
+    """One contained Observation per signed (or recorded) section of the multidisciplinary opinion."""
+    found = []
+    for n, section in enumerate(board["sections"], start=1):
+        text = "\n".join(f"{f['label']}: {f['value']}" for f in section["fields"])
+        observation = {
+            "resourceType": "Observation", "id": f"section-{n}",
+            "status": "amended" if section["addenda"] else "final",
+            "code": {"text": f"{section['discipline']} section"},
+            "subject": {"reference": "#patient"},
+            "performer": [{"display": section["author"]}],
+            "valueString": text or "(no content)",
+        }
+        when = _section_instant(section)
+        if when:
+            observation["issued"] = when
+        notes = [{"text": f"Addendum {a['number']} ({a['signed_by']}, {a['signed_at']}): {a['text']}"}
+                 for a in section["addenda"]]
+        if not section["signed"]:
+            notes.insert(0, {"text": "Free-text findings recorded before sections existed; not signed as a section."})
+        if notes:
+            observation["note"] = notes
+        found.append(observation)
+    return found
+
+
+def _section_instant(section: dict) -> str:
+    return section.get("signed_at_iso") or ""
+
+
+def parse_r4_strict(resource: dict) -> None:
+    """Parse with fhirclient's R4 models in strict mode: an element R4 does not know raises."""
+    from fhirclient.models.diagnosticreport import (
+        DiagnosticReport as R4DiagnosticReport,
+    )
+
+    R4DiagnosticReport(resource, strict=True)
 
 
 def review_task(case, opinion, letter) -> dict:

@@ -23,6 +23,7 @@ from review_portal.letters.models import Letter
 from review_portal.letters.render import render_letter_pdf
 from review_portal.notifications.services import notify
 from review_portal.opinions.measurements import measurements_for_letter
+from review_portal.opinions.sections import board_letter_values
 from review_portal.storage import Storage
 
 # Crockford base32 without I, L, O, U: read aloud over the phone without confusion.
@@ -139,6 +140,8 @@ def letter_context(db: Session, case, opinion, *, institution: dict, verificatio
         "content_sha256": opinion.content_sha256 or "",
         "verification_code": verification_code,
         "verification_url": verify_url,
+        # The multidisciplinary opinion: signed sections, waivers, dissents and section addenda (empty otherwise).
+        "board": board_letter_values(db, case),
     }
 
 

@@ -24,6 +24,7 @@ KINDS = {
     "deadline_extended": "Deadline extended",
     "overdue": "Overdue",
     "review_done": "Review completed",
+    "consensus_addendum": "Consensus addendum needed",
     "declined": "Offer declined",
     "outcome_request": "Outcome follow-up",
     "account_security": "Change to your account security",

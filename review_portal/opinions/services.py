@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from review_portal.audit.services import record
 from review_portal.auth.services import check_password
 from review_portal.cases.lifecycle import CaseStatus, transition
-from review_portal.cases.permissions import can_file_opinion
 from review_portal.cases.services import get_case_for
 from review_portal.errors import ConcurrentEdit, IllegalTransition, InvalidInput, PermissionDenied
 from review_portal.opinions.lifecycle import OpinionStatus
@@ -32,7 +31,9 @@ from review_portal.opinions.models import (
     Addendum,
     Opinion,
 )
-from review_portal.opinions.permissions import can_add_addendum
+from review_portal.opinions.permissions import can_add_addendum, can_write_consensus
+from review_portal.opinions.section_lifecycle import check_consensus_may_be_signed
+from review_portal.opinions.section_models import BoardChair, ConsensusPosition, OpinionSection
 
 # Longest text a field accepts; the form says the same, the service enforces it for every caller.
 MAX_TEXT = 16000
@@ -80,13 +81,27 @@ _SHORT = {"tnm_t", "tnm_n", "tnm_m"}
 def case_for_opinion(db: Session, user, case_id: int):
     """The case whose opinion `user` may edit now (the assigned reviewer, on an open case)."""
     case = get_case_for(db, user, case_id)
-    if not can_file_opinion(user, case):
+    if not can_write_consensus(user, case, chair_of(db, case.id)):
         raise PermissionDenied(f"Case {case.reference} is {case.status_label.lower()}; its opinion cannot be edited.")
     return case
 
 
 def opinion_for_case(db: Session, case_id: int) -> Opinion | None:
     return db.scalar(select(Opinion).where(Opinion.case_id == case_id))
+
+
+def chair_of(db: Session, case_id: int) -> BoardChair | None:
+    """The chair a coordinator named for the case's consensus; None: the lead reviewer writes it."""
+    return db.scalar(select(BoardChair).where(BoardChair.case_id == case_id))
+
+
+def check_consensus_ready(db: Session, case) -> None:
+    """The consensus waits for every contributing section (signed or waived) and every contributor's position."""
+    sections = list(db.scalars(select(OpinionSection).where(OpinionSection.case_id == case.id)))
+    if not sections and len(case.reviews) < 2:
+        return
+    positions = list(db.scalars(select(ConsensusPosition).where(ConsensusPosition.case_id == case.id)))
+    check_consensus_may_be_signed(case, sections, positions)
 
 
 def _validate_draft(draft: OpinionDraft) -> None:
@@ -111,7 +126,7 @@ def save_draft(db: Session, case, draft: OpinionDraft, *, based_on_version: int 
     existed). A save based on anything else is refused with ConcurrentEdit, so a stale tab never
     overwrites newer text. None skips the check (scripts and fixtures that own the draft alone).
     """
-    if not can_file_opinion(by, case):
+    if not can_write_consensus(by, case, chair_of(db, case.id)):
         raise PermissionDenied("Only the assigned reviewer can write the opinion on an open case.")
     _validate_draft(draft)
     opinion = opinion_for_case(db, case.id)
@@ -197,12 +212,13 @@ def sign_opinion(db: Session, case, *, password: str, attested: bool, by, ip: st
     opinion = opinion_for_case(db, case.id)
     if opinion is not None and opinion.is_signed and opinion.reviewer_id == by.id:
         raise IllegalTransition("This opinion is already signed.")
-    if not can_file_opinion(by, case):
+    if not can_write_consensus(by, case, chair_of(db, case.id)):
         raise PermissionDenied("Only the assigned reviewer can sign the opinion on an open case.")
     if opinion is None:
         raise InvalidInput("Save a draft of the opinion before signing it.")
     if opinion.is_signed:
         raise IllegalTransition("This opinion is already signed.")
+    check_consensus_ready(db, case)
     if based_on_version is not None and based_on_version != opinion.version:
         raise ConcurrentEdit("The draft was changed in another tab or window since this page showed it. "
                              "Reload the page, read the latest text, then sign.")

@@ -36,6 +36,7 @@ from review_portal.cases.lifecycle import OPEN_STATUSES, CaseStatus, transition
 from review_portal.cases.models import REVIEW_TYPES, Case, Discipline
 from review_portal.errors import IllegalTransition, InvalidInput, PermissionDenied
 from review_portal.notifications.services import notify, notify_staff
+from review_portal.opinions.sections import record_free_text_section
 
 
 def route_case(db: Session, case: Case, *, by, ip: str, now: datetime) -> Assignment | None:
@@ -250,6 +251,9 @@ def complete_contributing_review(db: Session, review: Review, *, findings: str, 
     if not findings.strip():
         raise InvalidInput("Write your findings before completing the review.")
     review.findings = findings.strip()
+    # The findings are kept as the review's section too (recorded, not signed), so the consensus and the
+    # letter read every contribution in one place.
+    record_free_text_section(db, review, review.findings, by=by, now=now)
     review.complete(now, by=by, ip=ip, audit=True)  # review.completed
     case = review.case
     sync_case_due(case)

@@ -46,6 +46,7 @@ from review_portal.web import ConfirmForm, actor, db, is_fetch, letterhead, page
 from review_portal.workflow.conversations import answer_follow_up as answer_follow_up_with_addendum
 from review_portal.workflow.conversations import answer_information_request
 from review_portal.workflow.activity import case_activity
+from review_portal.workflow.boards import board_forms, board_panel
 from review_portal.workflow.queries import SEARCH_MAX, SORTS, CaseSearch, case_page_load, list_cases_for
 from review_portal.workflow.referrals import submit_referral
 from review_portal.workflow.signing import sign_addendum, sign_and_issue_letter
@@ -186,6 +187,7 @@ def show_case(case_id: int):
         follow_up_max=current_app.config["FOLLOW_UP_QUESTIONS_MAX"],
         message_form=MessageForm(), request_form=InformationRequestForm(), answer_form=InformationAnswerForm(),
         follow_up_form=FollowUpForm(), follow_up_answer_form=FollowUpAnswerForm(),
+        board=board_panel(db(), case, current_user), board_forms=board_forms(),
     )
 
 

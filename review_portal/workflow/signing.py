@@ -21,6 +21,7 @@ from review_portal.opinions import measurements
 from review_portal.opinions.permissions import can_add_addendum
 from review_portal.opinions.services import check_signature, opinion_for_case, record_addendum, sign_opinion
 from review_portal.storage import Storage
+from review_portal.workflow.boards import mark_section_addenda_answered
 
 
 def sign_and_issue_letter(db: Session, storage: Storage, case, *, password: str, attested: bool, institution: dict,
@@ -80,6 +81,7 @@ def add_addendum(db: Session, storage: Storage, case, text: str, *, reason: str 
     Callers that face a person re-check the password first (see `sign_addendum`).
     """
     opinion, addendum = record_addendum(db, case, text, reason=reason, by=by, ip=ip, now=now)
+    mark_section_addenda_answered(db, case, now)  # a multidisciplinary case: it answers the amended sections
     summary = addendum_summary(addendum.number, addendum.reason, now)
     return issue_letter(db, storage, case, opinion, institution=institution, by=by, ip=ip, now=now,
                         key_images=key_images, addendum=addendum, change_summary=summary)

@@ -94,7 +94,9 @@ EXPECTED.update({
     # Imaging (issue 3): everyone on the case reads the images; scans are added only while the case is open
     # (case A's letter is out), by nobody once it is.
     **{e: CASE_TEAM for e in ("imaging.view_case_images", "imaging.series_info", "imaging.slice_header",
-                              "imaging.key_image_png", "imaging.show_ingest")},
+                              "imaging.key_image_png", "imaging.show_ingest", "imaging.frame_pixels")},
+    # The viewer's measurements (issue 15): everyone who may see the case reads them.
+    "measurements.list_measurements": CASE_TEAM,
     "imaging.add_scans": {"referring": 403, "reviewer": 403, "coordinator": 403, "admin": 403},
     **{e: CASE_TEAM for e in ("dicomweb.search_studies", "dicomweb.search_series", "dicomweb.search_instances",
                               "dicomweb.retrieve_study", "dicomweb.retrieve_series", "dicomweb.retrieve_instance",
@@ -103,6 +105,9 @@ EXPECTED.update({
     # Opinions and letters (issue 5): the signed opinion is read through its letters; nobody edits it any more.
     "opinions.edit_opinion": {"referring": 302, "reviewer": 302, "coordinator": 302, "admin": 302},
     "opinions.opinion_token": {"referring": 403, "reviewer": 403, "coordinator": 403, "admin": 403},
+    # Sections (issue 17): case A's letter is out, so a section page sends everyone back to the case page.
+    "sections.edit_section": {"referring": 302, "reviewer": 302, "coordinator": 302, "admin": 302},
+    "sections.section_token": {"referring": 403, "reviewer": 403, "coordinator": 403, "admin": 403},
     **{e: CASE_TEAM for e in ("letters.letter_versions", "letters.fhir_diagnostic_report", "letters.fhir_task")},
     # Workflow (issue 4): the queue is the coordinators'; availability is the reviewers'; a notification
     # opens (redirects to its case) only for the person it was sent to.
@@ -171,7 +176,7 @@ def world(app, db, users, make_case, login_as, tmp_path):
            "assignment_id": case_a.active_assignment.id, "review_id": case_a.lead_review.id,
            "follow_up_id": follow_up.id, "notification_id": note.id, "period_id": away.id,
            "study_uid": series.study.study_instance_uid, "series_uid": series.series_instance_uid,
-           "sop_uid": instance.sop_instance_uid, "frame": 1}
+           "sop_uid": instance.sop_instance_uid, "frame": 1, "instance_id": instance.id}
     clients = {role: login_as(role) for role in ROLES}
     return {"a": case_a, "b": case_b, "ids": ids, "clients": clients, "login_as": login_as}
 
@@ -185,6 +190,8 @@ def _url(rule, ids):
             values[arg] = "css/portal.css"
         elif arg == "fmt":
             values[arg] = "png"
+        elif arg == "frame" and rule.endpoint == "imaging.frame_pixels":
+            values[arg] = 0  # the viewer counts frames from 0, DICOMweb from 1
         else:
             values[arg] = ids.get(arg, 1)
     return url_for(rule.endpoint, **values)

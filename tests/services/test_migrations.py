@@ -116,3 +116,49 @@ def test_disciplines_migration_moves_old_cases_and_reviews(empty_database_url):
         ("medical_oncology", "medical_oncology", True), ("pathology", "pathology", True),
         ("radiation_oncology", "radiation_oncology", True), ("radiology", "radiology", True),
         ("surgical_oncology", "surgical_oncology", True)]
+
+
+def test_sections_migration_moves_contributing_findings_into_recorded_sections(empty_database_url):
+    """A contributing review's free-text findings (written under 0003) become its section: recorded, not signed,
+    in the discipline's main free-text field, authored by the reviewer who took the review on."""
+    url = empty_database_url
+    upgrade(url, "0003_disciplines")
+    engine = create_engine(url)
+    when = "2026-11-02 09:00:00+00:00"
+    try:
+        with engine.begin() as conn:
+            for uid, role, specialty in ((1, "referring", None), (2, "reviewer", "medical_oncology"),
+                                         (3, "reviewer", "radiology"), (4, "reviewer", "radiation_oncology")):
+                _insert(conn, "users", id=uid, email=f"u{uid}@old.example", name=f"U{uid}", credentials="",
+                        password_hash="x", role=role, specialty=specialty, sites="[]", active=True, created_at=when)
+            _insert(conn, "cases", id=1, reference="SO-2026-00001", status="in_review", fhir_status="in-progress",
+                    review_type="oncology_opinion", cancer_site="breast", priority="routine", referring_id=1,
+                    patient_name="Old Patient", patient_dob="1960-01-02", patient_sex="female", patient_mrn="OLD-1",
+                    question="?", diagnosis_in_question="d", plan_in_question="p", submitted_at=when, due_at=when,
+                    updated_at=when, version=1, discipline="medical_oncology")
+            # review id → (type, discipline, is_lead, findings, reviewer)
+            for rid, rtype, discipline, lead, findings, reviewer in (
+                    (11, "oncology_opinion", "medical_oncology", True, "", 2),
+                    (12, "radiology_read", "radiology", False, "  No second lesion on re-read.  ", 3),
+                    (13, "oncology_opinion", "radiation_oncology", False, "RT after surgery.", 4),
+                    (14, "radiology_read", None, False, "", 3)):
+                _insert(conn, "reviews", id=rid, case_id=1, review_type=rtype, discipline=discipline, is_lead=lead,
+                        status="completed" if findings else "in_review", fhir_status="completed", created_at=when,
+                        due_at=when, completed_at=when if findings else None, triage_reason="", findings=findings)
+                _insert(conn, "assignments", id=100 + rid, case_id=1, review_id=rid, reviewer_id=reviewer,
+                        assigned_at=when, reason="", status="completed" if findings else "accepted",
+                        fhir_status="completed", active=True, decline_reason="", decline_note="")
+        upgrade(url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT review_id, kind, author_id, status, content, from_free_text, version "
+                                     "FROM opinion_sections ORDER BY review_id")).all()
+    finally:
+        engine.dispose()
+    import json
+
+    found = [(r[0], r[1], r[2], r[3], r[4] if isinstance(r[4], dict) else json.loads(r[4]), bool(r[5]), r[6])
+             for r in rows]
+    assert found == [
+        (12, "radiology", 3, "recorded", {"findings": "No second lesion on re-read."}, True, 1),
+        (13, "oncology", 4, "recorded", {"rationale": "RT after surgery."}, True, 1),
+    ]

@@ -161,7 +161,7 @@ def test_the_letter_waits_for_every_review_or_a_coordinators_release(db, storage
     with pytest.raises(IllegalTransition) as err:
         sign_and_issue_letter(db, storage, case, password=PASSWORD, attested=True, institution=INSTITUTION,
                               by=lead, now=NOW, **CTX)
-    assert "radiology read (Radiologist)" in err.value.message
+    assert "Radiology read (Radiologist, not started)" in err.value.message
     db.rollback()
 
     case = make_case("in_review", cancer_site="breast")

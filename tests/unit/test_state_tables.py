@@ -20,6 +20,7 @@ from review_portal.errors import IllegalTransition
 from review_portal.imaging import lifecycle as ingest_lc
 from review_portal.messaging import lifecycle as request_lc
 from review_portal.opinions import lifecycle as opinion_lc
+from review_portal.opinions import section_lifecycle as section_lc
 from tests import state_oracle as oracle
 
 NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
@@ -39,6 +40,8 @@ MACHINES = {
                    oracle.ASSIGNMENT_STATES, oracle.ASSIGNMENT_ALLOWED, oracle.ASSIGNMENT_FORBIDDEN),
     "opinion": (opinion_lc.OpinionStatus, opinion_lc.TRANSITIONS, opinion_lc.can_transition,
                 oracle.OPINION_STATES, oracle.OPINION_ALLOWED, oracle.OPINION_FORBIDDEN),
+    "section": (section_lc.SectionStatus, section_lc.SECTION_TRANSITIONS, section_lc.can_transition_section,
+                oracle.SECTION_STATES, oracle.SECTION_ALLOWED, oracle.SECTION_FORBIDDEN),
     "information_request": (request_lc.RequestStatus, request_lc.TRANSITIONS, request_lc.can_transition,
                             oracle.REQUEST_STATES, oracle.REQUEST_ALLOWED, oracle.REQUEST_FORBIDDEN),
     "job": (jobs.JobStatus, jobs.JOB_TRANSITIONS, jobs.can_transition,
@@ -154,6 +157,16 @@ def test_a_signed_opinion_cannot_be_signed_or_reopened():
     draft = SimpleNamespace(status="draft", updated_at=None, case=None)
     opinion_lc.transition(draft, opinion_lc.OpinionStatus.SIGNED, NOW)
     assert (draft.status, draft.updated_at) == ("signed", NOW)
+
+
+def test_a_signed_section_cannot_be_waived_or_reopened():
+    section = SimpleNamespace(status="signed", updated_at=None)
+    with pytest.raises(IllegalTransition) as err:
+        section_lc.transition_section(section, section_lc.SectionStatus.WAIVED, NOW)
+    assert "section addendum" in err.value.message and section.status == "signed"
+    waived = SimpleNamespace(status="waived", updated_at=None)
+    with pytest.raises(IllegalTransition, match="waived; it can no longer be signed"):
+        section_lc.transition_section(waived, section_lc.SectionStatus.SIGNED, NOW)
 
 
 def test_an_answered_request_cannot_be_answered_again():

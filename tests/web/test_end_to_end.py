@@ -37,6 +37,13 @@ def test_whole_second_opinion_loop(app, db, users, login_as):
     assert case.reviewer.id == users["reviewer"].id  # the only thoracic medical oncologist
     page = referrer.get(response.headers["Location"]).get_data(as_text=True)
     assert "notes.txt" in page and "Wilma Loop" in page
+    # pydicom's sample files name their own patients: the referrer is warned, and confirms the studies are Wilma's.
+    assert "patient name" in page.lower()
+    from review_portal.imaging.models import Study
+    for study_id in db.scalars(select(Study.id).where(Study.case_id == case.id)):
+        answer = referrer.post(f"/cases/{case.id}/studies/{study_id}/identity",
+                               data={"decision": "same_patient", "reason": "Outside imaging site's test names"})
+        assert answer.status_code in (302, 303)
 
     reviewer = login_as("reviewer")
     worklist = reviewer.get("/cases").get_data(as_text=True)
