@@ -15,6 +15,7 @@ from review_portal.assignment import models as assignment  # noqa: F401
 from review_portal.audit import models as audit  # noqa: F401
 from review_portal.auth import models as auth  # noqa: F401
 from review_portal.cases import models as cases  # noqa: F401
+from review_portal.cases import questions as patient_questions  # noqa: F401
 from review_portal.db import Base
 from review_portal.imaging import models as imaging  # noqa: F401
 from review_portal.letters import models as letters  # noqa: F401

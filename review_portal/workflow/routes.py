@@ -21,6 +21,7 @@ from review_portal.cases.disciplines import active_disciplines
 from review_portal.cases.forms import CancelForm, CloseForm, ReferralForm, WithdrawForm
 from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS, CaseStatus
 from review_portal.cases.models import PRIORITIES
+from review_portal.cases.questions import patient_questions_for
 from review_portal.cases.permissions import can_add_review, can_submit_referral, can_view_audit
 from review_portal.cases.services import HistoryItem, Referral, get_case_for
 from review_portal.deadlines import parse_holidays, policy_from_config
@@ -104,7 +105,7 @@ def _referral_from(form: ReferralForm) -> Referral:
         patient_mrn=form.patient_mrn.data, question=form.question.data,
         diagnosis_in_question=form.diagnosis_in_question.data, plan_in_question=form.plan_in_question.data,
         disciplines=form.chosen_disciplines, cancer_site=form.cancer_site.data, priority=form.priority.data,
-        history=history,
+        history=history, patient_questions=tuple(e.data or "" for e in form.patient_questions.entries),
     )
 
 
@@ -151,7 +152,7 @@ def _flatten_errors(form) -> dict[str, list[str]]:
     for field in form:
         if field.type == "FieldList":
             for entry in field.entries:
-                for sub in entry.form:
+                for sub in (entry.form if hasattr(entry, "form") else [entry]):  # rows of fields, or plain fields
                     if sub.errors:
                         flat[sub.id] = list(sub.errors)
         elif field.errors:
@@ -186,6 +187,7 @@ def show_case(case_id: int):
         follow_up_max=current_app.config["FOLLOW_UP_QUESTIONS_MAX"],
         message_form=MessageForm(), request_form=InformationRequestForm(), answer_form=InformationAnswerForm(),
         follow_up_form=FollowUpForm(), follow_up_answer_form=FollowUpAnswerForm(),
+        patient_questions=patient_questions_for(db(), case.id),
     )
 
 
@@ -280,7 +282,8 @@ def _sign_page_again(case, sign_form, message: str = ""):
     form.version.data = str(opinion.version if opinion else 0)
     sign_form.password.data = ""
     return render_template("opinions/edit.html", case=case, opinion=opinion, form=form, sign_form=sign_form,
-                           series=series_of_case(db(), case.id), sign_error=message), 400
+                           series=series_of_case(db(), case.id), sign_error=message,
+                           patient_questions=patient_questions_for(db(), case.id)), 400
 
 
 @bp.post("/cases/<int:case_id>/opinion/addenda")
