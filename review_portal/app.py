@@ -166,6 +166,9 @@ def _register_blueprints(app: Flask) -> None:
                messaging_bp, notifications_bp, audit_bp, privacy_bp, analytics_bp, outcomes_bp, api_bp, api_tokens_bp,
                reviews_bp, workflow_bp):
         app.register_blueprint(bp)
+    from review_portal.letters.summary_routes import bp as summaries_bp  # the summary for the patient
+
+    app.register_blueprint(summaries_bp)
     # The API authenticates by bearer token only and never by the session cookie (api.auth), so a forged
     # cross-site request has no credential to ride on: form tokens would protect nothing there.
     csrf.exempt(api_bp)

@@ -30,6 +30,7 @@ from review_portal.imaging.permissions import key_images_on_case_page
 from review_portal.imaging.services import instance_counts, key_images_for_page, series_of_case
 from review_portal.jobs import jobs_for_case
 from review_portal.letters.services import letters_for_case, preview_letter_pdf
+from review_portal.letters.summary import signed_summaries_for_case
 from review_portal.messaging.forms import (
     FollowUpAnswerForm,
     FollowUpForm,
@@ -188,6 +189,7 @@ def show_case(case_id: int):
         message_form=MessageForm(), request_form=InformationRequestForm(), answer_form=InformationAnswerForm(),
         follow_up_form=FollowUpForm(), follow_up_answer_form=FollowUpAnswerForm(),
         patient_questions=patient_questions_for(db(), case.id),
+        patient_summaries=signed_summaries_for_case(db(), case.id) if letters_for_case(db(), case.id) else [],
     )
 
 
