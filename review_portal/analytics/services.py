@@ -520,6 +520,9 @@ def build_dashboard(db: Session, f: Filters, *, policy: SlaPolicy, now: datetime
         # Other reviewers' names and numbers: staff only.
         figures.append(workload_figure(db, f, facts))
     figures += outcome_figures(db, facts)
+    from review_portal.analytics.summaries import patient_summary_figure  # it builds on this module's Figure
+
+    figures.append(patient_summary_figure(db, facts))
     return Dashboard(filters=f, figures=figures, completed=len(facts), generated_at=now)
 
 

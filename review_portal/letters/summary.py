@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -283,10 +283,15 @@ def record_summary_download(db: Session, case, summary: PatientSummary, *, by, i
            object_id=summary.id, detail=f"version={summary.number}")
 
 
-def count_letters_with_summary(db: Session, case_ids=None) -> int:
-    """Cases whose letter went out with a signed summary for the patient (for the figures)."""
-    query = select(func.count(func.distinct(PatientSummary.case_id))).where(
-        PatientSummary.status == SummaryStatus.SIGNED.value)
+def cases_with_signed_summary(db: Session, case_ids=None) -> set[int]:
+    """The cases whose letter went out with a signed summary for the patient (for the figures)."""
+    query = select(PatientSummary.case_id).where(PatientSummary.status == SummaryStatus.SIGNED.value).distinct()
     if case_ids is not None:
-        query = query.where(PatientSummary.case_id.in_(case_ids))
-    return db.scalar(query) or 0
+        if not case_ids:
+            return set()
+        query = query.where(PatientSummary.case_id.in_(list(case_ids)))
+    return set(db.scalars(query))
+
+
+def count_letters_with_summary(db: Session, case_ids=None) -> int:
+    return len(cases_with_signed_summary(db, case_ids))
