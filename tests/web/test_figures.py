@@ -85,8 +85,9 @@ def test_demo_history_dashboard_and_its_csv_and_pdf_exports_agree(app):
     html = page.get_data(as_text=True)
     tables = tables_of(html)
     assert set(tables) == {"diagnosis", "plan", "radpeer", "turnaround", "volume", "workload", "outcome_followed",
-                           "outcome_confirmed"}
-    assert html.count("<svg") == 8 and "Mayo 2017" in html and "style=" not in html
+                           "outcome_confirmed", "patient_summary"}
+    assert tables["patient_summary"][1][:2] == ["With a summary for the patient", "1"]  # the demo's one
+    assert html.count("<svg") == 9 and "Mayo 2017" in html and "style=" not in html
     specialties = {row[1] for row in tables["workload"][1:]}
     assert {"Medical oncology", "Radiology", "Radiation oncology", "Surgical oncology"} <= specialties
     diagnosis_total = tables["diagnosis"][-1]
