@@ -26,12 +26,12 @@ SUMMARY = SummaryDraft(
     treatment="If the test shows a lot of HER2, she suggests chemotherapy with two extra medicines that target HER2. "
               "You would have this before surgery. If the test does not show a lot of HER2, the plan stays the same. "
               "Please talk about this with your doctor before you change anything.",
-    answers=("Most likely yes. Medicine before the operation can shrink the tumor and makes the operation easier. "
-             "Your doctor will tell you once the test is back.",
-             "Many people lose their hair with this kind of chemotherapy. It grows back after treatment ends. "
-             "Ask your team about ways to cope.",
-             "Many people keep working, often with fewer hours. It depends on how you feel. Talk to your team and "
-             "your employer."),
+    answers=(("Most likely yes. Medicine before the operation can shrink the tumor and makes the operation easier. "
+              "Your doctor will tell you once the test is back."),
+             ("Many people lose their hair with this kind of chemotherapy. It grows back after treatment ends. "
+              "Ask your team about ways to cope."),
+             ("Many people keep working, often with fewer hours. It depends on how you feel. Talk to your team and "
+              "your employer.")),
 )
 
 

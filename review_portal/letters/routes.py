@@ -11,7 +11,6 @@ from review_portal.cases.permissions import can_acknowledge
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.letters import fhir
-from review_portal.letters.summary import can_write_summary, signed_summaries_for_case
 from review_portal.letters.services import (
     acknowledge_letter,
     get_letter_in_case,
@@ -19,10 +18,10 @@ from review_portal.letters.services import (
     record_letter_download,
     resend_letter,
 )
-from review_portal.letters.summary import can_write_summary, signed_summaries_for_case
 from review_portal.letters.services import (
     verify_letter as lookup_code,
 )
+from review_portal.letters.summary import can_write_summary, signed_summaries_for_case
 from review_portal.opinions.forms import AddendumForm
 from review_portal.opinions.permissions import can_add_addendum
 from review_portal.opinions.services import opinion_for_case

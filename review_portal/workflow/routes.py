@@ -21,8 +21,8 @@ from review_portal.cases.disciplines import active_disciplines
 from review_portal.cases.forms import CancelForm, CloseForm, ReferralForm, WithdrawForm
 from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS, CaseStatus
 from review_portal.cases.models import PRIORITIES
-from review_portal.cases.questions import patient_questions_for
 from review_portal.cases.permissions import can_add_review, can_submit_referral, can_view_audit
+from review_portal.cases.questions import patient_questions_for
 from review_portal.cases.services import HistoryItem, Referral, get_case_for
 from review_portal.deadlines import parse_holidays, policy_from_config
 from review_portal.errors import InvalidInput, PermissionDenied

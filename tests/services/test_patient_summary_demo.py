@@ -5,8 +5,8 @@ from pypdf import PdfReader
 
 from review_portal.cases.questions import patient_questions_for
 from review_portal.demo_summary import QUESTIONS, seed_patient_summary
-from review_portal.letters.summary import summaries_for_case
 from review_portal.letters.services import letters_for_case
+from review_portal.letters.summary import summaries_for_case
 from tests.conftest import NOW, PASSWORD, TURNAROUND
 
 

@@ -3,7 +3,6 @@ signing with the password, the download beside the letter, acknowledgement, and 
 from __future__ import annotations
 
 import io
-from datetime import timedelta
 
 import pytest
 from pypdf import PdfReader
