@@ -144,3 +144,40 @@ def test_sign_renders_the_pdf_with_answers_and_glossary_then_a_change_is_a_new_v
 def test_the_transition_table():
     assert TRANSITIONS[SummaryStatus.SIGNED] == frozenset()
     assert can_transition("draft", "signed") and not can_transition("signed", "draft")
+
+
+def _signed_with_key_image(db, storage, make_case, users):
+    from review_portal.imaging.services import mark_key_image, series_of_case
+    from review_portal.opinions.services import OpinionDraft, save_draft
+    from review_portal.workflow.signing import sign_and_issue_letter
+
+    case = make_case("in_review", scans=["CT_small.dcm"])
+    reviewer = case.reviewer
+    ctx = {"by": reviewer, "ip": "127.0.0.1"}
+    mark_key_image(db, storage, case, series_of_case(db, case.id)[0], slice_index=0, center=40, width=400,
+                   caption="The lump in the lung", now=NOW + timedelta(minutes=40), **ctx)
+    save_draft(db, case, OpinionDraft("confirmed", "agree", "Stage IA.", "Lobectomy.", "Typical."),
+               based_on_version=None, now=NOW + timedelta(hours=1), **ctx)
+    sign_and_issue_letter(db, storage, case, password=PASSWORD, attested=True, institution=INSTITUTION,
+                          now=NOW + timedelta(hours=2), **ctx)
+    return case
+
+
+@pytest.mark.parametrize("picked", [False, True])
+def test_key_images_only_when_the_lead_picks_them(db, storage, make_case, users, picked):
+    from review_portal.imaging.services import key_images_for_letter
+
+    case = _signed_with_key_image(db, storage, make_case, users)
+    lead = case.reviewer
+    [image] = key_images_for_letter(db, case.id)
+    start_summary(db, case, by=lead, now=LATER, **CTX)
+    draft = SummaryDraft("We read your scans.", "The team agrees.", "Keep the plan.",
+                         key_images=(image["png_key"],) if picked else ())
+    save_summary(db, case, draft, based_on_version=None, by=lead, now=LATER, **CTX)
+    signed = sign_summary(db, storage, case, password=PASSWORD, attested=True, based_on_version=None,
+                          institution=INSTITUTION, by=lead, now=LATER, **CTX)
+    reader = PdfReader(io.BytesIO(storage.read_verified(signed.blob_key)))
+    text = pdf_text(storage.read_verified(signed.blob_key))
+    images = [img for page in reader.pages for img in page.images]
+    assert bool(images) is picked
+    assert ("The lump in the lung" in text) is picked
