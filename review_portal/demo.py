@@ -273,10 +273,10 @@ def seed(app, db) -> bool:
         post_message(db, waiting, body="Slides are with the courier; E-cadherin was not done.", by=khan, ip="127.0.0.1",
                      now=now - timedelta(hours=20))
 
-        # An issued letter with a signed summary for the patient (Dr Khan's referral, Dr Stone the lead).
+        # An issued letter with a signed summary for the patient (Dr Roe refers; Dr Stone leads: see README).
         from review_portal.demo_summary import seed_patient_summary
 
-        seed_patient_summary(app, db, storage, referrer=khan, password=DEMO_PASSWORD, now=now, ctx=ctx)
+        seed_patient_summary(app, db, storage, referrer=roe, password=DEMO_PASSWORD, now=now, ctx=ctx)
 
         # What cron would have raised by now: the escalation list on the dashboard.
         sla_check(db, policy=policy, now=now, ip="127.0.0.1")

@@ -1,7 +1,7 @@
 """Demo data: one issued letter with a signed summary for the patient, answering the patient's own questions.
 
 Seeded by `demo.seed` (one call). The lead (Dr Ada Stone, reviewer@demo.example) sees the summary's editor at
-/cases/<id>/patient-summary; the referrer (Dr Imran Khan) downloads it with the letter.
+/cases/<id>/patient-summary; the referrer (Dr Jane Roe, referrer@demo.example) downloads it with the letter.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ QUESTIONS = ("Do I really need chemotherapy before the operation?",
              "Can I keep working while I am treated?")
 SUMMARY = SummaryDraft(
     what_reviewed="A breast cancer specialist looked again at your records. She read the biopsy report and the "
-                  "notes from your doctor, Dr Imran Khan.",
+                  "notes from your doctor.",
     conclusion="The specialist agrees that you have breast cancer. She agrees with the type of cancer and its grade. "
                "She thinks one more test is needed on the biopsy. It shows if the cancer has a lot of a protein called "
                "HER2.",

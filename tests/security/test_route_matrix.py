@@ -116,6 +116,11 @@ EXPECTED.update({
     "assignment.edit_reviewer_profile": {r: (404 if r == "admin" else 403) for r in ROLES},
     # The disciplines a referral can ask for are the administrators' to edit.
     "cases.list_disciplines": {r: (200 if r == "admin" else 403) for r in ROLES},
+    # The summary for the patient (issue 17): only the lead who signed writes it; case A has none signed yet, so
+    # there is nothing to download (tests/web/test_patient_summary_routes.py covers a signed one per role).
+    **{e: {"referring": 403, "reviewer": 200, "coordinator": 403, "admin": 403}
+       for e in ("summaries.edit_summary", "summaries.token")},
+    "summaries.download_summary": {"referring": 404, "reviewer": 404, "coordinator": 404, "admin": 404},
 })
 
 
