@@ -53,7 +53,8 @@ def letter_versions(case_id: int):
     return render_template("letters/versions.html", case=case, opinion=opinion, letters=letters,
                            addendum_form=addendum_form, summaries=signed_summaries_for_case(db(), case.id),
                            may_write_summary=can_write_summary(db(), current_user, case),
-                           ack_form=ConfirmForm() if can_acknowledge(current_user, case) else None)
+                           ack_form=ConfirmForm() if can_acknowledge(current_user, case) else None,
+                           confirm_form=ConfirmForm())
 
 
 @bp.post("/cases/<int:case_id>/acknowledge")

@@ -283,6 +283,19 @@ def record_summary_download(db: Session, case, summary: PatientSummary, *, by, i
            object_id=summary.id, detail=f"version={summary.number}")
 
 
+def acknowledge_summary(db: Session, case, summary: PatientSummary, *, by, ip: str, now: datetime) -> PatientSummary:
+    """The referrer confirms receipt of a summary signed after the letter was acknowledged (one delivered with the
+    letter is acknowledged with it, letters.services.acknowledge_letter)."""
+    if by.id != case.referring_id:
+        raise PermissionDenied("Only the referring physician acknowledges the summary for the patient.")
+    if summary.acknowledged_at is not None:
+        raise IllegalTransition(f"Version {summary.number} of the summary for the patient is already acknowledged.")
+    summary.acknowledged_at = now
+    record(db, action="patient_summary.acknowledged", by=by, ip=ip, now=now, case=case, object_type="patient_summary",
+           object_id=summary.id, detail=f"version={summary.number}")
+    return summary
+
+
 def cases_with_signed_summary(db: Session, case_ids=None) -> set[int]:
     """The cases whose letter went out with a signed summary for the patient (for the figures)."""
     query = select(PatientSummary.case_id).where(PatientSummary.status == SummaryStatus.SIGNED.value).distinct()

@@ -10,6 +10,7 @@ from review_portal.errors import InvalidInput, PermissionDenied
 from review_portal.imaging.services import key_images_for_page
 from review_portal.letters.summary import (
     SummaryDraft,
+    acknowledge_summary,
     can_write_summary,
     get_signed_summary_in_case,
     latest_summary,
@@ -139,3 +140,12 @@ def download_summary(case_id: int, summary_id: int):
                      download_name=f"{case.reference}-summary-for-the-patient-v{summary.number}.pdf", max_age=0)
 
 
+@bp.post("/cases/<int:case_id>/patient-summaries/<int:summary_id>/acknowledge")
+def acknowledge(case_id: int, summary_id: int):
+    case = get_case_for(db(), current_user, case_id)
+    summary = get_signed_summary_in_case(db(), case.id, summary_id)
+    if not ConfirmForm().validate():
+        raise InvalidInput("Your form expired. Reload the page and try again.")
+    acknowledge_summary(db(), case, summary, **actor())
+    flash(f"Receipt of the summary for the patient (version {summary.number}) acknowledged.", "success")
+    return redirect(url_for("letters.letter_versions", case_id=case.id, _anchor="patient-summary"))

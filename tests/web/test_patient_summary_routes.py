@@ -133,3 +133,24 @@ def test_a_draft_is_not_downloadable(db, delivered, login_as):
     _start(lead, delivered)
     draft = latest_summary(db, delivered.id)
     assert login_as("referring").get(f"/cases/{delivered.id}/patient-summaries/{draft.id}.pdf").status_code == 404
+
+
+def test_a_summary_signed_after_the_letter_was_acknowledged_is_acknowledged_on_its_own(db, make_case, login_as):
+    case = make_case("acknowledged", patient_questions=QUESTIONS)
+    lead = login_as("reviewer")
+    _start(lead, case)
+    lead.post(f"/cases/{case.id}/patient-summary/autosave", data={**PLAIN, "version": str(_version(db, case))})
+    assert lead.post(f"/cases/{case.id}/patient-summary/sign", data={"attest": "y", "password": PASSWORD}).status_code == 302
+    summary_id = latest_summary(db, case.id).id
+    url = f"/cases/{case.id}/patient-summaries/{summary_id}/acknowledge"
+    referrer = login_as("referring")
+    page = referrer.get(f"/cases/{case.id}/letters").get_data(as_text=True)
+    assert 'id="acknowledge-summary-form"' in page and 'id="acknowledge-form"' not in page
+    assert lead.post(url).status_code == 403
+    assert login_as("other_referring").post(url).status_code == 404
+    assert referrer.post(url).status_code == 302
+    assert referrer.post(url).status_code == 409  # once
+    db.expire_all()
+    assert latest_summary(db, case.id).acknowledged_at is not None
+    assert db.scalar(select(AuditEvent).where(AuditEvent.action == "patient_summary.acknowledged")) is not None
+    assert 'id="acknowledge-summary-form"' not in referrer.get(f"/cases/{case.id}/letters").get_data(as_text=True)
