@@ -155,6 +155,7 @@ def _register_blueprints(app: Flask) -> None:
     from review_portal.health import bp as health_bp
     from review_portal.imaging.routes import bp as imaging_bp
     from review_portal.letters.routes import bp as letters_bp
+    from review_portal.letters.summary_routes import bp as summaries_bp
     from review_portal.messaging.routes import bp as messaging_bp
     from review_portal.notifications.routes import bp as notifications_bp
     from review_portal.opinions.measurement_routes import bp as measurements_bp
@@ -174,6 +175,7 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(bp)
     app.register_blueprint(sections_bp)  # the multidisciplinary opinion's sections
     app.register_blueprint(board_bp)  # the tumor-board agenda and section addenda
+    app.register_blueprint(summaries_bp)  # the summary for the patient
     # The API authenticates by bearer token only and never by the session cookie (api.auth), so a forged
     # cross-site request has no credential to ride on: form tokens would protect nothing there.
     csrf.exempt(api_bp)

@@ -281,6 +281,11 @@ def seed(app, db) -> bool:
                      now=now - timedelta(hours=20))
 
         seed_boards(app, db, storage, referrer=roe, scans=[mr[0]], now=now, ctx=ctx, password=DEMO_PASSWORD)  # tumor boards
+        # An issued letter with a signed summary for the patient (Dr Roe refers; Dr Stone leads: see README).
+        from review_portal.demo_summary import seed_patient_summary
+
+        seed_patient_summary(app, db, storage, referrer=roe, password=DEMO_PASSWORD, now=now, ctx=ctx)
+
         # What cron would have raised by now: the escalation list on the dashboard.
         sla_check(db, policy=policy, now=now, ip="127.0.0.1")
     finally:

@@ -15,9 +15,11 @@ from review_portal.assignment import models as assignment  # noqa: F401
 from review_portal.audit import models as audit  # noqa: F401
 from review_portal.auth import models as auth  # noqa: F401
 from review_portal.cases import models as cases  # noqa: F401
+from review_portal.cases import questions as patient_questions  # noqa: F401
 from review_portal.db import Base
 from review_portal.imaging import models as imaging  # noqa: F401
 from review_portal.letters import models as letters  # noqa: F401
+from review_portal.letters import summary_models as patient_summaries  # noqa: F401
 from review_portal.messaging import models as messaging  # noqa: F401
 from review_portal.notifications import models as notifications  # noqa: F401
 from review_portal.opinions import measurement_models as measurements  # noqa: F401
@@ -54,6 +56,9 @@ BLOB_REFERENCES: tuple[BlobReference, ...] = (
     BlobReference("letters", "blob_key"),  # the issued PDF
     BlobReference("letters", "sha256"),  # the same PDF's hash, as printed on the letter
     BlobReference("ingest_jobs", "sources", json_key="key"),  # what an upload sent, kept to re-run the job
+    BlobReference("patient_summaries", "blob_key"),  # the signed summary for the patient (PDF)
+    BlobReference("patient_summaries", "sha256"),  # the same PDF's hash
+    BlobReference("patient_summaries", "key_images", json_key="png_key"),  # key images the lead chose to show
 )
 
 # Columns that look like storage keys but hash something else (tokens, opinion text).
@@ -62,7 +67,8 @@ NOT_BLOB_COLUMNS = {("api_tokens", "token_sha256"), ("auth_tokens", "token_sha25
                     ("opinion_addenda", "content_sha256"), ("opinion_sections", "content_sha256"),
                     ("section_addenda", "content_sha256"),
                     ("opinion_sections", "content"),  # a section's structured text (JSON)
-                    ("measurements", "points"), ("measurements", "values")}  # image coordinates and figures
+                    ("measurements", "points"), ("measurements", "values"),  # image coordinates and figures
+                    ("patient_summaries", "content_sha256"), ("patient_summaries", "answers")}
 
 
 def _column(ref: BlobReference):

@@ -522,6 +522,9 @@ def build_dashboard(db: Session, f: Filters, *, policy: SlaPolicy, now: datetime
         figures.append(workload_figure(db, f, facts))
     figures += outcome_figures(db, facts)
     figures += board_figures(db, [c.case_id for c in facts])  # the multidisciplinary opinions
+    from review_portal.analytics.summaries import patient_summary_figure  # it builds on this module's Figure
+
+    figures.append(patient_summary_figure(db, facts))
     return Dashboard(filters=f, figures=figures, completed=len(facts), generated_at=now)
 
 

@@ -17,6 +17,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional
 
 from review_portal.cases.models import CANCER_SITES, HISTORY_KINDS, PRIORITIES, SEXES
+from review_portal.cases.questions import MAX_PATIENT_QUESTIONS, MAX_QUESTION_LENGTH
 
 MAX_HISTORY_ENTRIES = 30
 
@@ -48,6 +49,9 @@ class ReferralForm(FlaskForm):
     diagnosis_in_question = TextAreaField("Diagnosis in question", validators=[DataRequired(), Length(max=4000)])
     plan_in_question = TextAreaField("Treatment plan in question", validators=[DataRequired(), Length(max=4000)])
     history = FieldList(FormField(HistoryEntryForm), min_entries=3, max_entries=MAX_HISTORY_ENTRIES)
+    # Optional: the patient's own questions, answered in the summary for the patient.
+    patient_questions = FieldList(StringField("Patient question", validators=[Optional(), Length(max=MAX_QUESTION_LENGTH)]),
+                                  min_entries=MAX_PATIENT_QUESTIONS, max_entries=MAX_PATIENT_QUESTIONS)
     documents = MultipleFileField("Reports (PDF)")
     scans = MultipleFileField("Scans (DICOM files or a .zip of a study)")
 

@@ -53,6 +53,8 @@ class Referral:
     disciplines: tuple[str, ...] = ()
     # Derived from the lead discipline; a caller may still name it, and then it must agree.
     review_type: str = ""
+    # Up to five questions in the patient's own words (cases.questions), optional.
+    patient_questions: tuple[str, ...] = ()
 
 
 def validate_referral(referral: Referral, now: datetime) -> None:

@@ -130,9 +130,10 @@ def _environment() -> jinja2.Environment:
     return _ENV
 
 
-def build_letter_html(context: dict) -> str:
-    """Render the letter template to an HTML string (all values escaped)."""
-    template = _environment().get_template(TEMPLATE_NAME)
+def build_letter_html(context: dict, template_name: str = TEMPLATE_NAME) -> str:
+    """Render the letter template (or another PDF template under templates/letters/, such as the summary for
+    the patient) to an HTML string (all values escaped)."""
+    template = _environment().get_template(template_name)
     return template.render(**context)
 
 
@@ -266,20 +267,23 @@ def _pdf_metadata(context: dict) -> tuple[str, str, str]:
 
 
 def render_letter_pdf(context: dict, *, url_fetcher: URLFetcher | None = None,
-                      pdf_variant: str | None = PDF_VARIANT, storage=None) -> bytes:
+                      pdf_variant: str | None = PDF_VARIANT, storage=None, template_name: str = TEMPLATE_NAME,
+                      metadata: tuple[str, str, str] | None = None) -> bytes:
     """Render the letter to PDF bytes.
 
     ``url_fetcher`` defaults to a :class:`LetterURLFetcher` for this context and
     ``storage`` (static files plus the listed key images); pass
     your own instance to inspect ``served`` / ``refused`` afterwards.
+    ``template_name`` and ``metadata`` (title, author, subject) let another document (the summary for the
+    patient) share the same PDF/A output and URL-fetcher rules.
     """
     global LAST_PDF_VARIANT
-    html_string = build_letter_html(context)
+    html_string = build_letter_html(context, template_name)
     fetcher = url_fetcher if url_fetcher is not None else fetcher_for(context, storage)
     # base_url is deliberately None: the template only uses absolute
     # static:/ URLs, and anything relative is dropped by WeasyPrint.
     html = HTML(string=html_string, base_url=None, url_fetcher=fetcher)
-    title, author, subject = _pdf_metadata(context)
+    title, author, subject = metadata if metadata is not None else _pdf_metadata(context)
 
     def _render(variant: str | None) -> bytes:
         # Tagged PDF (structure tree) for screen readers, as far as WeasyPrint builds one.

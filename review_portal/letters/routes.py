@@ -7,6 +7,7 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from flask_login import current_user
 
 from review_portal.audit.services import record, record_list_view
+from review_portal.cases.permissions import can_acknowledge
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
 from review_portal.letters import fhir
@@ -20,6 +21,7 @@ from review_portal.letters.services import (
 from review_portal.letters.services import (
     verify_letter as lookup_code,
 )
+from review_portal.letters.summary import can_write_summary, signed_summaries_for_case
 from review_portal.opinions.forms import AddendumForm
 from review_portal.opinions.permissions import can_add_addendum
 from review_portal.opinions.services import opinion_for_case
@@ -49,7 +51,10 @@ def letter_versions(case_id: int):
     record_list_view(db(), [case], what="letters.viewed", detail="letters and signed opinion", **actor())
     addendum_form = AddendumForm() if can_add_addendum(current_user, case, opinion) else None
     return render_template("letters/versions.html", case=case, opinion=opinion, letters=letters,
-                           addendum_form=addendum_form)
+                           addendum_form=addendum_form, summaries=signed_summaries_for_case(db(), case.id),
+                           may_write_summary=can_write_summary(db(), current_user, case),
+                           ack_form=ConfirmForm() if can_acknowledge(current_user, case) else None,
+                           confirm_form=ConfirmForm())
 
 
 @bp.post("/cases/<int:case_id>/acknowledge")

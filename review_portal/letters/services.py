@@ -21,6 +21,7 @@ from review_portal.imaging.identity_services import study_identity_records
 from review_portal.imaging.services import key_images_for_letter, series_of_case
 from review_portal.letters.models import Letter
 from review_portal.letters.render import render_letter_pdf
+from review_portal.letters.summary_models import PatientSummary
 from review_portal.notifications.services import notify
 from review_portal.opinions.measurements import measurements_for_letter
 from review_portal.opinions.sections import board_letter_values
@@ -247,6 +248,11 @@ def acknowledge_letter(db: Session, case, *, by, ip: str, now: datetime) -> Lett
     letter = letters_for_case(db, case.id)[0]
     letter.acknowledged_at = now
     letter.acknowledged_by_id = by.id
+    # The summary for the patient is delivered with the letter and acknowledged with it.
+    summary = db.scalar(select(PatientSummary).where(PatientSummary.case_id == case.id, PatientSummary.status == "signed")
+                        .order_by(PatientSummary.number.desc()).limit(1))
+    if summary is not None and summary.acknowledged_at is None:
+        summary.acknowledged_at = now
     transition(case, CaseStatus.ACKNOWLEDGED, now, by=by, ip=ip, why=f"receipt of letter version {letter.version}")
     record(db, action="letter.acknowledged", by=by, ip=ip, now=now, case=case, object_type="letter", object_id=letter.id)
     return letter

@@ -3,6 +3,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from review_portal.audit.services import record_list_view
+from review_portal.cases.questions import patient_questions_for
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput
 from review_portal.imaging.services import series_of_case
@@ -46,7 +47,8 @@ def edit_opinion(case_id: int):
     sign_form.version.data = form.version.data
     return render_template("opinions/edit.html", case=case, opinion=opinion, form=form, sign_form=sign_form,
                            series=series_of_case(db(), case.id),
-                           measurements=measurements_for_page(db(), case, current_user))
+                           measurements=measurements_for_page(db(), case, current_user),
+                           patient_questions=patient_questions_for(db(), case.id))
 
 
 @bp.post("/cases/<int:case_id>/opinion/autosave")

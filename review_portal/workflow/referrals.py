@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from review_portal.auth.models import User
 from review_portal.cases.models import Case
+from review_portal.cases.questions import add_patient_questions, clean_patient_questions
 from review_portal.cases.services import Referral, chosen_disciplines, open_case
 from review_portal.imaging.services import IngestReport, ingest_scans
 from review_portal.storage import Storage
@@ -39,8 +40,10 @@ def submit_referral(
     Returns (case, ingest_report). Wrong document types refuse the whole referral before anything
     is written; unreadable scan files are skipped and listed in the report, the rest kept.
     """
+    clean_patient_questions(referral.patient_questions)  # refused before anything is written
     case = open_case(db, storage, referral, documents=documents, by=by, ip=ip, now=now,
                      turnaround_days=turnaround_days, holidays=holidays, scan_files=len(scans))
+    add_patient_questions(db, case.id, referral.patient_questions)
     report = ingest_scans(db, storage, case, scans, by=by, ip=ip, now=now)
     route_case(db, case, by=by, ip=ip, now=now)
     further = chosen_disciplines(db, referral)[1:]

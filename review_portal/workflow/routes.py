@@ -22,6 +22,7 @@ from review_portal.cases.forms import CancelForm, CloseForm, ReferralForm, Withd
 from review_portal.cases.lifecycle import OPEN_STATUSES, STATUS_LABELS, CaseStatus
 from review_portal.cases.models import PRIORITIES
 from review_portal.cases.permissions import can_add_review, can_submit_referral, can_view_audit
+from review_portal.cases.questions import patient_questions_for
 from review_portal.cases.services import HistoryItem, Referral, get_case_for
 from review_portal.deadlines import parse_holidays, policy_from_config
 from review_portal.errors import InvalidInput, PermissionDenied
@@ -29,6 +30,7 @@ from review_portal.imaging.permissions import key_images_on_case_page
 from review_portal.imaging.services import instance_counts, key_images_for_page, series_of_case
 from review_portal.jobs import jobs_for_case
 from review_portal.letters.services import letters_for_case, preview_letter_pdf
+from review_portal.letters.summary import signed_summaries_for_case
 from review_portal.messaging.forms import (
     FollowUpAnswerForm,
     FollowUpForm,
@@ -105,7 +107,7 @@ def _referral_from(form: ReferralForm) -> Referral:
         patient_mrn=form.patient_mrn.data, question=form.question.data,
         diagnosis_in_question=form.diagnosis_in_question.data, plan_in_question=form.plan_in_question.data,
         disciplines=form.chosen_disciplines, cancer_site=form.cancer_site.data, priority=form.priority.data,
-        history=history,
+        history=history, patient_questions=tuple(e.data or "" for e in form.patient_questions.entries),
     )
 
 
@@ -152,7 +154,7 @@ def _flatten_errors(form) -> dict[str, list[str]]:
     for field in form:
         if field.type == "FieldList":
             for entry in field.entries:
-                for sub in entry.form:
+                for sub in (entry.form if hasattr(entry, "form") else [entry]):  # rows of fields, or plain fields
                     if sub.errors:
                         flat[sub.id] = list(sub.errors)
         elif field.errors:
@@ -188,6 +190,8 @@ def show_case(case_id: int):
         message_form=MessageForm(), request_form=InformationRequestForm(), answer_form=InformationAnswerForm(),
         follow_up_form=FollowUpForm(), follow_up_answer_form=FollowUpAnswerForm(),
         board=board_panel(db(), case, current_user), board_forms=board_forms(),
+        patient_questions=patient_questions_for(db(), case.id),
+        patient_summaries=signed_summaries_for_case(db(), case.id) if letters_for_case(db(), case.id) else [],
     )
 
 
@@ -282,7 +286,8 @@ def _sign_page_again(case, sign_form, message: str = ""):
     form.version.data = str(opinion.version if opinion else 0)
     sign_form.password.data = ""
     return render_template("opinions/edit.html", case=case, opinion=opinion, form=form, sign_form=sign_form,
-                           series=series_of_case(db(), case.id), sign_error=message), 400
+                           series=series_of_case(db(), case.id), sign_error=message,
+                           patient_questions=patient_questions_for(db(), case.id)), 400
 
 
 @bp.post("/cases/<int:case_id>/opinion/addenda")

@@ -124,6 +124,11 @@ EXPECTED.update({
     "cases.list_disciplines": {r: (200 if r == "admin" else 403) for r in ROLES},
     # Who saw a wrong patient's removed study: the administrators' page (case A has none removed: 404).
     "identity.removed_study_views": {r: (404 if r == "admin" else 403) for r in ROLES},
+    # The summary for the patient (issue 17): only the lead who signed writes it; case A has none signed yet, so
+    # there is nothing to download (tests/web/test_patient_summary_routes.py covers a signed one per role).
+    **{e: {"referring": 403, "reviewer": 200, "coordinator": 403, "admin": 403}
+       for e in ("summaries.edit_summary", "summaries.token")},
+    "summaries.download_summary": {"referring": 404, "reviewer": 404, "coordinator": 404, "admin": 404},
 })
 
 

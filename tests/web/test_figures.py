@@ -85,7 +85,9 @@ def test_demo_history_dashboard_and_its_csv_and_pdf_exports_agree(app):
     html = page.get_data(as_text=True)
     tables = tables_of(html)
     assert set(tables) == {"diagnosis", "plan", "radpeer", "turnaround", "volume", "workload", "outcome_followed",
-                           "outcome_confirmed", "discipline_concordance", "discipline_disagreement"}
+                           "outcome_confirmed", "discipline_concordance", "discipline_disagreement",
+                           "patient_summary"}
+    assert tables["patient_summary"][1][:2] == ["With a summary for the patient", "1"]  # the demo's one
     # The demo's multidisciplinary case with its letter out: three sections, one dissent (demo_boards).
     disagreement = {row[0]: row[1] for row in tables["discipline_disagreement"][1:]}
     assert disagreement["At least one dissent"] == "1" and disagreement["Multidisciplinary cases"] == "1"
@@ -93,7 +95,7 @@ def test_demo_history_dashboard_and_its_csv_and_pdf_exports_agree(app):
     assert "Ines Boardwell" not in board  # the agenda names cases by reference, not patients
     # Sections in progress and awaiting consensus (the third has its letter), and the lung case with its re-read.
     assert board.count('href="/cases/') == 3
-    assert html.count("<svg") == 8 and "Mayo 2017" in html and "style=" not in html
+    assert html.count("<svg") == 9 and "Mayo 2017" in html and "style=" not in html
     specialties = {row[1] for row in tables["workload"][1:]}
     assert {"Medical oncology", "Radiology", "Radiation oncology", "Surgical oncology"} <= specialties
     diagnosis_total = tables["diagnosis"][-1]
