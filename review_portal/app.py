@@ -56,6 +56,9 @@ def create_app(config=None, **overrides) -> Flask:
     if str(app.config["DATABASE_URL"]).startswith("sqlite:///"):
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     database.init_app(app)
+    from review_portal import ratelimit
+
+    ratelimit.init_app(app)  # limits shared by every worker and host (database, or Redis when configured)
     app.extensions["storage"] = storage_mod.storage_from_config(app.config)
     # A failed request (or job) deletes a blob it stored only when no committed row refers to it: the same
     # bytes may have been stored and committed meanwhile by another request (same content, same key).

@@ -22,6 +22,7 @@ from review_portal.messaging import models as messaging  # noqa: F401
 from review_portal.notifications import models as notifications  # noqa: F401
 from review_portal.opinions import models as opinions  # noqa: F401
 from review_portal.outcomes import models as outcomes  # noqa: F401
+from review_portal import ratelimit  # noqa: F401  (the shared rate-limit counters)
 
 metadata = Base.metadata
 
