@@ -15,6 +15,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 
 from review_portal.audit.chain import seal
 
@@ -28,6 +29,7 @@ class Sealer:
         self._stop = threading.Event()
         self._guard = threading.Lock()
         self.thread: threading.Thread | None = None
+        self._last_warning = 0.0
 
     def ensure_running(self) -> None:
         if self.interval <= 0 or self._pid == os.getpid():
@@ -39,7 +41,7 @@ class Sealer:
             self.thread = threading.Thread(target=self._run, args=(self._stop,), name="audit-sealer", daemon=True)
             self._pid = os.getpid()
             self.thread.start()
-            atexit.register(self.seal_now)
+            atexit.register(self._at_exit)
 
     def _run(self, stop: threading.Event) -> None:
         while not stop.wait(self.interval):
@@ -49,12 +51,23 @@ class Sealer:
         """One seal (and anchor) now; a failure is logged and the next tick retries."""
         try:
             return seal(self.engine, anchor_store=self.anchor_store)
-        except Exception:
-            log.exception("periodic audit seal failed; retrying in %.1f s", self.interval)
+        except Exception as exc:  # the database is away: say so once a minute, not every tick
+            if time.monotonic() - self._last_warning > 60:
+                self._last_warning = time.monotonic()
+                log.warning("periodic audit seal failed (%s); retrying every %.1f s", exc.__class__.__name__,
+                            self.interval)
             return 0
 
+    def _at_exit(self) -> None:
+        """The last seal of this process, after its thread has stopped (never two seals racing at shutdown)."""
+        self._stop.set()
+        if self.thread is not None and self._pid == os.getpid():
+            self.thread.join(timeout=5)
+        if self._pid == os.getpid():
+            self.seal_now()
+
     def stop(self) -> None:
-        atexit.unregister(self.seal_now)
+        atexit.unregister(self._at_exit)
         self._stop.set()
         if self.thread is not None and self._pid == os.getpid():
             self.thread.join(timeout=5)
