@@ -31,24 +31,6 @@ def start(db: Session, user: User, *, ip: str, user_agent: str, now: datetime) -
     return token
 
 
-def resolve(db: Session, token: str | None, user_id: int, *, now: datetime, idle: timedelta, absolute: timedelta) -> UserSession | None:
-    """The live session for this token and user, or None (and the session is ended if it timed out)."""
-    if not token:
-        return None
-    row = db.scalar(select(UserSession).where(UserSession.token_sha256 == _digest(token)))
-    if row is None or row.user_id != user_id or row.ended_at is not None:
-        return None
-    if now - row.last_seen_at > idle:
-        end(row, now, "idle timeout")
-        return None
-    if now - row.created_at > absolute:
-        end(row, now, "absolute timeout")
-        return None
-    if now - row.last_seen_at > TOUCH_EVERY:
-        row.last_seen_at = now
-    return row
-
-
 def resolve_with_user(db: Session, token: str | None, user_id: int, *, now: datetime, idle: timedelta,
                       absolute: timedelta, also=()) -> tuple[User, UserSession, tuple] | None:
     """Every request's login check in ONE statement: the active user and their live session for this token,
