@@ -124,6 +124,31 @@ def test_two_hosts_share_logins_logouts_roles_and_one_audit_chain(app, db, users
     assert reviewer.get(f"{a}/dashboard", allow_redirects=False, timeout=30).status_code == 200
     assert reviewer.get(f"{b}/dashboard", allow_redirects=False, timeout=30).status_code == 200
 
+    # The unread count is never a copy in a process: a notification written elsewhere shows on both hosts, and
+    # marking it read on one clears it on the other.
+    from review_portal.clock import utcnow
+    from review_portal.notifications.services import notify
+
+    def unread(host) -> int:
+        found = re.search(r'class="unread-count" aria-label="(\d+) unread"', reviewer.get(f"{host}/cases", timeout=30).text)
+        return int(found.group(1)) if found else 0
+
+    before = unread(a)  # the role change told them already (account security)
+    assert unread(b) == before
+    notify(db, users["reviewer"], kind="message", text="A question about your case", now=utcnow())
+    db.commit()
+    assert unread(a) == unread(b) == before + 1
+    r = reviewer.post(f"{a}/notifications/read", data={"csrf_token": _csrf(reviewer, f"{a}/notifications")},
+                      allow_redirects=False, timeout=30)
+    assert r.status_code == 302
+    assert unread(b) == unread(a) == 0
+
+    # The public /verify limit (30 per 10 minutes per address) is counted by both hosts together.
+    public = requests.Session()
+    codes = [public.get(f"{(a, b)[i % 2]}/verify", params={"code": "AAAA-AAAA-AAAA-AAAA"}, timeout=30).status_code
+             for i in range(31)]
+    assert codes == [200] * 30 + [429], codes
+
     # Both hosts wrote audit events; their sealers chained all of them into one intact chain within the window.
     deadline = time.monotonic() + SEAL_INTERVAL + 10
     while True:
