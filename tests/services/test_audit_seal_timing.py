@@ -59,6 +59,31 @@ def test_a_writer_skips_sealing_while_another_thread_seals(app, db, users):
     assert db.scalar(select(AuditEvent.seq).where(AuditEvent.action == "test.busy")) is not None
 
 
+def test_a_writer_skips_sealing_while_another_host_seals_postgresql(pg_app):
+    """Across processes the try is pg_try_advisory_xact_lock: another host holding the lock makes it skip at once."""
+    from sqlalchemy import text
+
+    from review_portal.db import session
+
+    engine = pg_app.extensions["db_engine"]
+    db = session()
+    try:
+        with engine.connect() as other_host:
+            other_host.execute(text("SELECT pg_advisory_lock(:k)"), {"k": chain._ADVISORY_KEY})
+            record(db, action="test.busy", by=None, ip="127.0.0.1", now=NOW)
+            started = time.monotonic()
+            db.commit()
+            assert time.monotonic() - started < 5
+            assert db.scalar(select(AuditEvent.seq).where(AuditEvent.action == "test.busy")) is None
+            other_host.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": chain._ADVISORY_KEY})
+            other_host.commit()
+        assert chain.seal(engine) >= 1
+        db.expire_all()
+        assert db.scalar(select(AuditEvent.seq).where(AuditEvent.action == "test.busy")) is not None
+    finally:
+        db.close()
+
+
 def test_a_request_does_not_seal_and_the_periodic_sealer_does_within_the_window(app, db, users, login_as,
                                                                                  monkeypatch):
     from review_portal.audit.sealer import Sealer
