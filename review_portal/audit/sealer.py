@@ -64,7 +64,10 @@ class Sealer:
         if self.thread is not None and self._pid == os.getpid():
             self.thread.join(timeout=5)
         if self._pid == os.getpid():
-            self.seal_now()
+            try:  # quietly: logging may already be shut down, and any other process's sealer chains these later
+                seal(self.engine, anchor_store=self.anchor_store)
+            except Exception:  # noqa: S110
+                pass
 
     def stop(self) -> None:
         atexit.unregister(self._at_exit)
