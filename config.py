@@ -65,6 +65,12 @@ class Config:
     REDIS_URL = os.environ.get("REDIS_URL", "")
     JOB_QUEUE = os.environ.get("JOB_QUEUE", "portal")
     JOB_MODULES = [m for m in os.environ.get("PORTAL_JOB_MODULES", "").split(",") if m]
+    # The audit trail's hash chain is sealed off the request path, by a thread in every process (audit.sealer):
+    # a committed event is unsealed for at most this many seconds plus one seal (docs/deploy.md). 0 = no thread.
+    AUDIT_SEAL_INTERVAL_SECONDS = float(os.environ.get("AUDIT_SEAL_INTERVAL_SECONDS", 2))
+    # "try": the writer also seals right after its commit when nobody else is sealing (never waits); "off": only
+    # the periodic sealer seals (the cheapest request).
+    AUDIT_SEAL_AFTER_COMMIT = os.environ.get("AUDIT_SEAL_AFTER_COMMIT", "off")
     # Database pool per process (gunicorn worker); PostgreSQL only.
     DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", 5))
     DB_MAX_OVERFLOW = int(os.environ.get("DB_MAX_OVERFLOW", 10))
@@ -148,6 +154,10 @@ class TestConfig(Config):
     ARGON2_MEMORY_COST = 1024
     MAIL_ENABLED = False
     PORTAL_BASE_URL = "http://portal.test"
+    # No sealer thread in tests (it would race the statement counts and the per-test databases); the writer seals
+    # after its commit when nobody else is sealing, and tests of the periodic sealer turn it on themselves.
+    AUDIT_SEAL_INTERVAL_SECONDS = 0
+    AUDIT_SEAL_AFTER_COMMIT = "try"
     # Small limits, so the limit tests stay fast; one worker per test process.
     SANDBOX_MEMORY_MB = 64
     SANDBOX_SECONDS = 20

@@ -56,6 +56,9 @@ def create_app(config=None, **overrides) -> Flask:
     if str(app.config["DATABASE_URL"]).startswith("sqlite:///"):
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     database.init_app(app)
+    from review_portal import ratelimit
+
+    ratelimit.init_app(app)  # limits shared by every worker and host (database, or Redis when configured)
     app.extensions["storage"] = storage_mod.storage_from_config(app.config)
     # A failed request (or job) deletes a blob it stored only when no committed row refers to it: the same
     # bytes may have been stored and committed meanwhile by another request (same content, same key).
@@ -73,35 +76,43 @@ def create_app(config=None, **overrides) -> Flask:
 
     @login_manager.user_loader
     def load_user(user_id: str):
-        """The user of a live server-side session, or nobody (ended, idle or too old sessions log out)."""
+        """The user of a live server-side session, or nobody (ended, idle or too old sessions log out).
+
+        One statement per request: the user, the session and the unread-notification count (auth.sessions.
+        resolve_with_user). Nothing is cached between requests, so a logout, deactivation or role change made on
+        any host applies to the next request on every host."""
         from datetime import timedelta
 
         from review_portal.auth import sessions
         from review_portal.auth.models import User
         from review_portal.clock import utcnow
+        from review_portal.notifications.services import unread_count_of
 
         try:
-            user = database.session.get(User, int(user_id))
+            uid = int(user_id)
         except (TypeError, ValueError):
             return None
-        if user is None or not user.active:
-            return None
-        live = sessions.resolve(
-            database.session(), flask_session.get("sid"), user.id, now=utcnow(),
+        found = sessions.resolve_with_user(
+            database.session(), flask_session.get("sid"), uid, now=utcnow(),
             idle=timedelta(minutes=app.config["SESSION_IDLE_MINUTES"]),
             absolute=timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"]),
+            also=(unread_count_of(User.id),),
         )
-        if live is None:
+        if found is None:
             flask_session.pop("_user_id", None)
             flask_session.pop("sid", None)
             g.session_ended = True
             return None
+        user, live, (unread,) = found
         g.user_session_id = live.id  # which login session reads what (audit.services.record_image_view)
+        g.unread_notifications = int(unread or 0)
         return user
 
-    from review_portal.audit import chain
+    from review_portal.audit import chain, sealer
 
-    chain.install_once(database.session)
+    chain.install_once(database.session, after_commit=app.config.get("AUDIT_SEAL_AFTER_COMMIT", "off"))
+    # Sealing is off the request path: a thread per process seals every AUDIT_SEAL_INTERVAL_SECONDS.
+    sealer.init_app(app)
     # After each seal the chain's head is anchored outside the database (audit.chain.write_anchor).
     _session_info(app, audit_anchor_store=app.extensions["storage"])
     _session_info(app, patient_id_accepted_issuers=tuple(app.config.get("PATIENT_ID_ACCEPTED_ISSUERS") or ()))
@@ -380,7 +391,10 @@ def _register_template_helpers(app: Flask) -> None:
     def _helpers():
         unread = 0
         if current_user and getattr(current_user, "is_authenticated", False):
-            unread = unread_count(database.session(), current_user)
+            # A GET reads the count loaded with the user (load_user); a change may have altered it since.
+            unread = g.get("unread_notifications") if request.method in ("GET", "HEAD") else None
+            if unread is None:
+                unread = unread_count(database.session(), current_user)
         return {"perm": permissions, "talk": talk, "now_utc": utcnow(), "unread_notifications": unread}
 
     @app.template_filter("dt")

@@ -96,7 +96,8 @@ def register(app) -> None:
         record(session(), action=EPOCH_ACTION, by=None, ip="cli", now=utcnow(), object_type="audit",
                object_id=str(epoch), reason=reason,
                detail=f"epoch={epoch}; restore from backup; restored chain ends at #{inner.checked}; {before}")
-        session.commit()  # seals the event and anchors the new epoch
+        session.commit()
+        seal(engine, anchor_store=store)  # seals the event and anchors the new epoch (not left to the sealer)
         click.echo(f"Restore recorded: audit epoch {epoch} starts after event #{inner.checked} ({before}).")
 
     @app.cli.command("purge-retention")

@@ -26,6 +26,7 @@ from review_portal.opinions import measurement_models as measurements  # noqa: F
 from review_portal.opinions import models as opinions  # noqa: F401
 from review_portal.opinions import section_models as opinion_sections  # noqa: F401
 from review_portal.outcomes import models as outcomes  # noqa: F401
+from review_portal import ratelimit  # noqa: F401  (the shared rate-limit counters)
 
 metadata = Base.metadata
 

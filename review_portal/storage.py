@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
 
+from review_portal import tmpfiles
 from review_portal.errors import StoredFileCorrupt
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -118,7 +119,7 @@ class Storage:
     def _spool(self, stream: BinaryIO) -> tuple[str, str]:
         """Copy a stream to a private temp file while hashing it; return (sha256 key, temp file name)."""
         digest = hashlib.sha256()
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
+        fd, tmp_name = tmpfiles.mkstemp(self._tmp)
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := stream.read(CHUNK):
@@ -149,12 +150,14 @@ class Storage:
         raise NotImplementedError
 
     def workdir(self) -> Path:
-        """A private scratch directory in the store's temporary area; see uploads.scratch, which removes it."""
-        return Path(tempfile.mkdtemp(dir=self._tmp))
+        """A private scratch directory in the store's temporary area; see uploads.scratch, which removes it.
+        Locked by this process while it exists, so no sweep on any host removes it (tmpfiles)."""
+        return tmpfiles.make_workdir(self._tmp)
 
     @staticmethod
     def remove_workdir(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
+        tmpfiles.release(path)
 
     # --- reads that prove the bytes are still the ones stored (the key is their sha256)
 
@@ -233,8 +236,9 @@ class Storage:
     def sweep_tmp(self, *, max_age_seconds: float, now: float | None = None) -> int:
         """Remove what crashed requests and workers left in the temporary area (spooled uploads, scratch
         directories) once it is older than `max_age_seconds`, i.e. older than the longest upload.
-        A directory counts as old only when nothing inside it changed within that time. Returns how many
-        entries were removed."""
+        A directory counts as old only when nothing inside it changed within that time. An entry a live process
+        owns (its lock is held, on any host sharing the store, or its process on this host runs) is never
+        removed (tmpfiles). Returns how many entries were removed."""
         cutoff = (time.time() if now is None else now) - max_age_seconds
         removed = 0
         try:
@@ -243,6 +247,8 @@ class Storage:
             return 0
         for entry in entries:
             try:
+                if tmpfiles.in_use(Path(entry.path)):
+                    continue
                 if entry.is_dir(follow_symlinks=False):
                     if _newest_mtime(Path(entry.path)) < cutoff:
                         shutil.rmtree(entry.path, ignore_errors=True)
@@ -346,7 +352,7 @@ class LocalStorage(Storage):
     def put_anchor(self, name: str, data: bytes) -> None:
         self._anchors.mkdir(exist_ok=True)
         final = self._anchors / _check_anchor_name(name)
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
+        fd, tmp_name = tmpfiles.mkstemp(self._tmp)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -468,7 +474,7 @@ class S3Storage(Storage):
         if cached.exists():
             return cached
         cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
+        fd, tmp_name = tmpfiles.mkstemp(self._tmp)
         try:
             digest = hashlib.sha256()
             with os.fdopen(fd, "wb") as out, self.open(key) as body:

@@ -1,10 +1,15 @@
 """The hash chain that makes the audit trail tamper-evident.
 
 Events are inserted in the request's own transaction (so they commit or vanish with the change they
-describe). Right after a commit, seal() gives every unsealed event, in id order, the next sequence
-number, the previous event's hash and its own hash: sha256(prev_hash + canonical JSON of all fields).
-Editing, deleting or reordering a sealed row breaks the chain at that row, and verify() names it.
-Sealing is serialised: a PostgreSQL advisory lock across processes, a lock per process for SQLite.
+describe). seal() gives every unsealed event, in id order, the next sequence number, the previous event's
+hash and its own hash: sha256(prev_hash + canonical JSON of all fields). Editing, deleting or reordering a
+sealed row breaks the chain at that row, and verify() names it. Sealing is serialised: a PostgreSQL advisory
+lock across processes and hosts; on SQLite the seal takes the database's write lock before it reads the head.
+
+Sealing is off the request path: a periodic sealer (audit.sealer, a thread in every process of the portal)
+seals every AUDIT_SEAL_INTERVAL_SECONDS, so a committed event is unsealed for at most that long plus one seal.
+With AUDIT_SEAL_AFTER_COMMIT="try" the writer also seals right after its commit, but only when nobody else is
+sealing (a non-blocking lock; pg_try_advisory_xact_lock across processes): it never waits for the chain.
 
 The tail: deleting the newest rows leaves a shorter chain that still verifies. So after each seal commits, the
 sealer (serialised by the same locks) anchors the head it committed outside the database: an append-only object `EPOCH-SEQ` in the blob store
@@ -56,10 +61,12 @@ def link_hash(prev_hash: str, seq: int, e: AuditEvent) -> str:
     return hashlib.sha256(f"{prev_hash}|{seq}|{canonical(e)}".encode()).hexdigest()
 
 
-def seal(bind, anchor_store=None) -> int:
+def seal(bind, anchor_store=None, *, wait: bool = True) -> int:
     """Chain every unsealed event. Safe to call any time, from any thread or process.
-    With `anchor_store` (the blob store), a seal that chained something also anchors the new head."""
-    count = _seal(bind)
+    With `anchor_store` (the blob store), a seal that chained something also anchors the new head.
+    With wait=False it returns 0 at once when another thread or process is sealing (that seal, or the
+    periodic sealer's next one, chains these events too)."""
+    count = _seal(bind, wait=wait)
     if anchor_store is not None:
         _anchor_quietly(anchor_store, count)
     return count
@@ -83,12 +90,22 @@ def _epoch_of(detail: str | None) -> int:
     return int(match.group(1)) if match else 1
 
 
-def _seal(bind) -> int:
+def _seal(bind, *, wait: bool = True) -> int:
     _last_seal.head = None
-    with _LOCK:
+    if not _LOCK.acquire(blocking=wait):
+        return 0
+    try:
         with Session(bind=bind, expire_on_commit=False) as db:
-            if db.get_bind().dialect.name == "postgresql":
-                db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
+            dialect = db.get_bind().dialect.name
+            if dialect == "postgresql":
+                if wait:
+                    db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
+                elif not db.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY}).scalar():
+                    return 0  # another process is sealing: it (or the next periodic seal) chains ours too
+            elif dialect == "sqlite":
+                # Take the database's write lock BEFORE reading the head (pysqlite begins the transaction at the
+                # first write), so two processes never chain from the same head. Changes nothing.
+                db.execute(text("UPDATE audit_events SET seq = seq WHERE 1 = 0"))
             # The head and the current epoch (1, or the one the latest sealed restore event started) in one statement.
             epoch_detail = (select(AuditEvent.detail).where(AuditEvent.action == EPOCH_ACTION, AuditEvent.seq.is_not(None))
                             .order_by(AuditEvent.seq.desc()).limit(1).scalar_subquery())
@@ -111,6 +128,8 @@ def _seal(bind) -> int:
             if pending:
                 _last_seal.head = Anchor(epoch, seq, prev, utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
             return len(pending)
+    finally:
+        _LOCK.release()
 
 
 @dataclass(frozen=True)
@@ -239,8 +258,9 @@ def _verify_links(db: Session, batch: int, anchors, expect_head: str | None) -> 
     return Verdict(True, checked, unsealed, prev, anchor=newest)
 
 
-def install(session_factory) -> None:
-    """Seal after every commit that wrote audit events; forget rollback survivors once committed."""
+def install(session_factory, *, after_commit: str = "try") -> None:
+    """Forget rollback survivors once committed; with after_commit="try", try a non-blocking seal after every
+    commit that wrote audit events (the periodic sealer, audit.sealer, chains whatever this skips)."""
 
     @event.listens_for(session_factory, "before_flush")
     def _note_audit(session, _ctx, _instances):
@@ -254,20 +274,27 @@ def install(session_factory) -> None:
             # lock, so sealing from another connection now would only wait on it. Seal at the real commit.
             return
         session.info.pop("audit_survivors", None)
-        if session.info.pop("audit_dirty", False):
+        if session.info.pop("audit_dirty", False) and _after_commit["mode"] == "try":
             try:
-                sealed = seal(session.get_bind())
-            except Exception:  # the events are committed; the next seal chains them
-                log.exception("audit seal failed; will retry on the next commit")
+                sealed = seal(session.get_bind(), wait=False)
+            except Exception:  # the events are committed; the periodic sealer chains them
+                log.exception("audit seal failed; the periodic sealer will retry")
                 return
             _anchor_quietly(session.info.get("audit_anchor_store"), sealed)
 
+    _after_commit["mode"] = after_commit
+
 
 _installed = False
+_after_commit = {"mode": "try"}
 
 
-def install_once(session_factory) -> None:
+def install_once(session_factory, *, after_commit: str = "try") -> None:
+    """Install the commit hook once per process; the latest app's AUDIT_SEAL_AFTER_COMMIT decides what it does."""
     global _installed
+    if after_commit not in ("try", "off"):
+        raise ValueError("AUDIT_SEAL_AFTER_COMMIT is 'try' or 'off'")
     if not _installed:
-        install(session_factory)
+        install(session_factory, after_commit=after_commit)
         _installed = True
+    _after_commit["mode"] = after_commit

@@ -31,22 +31,37 @@ def start(db: Session, user: User, *, ip: str, user_agent: str, now: datetime) -
     return token
 
 
-def resolve(db: Session, token: str | None, user_id: int, *, now: datetime, idle: timedelta, absolute: timedelta) -> UserSession | None:
-    """The live session for this token and user, or None (and the session is ended if it timed out)."""
+def resolve_with_user(db: Session, token: str | None, user_id: int, *, now: datetime, idle: timedelta,
+                      absolute: timedelta, also=()) -> tuple[User, UserSession, tuple] | None:
+    """Every request's login check in ONE statement: the active user and their live session for this token,
+    plus `also`: scalar subqueries correlated to users.id that a higher layer wants with them (the app factory
+    adds the unread-notification count, notifications.services.unread_count_of), returned as a tuple.
+
+    Nothing is cached between requests: logout, "log out everywhere", deactivation and a role change are read
+    from the database on the very next request, whichever host (or worker) serves it. Returns None when the
+    user or the session is not (or no longer) good; a session past its idle or absolute timeout is ended."""
     if not token:
         return None
-    row = db.scalar(select(UserSession).where(UserSession.token_sha256 == _digest(token)))
-    if row is None or row.user_id != user_id or row.ended_at is not None:
+    row = db.execute(
+        select(User, UserSession, *also).join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.token_sha256 == _digest(token), User.id == user_id)
+        # Always the database's values, never what an earlier statement of this thread's session loaded.
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
         return None
-    if now - row.last_seen_at > idle:
-        end(row, now, "idle timeout")
+    user, live, extra = row[0], row[1], tuple(row[2:])
+    if not user.active or live.ended_at is not None:
         return None
-    if now - row.created_at > absolute:
-        end(row, now, "absolute timeout")
+    if now - live.last_seen_at > idle:
+        end(live, now, "idle timeout")
         return None
-    if now - row.last_seen_at > TOUCH_EVERY:
-        row.last_seen_at = now
-    return row
+    if now - live.created_at > absolute:
+        end(live, now, "absolute timeout")
+        return None
+    if now - live.last_seen_at > TOUCH_EVERY:
+        live.last_seen_at = now
+    return user, live, extra
 
 
 def end(row: UserSession, now: datetime, reason: str) -> None:

@@ -1,7 +1,4 @@
 import json
-import threading
-import time
-from collections import deque
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
@@ -110,32 +107,6 @@ def fhir_task(case_id: int):
     return _fhir_response(resource, f"{case.reference}-Task")
 
 
-class _RateLimiter:
-    """A small per-address sliding window for the public verification page.
-
-    Codes carry 80 random bits, so this is not what stops guessing; it keeps a scraper from using the
-    page as a free oracle and keeps the page cheap. A proxy in front can limit the same path too.
-    """
-
-    def __init__(self):
-        self._hits: dict[str, deque] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str, limit: int, window: float) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - window:
-                hits.popleft()
-            if len(hits) >= limit:
-                return False
-            hits.append(now)
-            if len(self._hits) > 10000:  # forget idle addresses rather than grow without bound
-                for k in [k for k, v in self._hits.items() if not v]:
-                    del self._hits[k]
-            return True
-
-
 @bp.get("/verify")
 def verify_letter():
     """Public: is this a letter we issued? Answers only genuine or not, the issue date and the PDF's sha256."""
@@ -143,8 +114,8 @@ def verify_letter():
     result = None
     if code:
         limit = current_app.config.get("VERIFY_RATE_LIMIT", 30)
-        limiter = current_app.extensions.setdefault("letters.verify_limiter", _RateLimiter())
-        if not limiter.allow(request.remote_addr or "", limit, 600.0):
+        # Counted by every worker and host together (review_portal.ratelimit), not per process.
+        if not current_app.extensions["rate_limiter"].allow("verify", request.remote_addr or "", limit, 600.0):
             abort(429, description="Too many checks from your address. Wait ten minutes and try again.")
         result = lookup_code(db(), code)
     response = current_app.make_response(render_template("letters/verify.html", code=code[:64], checked=bool(code),

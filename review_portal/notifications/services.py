@@ -41,6 +41,15 @@ def notify_staff(db: Session, *, kind: str, case=None, text: str, now: datetime,
         notify(db, user, kind=kind, case=case, text=text, now=now, link=link)
 
 
+def unread_count_of(user_id_column):
+    """The unread count as a scalar subquery correlated to `user_id_column` (users.id), so the app factory reads it
+    in the same statement as the user and their session: no cache, so nothing another host would have to clear.
+    Counted on the index ix_notifications_user_unread (user_id, read_at)."""
+    return (select(func.count()).select_from(Notification)
+            .where(Notification.user_id == user_id_column, Notification.read_at.is_(None))
+            .correlate(user_id_column.table).scalar_subquery())
+
+
 def unread_count(db: Session, user) -> int:
     return db.scalar(select(func.count()).select_from(Notification)
                      .where(Notification.user_id == user.id, Notification.read_at.is_(None))) or 0

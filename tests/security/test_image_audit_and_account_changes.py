@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select, text
 
 from review_portal.api.services import create_token
+from review_portal.audit.chain import seal
 from review_portal.audit.models import AuditEvent
 from review_portal.auth.models import User, UserSession
 from review_portal.clock import utcnow
@@ -46,7 +47,8 @@ def _scroll(c, case, series, **params):
     assert c.get(f"{base}/thumbnail.png").status_code == 200
 
 
-def test_a_whole_scroll_is_one_images_viewed_event_per_user_series_and_session(ct_case, login_as, db, users, clock):
+def test_a_whole_scroll_is_one_images_viewed_event_per_user_series_and_session(app, ct_case, login_as, db, users,
+                                                                                 clock):
     case, series = ct_case
     reviewer = login_as("reviewer")
     _scroll(reviewer, case, series)
@@ -55,6 +57,8 @@ def test_a_whole_scroll_is_one_images_viewed_event_per_user_series_and_session(c
     first = reviewer.get(f"/cases/{case.id}/series/{series.id}/slices/0.jpg")
     assert reviewer.get(f"/cases/{case.id}/series/{series.id}/slices/0.jpg",
                         headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    # The periodic sealer (audit.sealer) chains it within AUDIT_SEAL_INTERVAL_SECONDS; here, one seal by hand.
+    seal(app.extensions["db_engine"])
     [event] = events(db, "images.viewed", object_type="series")
     assert (event.actor_email, event.case_id, event.object_id, event.patient_mrn) == (
         users["reviewer"].email, case.id, str(series.id), "MRN-1")
