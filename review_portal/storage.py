@@ -156,6 +156,13 @@ class Storage:
     def remove_workdir(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
+    def host_area(self, name: str) -> Path:
+        """A directory of this host's own beside the store (e.g. the rendered-image cache), shared by its workers.
+        Not blobs: nothing there is backed up or verified, and it may be deleted at any time."""
+        area = self._tmp.parent / _check_anchor_name(name)
+        area.mkdir(exist_ok=True)
+        return area
+
     # --- reads that prove the bytes are still the ones stored (the key is their sha256)
 
     def read_verified(self, key: str) -> bytes:

@@ -17,7 +17,7 @@ from flask_login import current_user
 from review_portal.audit.services import record, record_image_view
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
-from review_portal.imaging import metadata, reading, rendering, sandboxed, services
+from review_portal.imaging import metadata, reading, render_cache, rendering, sandboxed, services
 from review_portal.imaging.forms import AddScansForm, KeyImageForm, UnmarkKeyImageForm
 from review_portal.imaging.models import IngestStatus
 from review_portal.imaging.permissions import can_add_scans, can_mark_key_images, can_see_key_images
@@ -135,6 +135,8 @@ def series_thumbnail(case_id: int, series_id: int):
     if not series.thumbnail_key:
         raise NotFound("No thumbnail for this series.")
     _audit_pixels(case, series.id, "thumbnail")
+    if series.thumbnail_key in request.if_none_match:  # the key is the PNG's sha256: nothing to read to compare
+        return _image_response(b"", series.thumbnail_key, "image/png")
     data = services.thumbnail_png(db(), storage(), series)
     return _image_response(data, series.thumbnail_key, "image/png")
 
@@ -166,8 +168,9 @@ def render_slice(case_id: int, series_id: int, index: int, fmt: str):
     if etag in request.if_none_match:
         return _image_response(b"", etag, FORMATS[fmt])
     try:
-        data = sandboxed.render_frame(storage().verified_local_path(blob_key), frame, center=center,
-                                      width=width, fmt="png" if fmt == "png" else "jpeg")
+        data = render_cache.rendered(current_app, storage(), etag, lambda: sandboxed.render_frame(
+            storage().verified_local_path(blob_key), frame, center=center, width=width,
+            fmt="png" if fmt == "png" else "jpeg"))
     except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be displayed: {exc.reason}")
     return _image_response(data, etag, FORMATS[fmt])
@@ -226,6 +229,8 @@ def key_image_png(case_id: int, key_image_id: int):
         raise NotFound("No such key image.")
     key_image = services.get_key_image_in_case(db(), case.id, key_image_id)
     _audit_pixels(case, key_image.series_id, f"key image {key_image.id}")
+    if key_image.png_key in request.if_none_match:  # the key is the PNG's sha256: nothing to read to compare
+        return _image_response(b"", key_image.png_key, "image/png")
     data = services.key_image_png(db(), storage(), key_image)
     return _image_response(data, key_image.png_key, "image/png")
 
