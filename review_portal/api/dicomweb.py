@@ -21,7 +21,7 @@ from review_portal.audit.services import record
 from review_portal.cases.services import get_case_for
 from review_portal.clock import utcnow
 from review_portal.errors import DomainError, InvalidInput, NotFound, PermissionDenied
-from review_portal.imaging import delivery, metadata, reading, render_cache, sandboxed, services
+from review_portal.imaging import delivery, metadata, pixel_check, reading, render_cache, sandboxed, services
 from review_portal.imaging.models import Instance, Series, Study
 from review_portal.imaging.limits import of_session, stored_frames
 from review_portal.imaging.permissions import can_add_scans
@@ -350,7 +350,8 @@ def _rendered(inst: Instance, frame_number: int) -> Response:
     else:
         try:
             data = render_cache.rendered(current_app, storage(), etag, lambda: sandboxed.render_frame(
-                storage().verified_local_path(inst.blob_key), frame_number - 1, center=wc, width=ww, fmt=fmt))
+                storage().verified_local_path(inst.decoded_key or inst.blob_key), frame_number - 1,
+                checked=pixel_check.renders_in_process(inst), center=wc, width=ww, fmt=fmt))
         except reading.DicomRejected as exc:
             raise InvalidInput(f"This image cannot be rendered: {exc.reason}")
     response = Response(data, mimetype=f"image/{fmt}")

@@ -64,6 +64,12 @@ class Instance(Base):
     blob_key: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     original_filename: Mapped[str] = mapped_column(String(255), default="")
+    # Set by the pixel check (imaging/pixel_check.py, a background job) once every frame decoded within the
+    # sandbox's limits; until then the viewer renders this file only inside the sandbox.
+    pixels_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The same pixels stored uncompressed, made once by that check for slow-to-decode syntaxes (JPEG 2000); the
+    # viewer renders from it. The original (blob_key) is what DICOMweb and downloads serve.
+    decoded_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     series: Mapped[Series] = relationship(back_populates="instances")
 

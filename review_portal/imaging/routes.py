@@ -159,7 +159,7 @@ def render_slice(case_id: int, series_id: int, index: int, fmt: str):
     keys = services.slice_keys_of(current_app).get(series, fingerprint)
     if not 0 <= index < len(keys):
         raise NotFound("No such slice.")
-    blob_key, frame = keys[index]
+    blob_key, frame, render_key, checked = keys[index]
     center, width = _float_arg("wc"), _float_arg("ww")
     if (center is None) != (width is None) or (width is not None and width <= 0):
         raise InvalidInput("Give both window centre and a positive width, or neither.")
@@ -169,7 +169,7 @@ def render_slice(case_id: int, series_id: int, index: int, fmt: str):
         return _image_response(b"", etag, FORMATS[fmt])
     try:
         data = render_cache.rendered(current_app, storage(), etag, lambda: sandboxed.render_frame(
-            storage().verified_local_path(blob_key), frame, center=center, width=width,
+            storage().verified_local_path(render_key), frame, checked=checked, center=center, width=width,
             fmt="png" if fmt == "png" else "jpeg"))
     except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be displayed: {exc.reason}")

@@ -39,9 +39,9 @@ def _run(name: str, *args, **kwargs):
         raise DicomRejected(exc.reason) from exc
 
 
-def inspect_dicom(path: Path, limits: ImageLimits = DEFAULT) -> inspection.InstanceInfo:
+def inspect_dicom(path: Path, limits: ImageLimits = DEFAULT, *, decode: bool = True) -> inspection.InstanceInfo:
     """inspection.inspect_dicom, under the sandbox's limits (and the declared-size limits given)."""
-    fields = _run("_inspect_in_child", str(path), dataclasses.asdict(limits))
+    fields = _run("_inspect_in_child", str(path), dataclasses.asdict(limits), decode)
     if fields.get("study_date"):
         fields["study_date"] = datetime.date.fromisoformat(fields["study_date"])
     return inspection.InstanceInfo(**fields)
@@ -52,10 +52,18 @@ def make_thumbnail(path: Path, size: int = 128) -> bytes:
     return _run("_thumbnail_in_child", str(path), size)
 
 
-def render_frame(path: Path, frame: int = 0, **options) -> bytes:
-    """rendering.render_frame: in a limited worker the first time a frame of a file is shown, in-process after."""
-    if not isinstance(frame, int) or isinstance(frame, bool):
-        return rendering.render_frame(path, frame, **options)  # refused there, before any decoding
+def check_pixels(path: Path, start: int, stop: int, transcode_to: Path | None = None) -> int:
+    """Decode frames [start, stop) of a file in a limited worker (pixel_check.py); with `transcode_to`, decode
+    every frame and write the file there uncompressed instead. Returns the frames decoded."""
+    return _run("_check_in_child", str(path), start, stop, str(transcode_to) if transcode_to else None)
+
+
+def render_frame(path: Path, frame: int = 0, *, checked: bool = False, **options) -> bytes:
+    """rendering.render_frame: in a limited worker the first time a frame of a file is shown, in-process after.
+
+    `checked`: the file passed the pixel check (every frame decoded within the limits), so it renders in-process."""
+    if not isinstance(frame, int) or isinstance(frame, bool) or checked:
+        return rendering.render_frame(path, frame, **options)  # a bad frame number is refused there
     key = (str(path), frame)
     with _checked_lock:
         checked = key in _checked
@@ -90,8 +98,8 @@ def warm_up() -> None:
             pass
 
 
-def _inspect_in_child(path: str, limits: dict) -> dict:
-    fields = dataclasses.asdict(inspection.inspect_dicom(Path(path), ImageLimits(**limits)))
+def _inspect_in_child(path: str, limits: dict, decode: bool = True) -> dict:
+    fields = dataclasses.asdict(inspection.inspect_dicom(Path(path), ImageLimits(**limits), decode=decode))
     if fields.get("study_date") is not None:
         fields["study_date"] = fields["study_date"].isoformat()
     return fields
@@ -103,3 +111,9 @@ def _thumbnail_in_child(path: str, size: int) -> bytes:
 
 def _render_in_child(path: str, frame: int, **options) -> bytes:
     return rendering.render_frame(Path(path), frame, **options)
+
+
+def _check_in_child(path: str, start: int, stop: int, transcode_to: str | None) -> int:
+    from review_portal.imaging import pixel_check
+
+    return pixel_check.check_frames(Path(path), start, stop, Path(transcode_to) if transcode_to else None)
