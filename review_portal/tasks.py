@@ -7,8 +7,8 @@ from sqlalchemy import select
 from review_portal.auth.models import User
 from review_portal.cases.models import Case
 from review_portal.imaging.models import IngestJob, Series
-from review_portal.imaging.services import _make_series_thumbnail, process_ingest
 from review_portal.imaging.pixel_check import check_case
+from review_portal.imaging.services import _make_series_thumbnail, process_ingest
 from review_portal.jobs import PermanentJobError, handler, submit
 from review_portal.letters.models import Letter
 from review_portal.letters.services import issue_letter

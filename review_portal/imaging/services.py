@@ -83,7 +83,7 @@ def create_ingest(db: Session, storage: Storage, case, uploads: list[UploadedFil
         raise PermissionDenied("Scans can only be added by the referring physician or a coordinator while the case is open.")
     sources = []
     for upload in uploads:
-        key, _ = storage.put_file(upload.path)
+        key, _ = storage.put_file(upload.path, upload.sha256)
         sources.append({"name": Path(str(upload.filename).replace("\\", "/")).name[:255] or "upload", "key": key})
     job = IngestJob(case_id=case.id, status=IngestStatus.QUEUED.value, total=0, processed=0, sources=sources,
                     report={}, error="", created_by_id=getattr(by, "id", None), created_at=now)
