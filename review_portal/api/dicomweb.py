@@ -349,7 +349,8 @@ def _rendered(inst: Instance, frame_number: int) -> Response:
         data = b""
     else:
         try:
-            data = render_cache.rendered(current_app, storage(), etag, lambda: sandboxed.render_frame(
+            key = render_cache.cache_key(inst.blob_key, frame_number - 1, wc, ww, fmt)
+            data = render_cache.rendered(current_app, storage(), key, lambda: sandboxed.render_frame(
                 storage().verified_local_path(inst.decoded_key or inst.blob_key), frame_number - 1,
                 checked=pixel_check.renders_in_process(inst), center=wc, width=ww, fmt=fmt))
         except reading.DicomRejected as exc:

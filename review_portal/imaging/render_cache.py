@@ -1,8 +1,8 @@
 """Rendered slices kept on this host's disk, shared by all its web workers, so a slice shown once at a window is
 never decoded again for the same window.
 
-The key is the image's ETag (blob, frame, window, format): the blob key is the sha256 of the original, which is
-never rewritten, so a cached rendering can never go stale. Files are written to a temporary name and renamed into
+The key is what the image's ETag names (blob, frame, window, format; `cache_key`): the blob key is the sha256 of
+the original, which is never rewritten, so a cached rendering can never go stale. Files are written to a temporary name and renamed into
 place, so a worker reading concurrently sees a whole file or none. Size is bounded (RENDER_CACHE_MB); a hit
 touches the file's mtime, and when the cache grows past its bound the least recently used files are removed
 until it is back under 90% of it. Which worker evicts does not matter: every worker's view of the directory is the
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from review_portal.imaging import decoding
 
-__all__ = ["RenderCache", "cache_of", "rendered"]
+__all__ = ["RenderCache", "cache_key", "cache_of", "rendered"]
 
 AREA = "render-cache"
 _HEADROOM = 0.9  # evict down to this share of the bound, so eviction does not run on every write
@@ -142,11 +142,19 @@ def cache_of(app, storage) -> RenderCache:
     return cache
 
 
-def rendered(app, storage, etag: str, render: Callable[[], bytes]) -> bytes:
-    """The bytes for `etag` from the cache, else `render()`d and kept."""
+def cache_key(blob_key: str, frame: int, center: float | None, width: float | None, fmt: str) -> str:
+    """One name for one rendering, whichever door asks for it (the viewer counts frames from 0, DICOMweb from 1;
+    their ETags differ, the cache key does not)."""
+    fmt = "jpeg" if fmt in ("jpg", "jpeg") else fmt
+    window = "file" if center is None else f"{float(center)!r}/{float(width)!r}"
+    return f"{blob_key}/{int(frame)}/{window}/{fmt}"
+
+
+def rendered(app, storage, key: str, render: Callable[[], bytes]) -> bytes:
+    """The bytes for `key` (see cache_key) from the cache, else `render()`d and kept."""
     cache = cache_of(app, storage)
-    data = cache.get(etag)
+    data = cache.get(key)
     if data is None:
         data = render()
-        cache.put(etag, data)
+        cache.put(key, data)
     return data

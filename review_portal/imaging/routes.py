@@ -168,7 +168,8 @@ def render_slice(case_id: int, series_id: int, index: int, fmt: str):
     if etag in request.if_none_match:
         return _image_response(b"", etag, FORMATS[fmt])
     try:
-        data = render_cache.rendered(current_app, storage(), etag, lambda: sandboxed.render_frame(
+        data = render_cache.rendered(current_app, storage(), render_cache.cache_key(
+            blob_key, frame, center, width, fmt), lambda: sandboxed.render_frame(
             storage().verified_local_path(render_key), frame, checked=checked, center=center, width=width,
             fmt="png" if fmt == "png" else "jpeg"))
     except reading.DicomRejected as exc:

@@ -152,3 +152,13 @@ def test_dicomweb_rendered_answers_304_without_rendering(ct_case, login_as, db, 
     again = c.get(url, headers={"Accept": accept})  # no ETag held: served from the render cache, not rendered
     assert again.data == first.data and renders.calls == 0 and cached.calls == 1
     assert login_as("other_reviewer").get(url, headers={"If-None-Match": first.headers["ETag"]}).status_code == 404
+
+
+def test_one_rendering_has_one_cache_key_whichever_door_asks():
+    key = render_cache.cache_key
+    # The viewer's slice (frame index 0) and DICOMweb's frame 1 of the same file and window are one rendering...
+    assert key("k", 0, 40, 400, "jpg") == key("k", 0, 40.0, 400.0, "jpeg")
+    # ...and nothing else shares it: another frame, window, format or file.
+    others = {key("k", 1, 40, 400, "png"), key("k", 0, 40, 400, "png"), key("k", 0, None, None, "png"),
+              key("k", 0, 40, 401, "png"), key("j", 0, 40, 400, "png"), key("k", 0, 4, 0.4e3, "png")}
+    assert len(others) == 6
