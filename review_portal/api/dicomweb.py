@@ -448,7 +448,7 @@ def store_instances(case_id: int, study_uid: str | None = None):
         for n, path in enumerate(paths):
             name = f"instance {n + 1}"
             try:
-                info = sandboxed.inspect_dicom(path, of_session(db()))
+                info = sandboxed.inspect_dicom(path, of_session(db()), decode=False)
             except reading.DicomRejected as exc:
                 current_app.logger.info("STOW-RS into case %s: %s refused: %s", case.id, name, exc.reason)
                 failed.append({"00081197": _attr("US", 0xC000)})  # the reason is in the log, not in the answer
