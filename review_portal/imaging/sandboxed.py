@@ -1,13 +1,15 @@
 """The pixel work on uploaded files, run in the sandbox's limited workers (review_portal.sandbox).
 
-* `inspect_dicom`: the per-file check at ingest (it test-decodes a compressed frame), always in a worker.
+* `inspect_dicom`: the per-file check at ingest (headers and frame table; `decode=True` also test-decodes a
+  compressed frame), always in a worker.
+* `check_pixels`: the pixel check job's decoding of every frame (and JPEG 2000's uncompressed copy), in a worker.
 * `make_thumbnail`: a series thumbnail (a background job), always in a worker.
-* `render_frame`: a slice for the viewer or DICOMweb. The first rendering of a (file, frame) in this process
-  runs in a worker; once that succeeded, the frame has shown it decodes within the limits, and later
-  renderings (the window dragged, the slice scrolled back to) run in-process, using the decoded-frame cache,
-  at full speed. The set of checked frames is per process and bounded: forgetting one only costs a
-  trip through a worker. A per-instance database flag would not do: ingest test-decodes only the first frame
-  of a compressed file, so the other frames and the windowed rendering have passed no check.
+* `render_frame`: a slice for the viewer or DICOMweb. A file that passed the pixel check (`checked`, see
+  pixel_check.renders_in_process: every frame decoded in a worker, and frames small enough that windowing is
+  bounded) renders in-process. Otherwise the first rendering of a (file, frame) in this process runs in a
+  worker; once that succeeded, later renderings (the window dragged, the slice scrolled back to) run
+  in-process, using the decoded-frame cache, at full speed. That set of frames is per process and bounded:
+  forgetting one only costs a trip through a worker.
 
 A limit that stops the work becomes `DicomRejected` with its reason ("needs more than 512 MB to decode"),
 which the callers already turn into a refused file or a 400 answer.
