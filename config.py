@@ -105,6 +105,11 @@ class Config:
     SANDBOX_WORKERS = int(os.environ.get("SANDBOX_WORKERS", 2))
     # Loaded in each worker before its memory limit applies ("module" or "module:function").
     SANDBOX_PRELOAD: tuple[str, ...] = ("review_portal.imaging.sandboxed:warm_up",)
+    # Rendered slices kept on this host's disk (STORAGE_DIR/render-cache), shared by its workers, least recently
+    # used removed past this size; and each process's decoded frames of compressed images (a window dragged on
+    # one slice). imaging/render_cache.py.
+    RENDER_CACHE_MB = float(os.environ.get("RENDER_CACHE_MB", 512))
+    FRAME_CACHE_MB = float(os.environ.get("FRAME_CACHE_MB", 64))
     # Business days a review may take, by priority.
     TURNAROUND_DAYS = {"routine": 5, "urgent": 2}
     # Days the service does not work (ISO dates), besides weekends. PORTAL_HOLIDAYS=2026-12-25,2026-12-28 overrides.

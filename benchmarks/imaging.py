@@ -116,6 +116,9 @@ def serve(workdir: Path, port_file: Path) -> None:
     create_all(app.extensions["db_engine"])
     with app.app_context():
         db = session()
+        from review_portal.cases.disciplines import seed_disciplines
+
+        seed_disciplines(db)  # the schema here comes from the models; the migration seeds a real database
         hospital = Institution(name="Bench Hospital")
         db.add(hospital)
         db.flush()

@@ -15,6 +15,7 @@ import review_portal.models  # noqa: F401  (registers every domain's tables)
 import review_portal.tasks  # noqa: F401  (registers the portal's job handlers)
 from review_portal import db as database
 from review_portal import storage as storage_mod
+from review_portal import uploads
 from review_portal.errors import ConcurrentEdit, DomainError, StoredFileCorrupt
 from review_portal.notifications import alerts as notification_alerts
 from review_portal.web import wants_json
@@ -32,6 +33,7 @@ def create_app(config=None, **overrides) -> Flask:
         static_folder=str(ROOT / "static"),
         instance_path=str(ROOT / "instance"),
     )
+    app.request_class = uploads.SpoolingRequest  # uploaded files stream to disk, hashed as they arrive
     if config is None:
         from config import config_from_env
 

@@ -4,8 +4,9 @@ reference to a blob points at an object that exists. Run after each restore (and
 The references are the portal's one list, review_portal.models.BLOB_REFERENCES: scans, thumbnails,
 key-image PNGs, documents, letters and the sources an ingest job keeps. What a backup leaves out on
 purpose: the temporary area (spooled uploads, scratch folders) and caches of derived bytes (the S3
-backend's verified local copies under STORAGE_DIR/s3-cache, decoded frames in memory); both are rebuilt
-on demand. The anchors/ log of the audit chain's head is backed up with the objects.
+backend's verified local copies under STORAGE_DIR/s3-cache, rendered slices under render-cache beside the
+objects, decoded frames in memory); both are rebuilt on demand. The anchors/ log of the audit chain's head is
+backed up with the objects.
 """
 from __future__ import annotations
 

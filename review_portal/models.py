@@ -52,6 +52,7 @@ class BlobReference:
 BLOB_REFERENCES: tuple[BlobReference, ...] = (
     BlobReference("instances", "blob_key"),  # DICOM originals
     BlobReference("series", "thumbnail_key", derived=True),
+    BlobReference("instances", "decoded_key", derived=True),  # a JPEG 2000 original's pixels, stored uncompressed
     BlobReference("key_images", "png_key"),  # the PNG kept from the moment a slice was marked
     BlobReference("documents", "sha256"),  # documents are keyed by their sha256
     BlobReference("letters", "blob_key"),  # the issued PDF

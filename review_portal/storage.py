@@ -159,6 +159,18 @@ class Storage:
         shutil.rmtree(path, ignore_errors=True)
         tmpfiles.release(path)
 
+    def spool_area(self) -> Path:
+        """Where uploads are written as they arrive (uploads.HashedSpool): the temporary area, on the same file
+        system as the blobs, so an upload is moved into place, never copied."""
+        return self._tmp
+
+    def host_area(self, name: str) -> Path:
+        """A directory of this host's own beside the store (e.g. the rendered-image cache), shared by its workers.
+        Not blobs: nothing there is backed up or verified, and it may be deleted at any time."""
+        area = self._tmp.parent / _check_anchor_name(name)
+        area.mkdir(exist_ok=True)
+        return area
+
     # --- reads that prove the bytes are still the ones stored (the key is their sha256)
 
     def read_verified(self, key: str) -> bytes:
@@ -271,7 +283,15 @@ class Storage:
     def read_anchor(self, name: str) -> bytes:
         raise NotImplementedError
 
-    def put_file(self, path: Path) -> tuple[str, bool]:
+    def put_file(self, path: Path, sha256: str | None = None) -> tuple[str, bool]:
+        """Store a file. `sha256`: its hash, taken by the caller while the bytes were written (an upload spooled by
+        uploads.HashedSpool), so the backend neither reads nor copies it again to learn its key."""
+        if sha256 is not None:
+            return self._put_hashed_file(Path(path), _check_key(sha256))
+        with open(path, "rb") as fh:
+            return self.put_stream(fh)
+
+    def _put_hashed_file(self, path: Path, key: str) -> tuple[str, bool]:
         with open(path, "rb") as fh:
             return self.put_stream(fh)
 
@@ -333,6 +353,21 @@ class LocalStorage(Storage):
         finally:
             if tmp_name and os.path.exists(tmp_name):
                 os.unlink(tmp_name)
+
+    def _put_hashed_file(self, path: Path, key: str) -> tuple[str, bool]:
+        final = self.path(key)
+        if final.exists():
+            return key, False
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, final)  # atomic, no copy; the caller's name goes with its scratch directory
+        except FileExistsError:
+            return key, False  # the same bytes stored meanwhile by another request
+        except OSError:
+            with open(path, "rb") as fh:  # another file system: copy (and hash) after all
+                return self.put_stream(fh)
+        _journal(key)
+        return key, True
 
     def open(self, key: str) -> BinaryIO:
         return open(self.path(key), "rb")
@@ -451,6 +486,13 @@ class S3Storage(Storage):
         finally:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
+
+    def _put_hashed_file(self, path: Path, key: str) -> tuple[str, bool]:
+        if self.exists(key):
+            return key, False
+        self.client.upload_file(str(path), self.bucket, self._object(key), ExtraArgs={"Metadata": {"sha256": key}})
+        _journal(key)
+        return key, True
 
     def open(self, key: str) -> BinaryIO:
         """A streaming, file-like body (read(n), close(), context manager)."""

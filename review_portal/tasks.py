@@ -7,8 +7,9 @@ from sqlalchemy import select
 from review_portal.auth.models import User
 from review_portal.cases.models import Case
 from review_portal.imaging.models import IngestJob, Series
+from review_portal.imaging.pixel_check import check_case
 from review_portal.imaging.services import _make_series_thumbnail, process_ingest
-from review_portal.jobs import PermanentJobError, handler
+from review_portal.jobs import PermanentJobError, handler, submit
 from review_portal.letters.models import Letter
 from review_portal.letters.services import issue_letter
 from review_portal.opinions.models import Opinion
@@ -40,6 +41,19 @@ def series_thumbnail_job(db, storage, *, now, series_id: int, case_id: int | Non
     db.refresh(series, ["instances"])
     refused = _make_series_thumbnail(storage, series)
     return series.thumbnail_key or f"no thumbnail: {refused or 'no renderable slice'}"
+
+
+@handler("imaging.pixel_check")
+def pixel_check_job(db, storage, *, now, case_id: int, ingest_id: int | None = None):
+    """Decode every frame of the case's newly indexed files in the sandbox, then make their series' thumbnails.
+    Idempotent: checked files are skipped, a series keeps its thumbnail until remade."""
+
+    if db.get(Case, case_id) is None:
+        raise PermanentJobError("the case no longer exists")
+    series_ids = check_case(db, storage, case_id, now=now, ingest_id=ingest_id)
+    for series_id in series_ids:
+        submit(db, storage, "imaging.series_thumbnail", now=now, case_id=case_id, series_id=series_id)
+    return f"{len(series_ids)} series checked"
 
 
 @handler("imaging.ingest")

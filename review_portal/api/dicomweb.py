@@ -21,7 +21,7 @@ from review_portal.audit.services import record
 from review_portal.cases.services import get_case_for
 from review_portal.clock import utcnow
 from review_portal.errors import DomainError, InvalidInput, NotFound, PermissionDenied
-from review_portal.imaging import delivery, metadata, reading, sandboxed, services
+from review_portal.imaging import delivery, metadata, pixel_check, reading, render_cache, sandboxed, services
 from review_portal.imaging.models import Instance, Series, Study
 from review_portal.imaging.limits import of_session, stored_frames
 from review_portal.imaging.permissions import can_add_scans
@@ -343,13 +343,20 @@ def _rendered(inst: Instance, frame_number: int) -> Response:
         raise InvalidInput("The window width must be positive.")
     if not 1 <= frame_number <= stored_frames(inst.frames):
         raise NotFound("No such frame.")
-    try:
-        data = sandboxed.render_frame(storage().verified_local_path(inst.blob_key), frame_number - 1,
-                                      center=wc, width=ww, fmt=fmt)
-    except reading.DicomRejected as exc:
-        raise InvalidInput(f"This image cannot be rendered: {exc.reason}")
+    # From stored metadata alone, so a client that holds the image is answered 304 without touching pixels.
+    etag = f"{inst.blob_key}-{frame_number}-{wc}-{ww}-{fmt}"
+    if etag in request.if_none_match:
+        data = b""
+    else:
+        try:
+            key = render_cache.cache_key(inst.blob_key, frame_number - 1, wc, ww, fmt)
+            data = render_cache.rendered(current_app, storage(), key, lambda: sandboxed.render_frame(
+                storage().verified_local_path(inst.decoded_key or inst.blob_key), frame_number - 1,
+                checked=pixel_check.renders_in_process(inst), center=wc, width=ww, fmt=fmt))
+        except reading.DicomRejected as exc:
+            raise InvalidInput(f"This image cannot be rendered: {exc.reason}")
     response = Response(data, mimetype=f"image/{fmt}")
-    response.set_etag(f"{inst.blob_key}-{frame_number}-{wc}-{ww}-{fmt}")  # no-store (security.py): no shared caching
+    response.set_etag(etag)  # no-store (security.py): no shared caching
     return response.make_conditional(request)
 
 
@@ -441,7 +448,7 @@ def store_instances(case_id: int, study_uid: str | None = None):
         for n, path in enumerate(paths):
             name = f"instance {n + 1}"
             try:
-                info = sandboxed.inspect_dicom(path, of_session(db()))
+                info = sandboxed.inspect_dicom(path, of_session(db()), decode=False)
             except reading.DicomRejected as exc:
                 current_app.logger.info("STOW-RS into case %s: %s refused: %s", case.id, name, exc.reason)
                 failed.append({"00081197": _attr("US", 0xC000)})  # the reason is in the log, not in the answer

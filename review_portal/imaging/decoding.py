@@ -83,12 +83,22 @@ def _read_native_frame(loaded: _Loaded, index: int) -> np.ndarray | None:
 
 # Decoded frames of compressed images, for re-rendering the slice on screen at another window
 # (dragging the window re-renders one slice many times, and decoding dominates). Bounded by
-# bytes, not entries: a handful of CT slices, or one large frame. Arrays are read-only, so
-# nothing downstream can alter a cached frame in place.
+# bytes, not entries (FRAME_CACHE_MB, see set_frame_cache_bytes; 24 MB until configured). Arrays are
+# read-only, so nothing downstream can alter a cached frame in place.
 _FRAME_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _FRAME_CACHE_BYTES = 24 * 1024 * 1024
 _frame_cache_used = 0
 _FRAME_CACHE_LOCK = threading.Lock()
+
+
+def set_frame_cache_bytes(limit: int) -> None:
+    """Bound the decoded-frame cache (FRAME_CACHE_MB, set by render_cache.cache_of), dropping frames over it."""
+    global _FRAME_CACHE_BYTES, _frame_cache_used
+    with _FRAME_CACHE_LOCK:
+        _FRAME_CACHE_BYTES = max(0, int(limit))
+        while _FRAME_CACHE and _frame_cache_used > _FRAME_CACHE_BYTES:
+            _, old = _FRAME_CACHE.popitem(last=False)
+            _frame_cache_used -= old.nbytes
 
 
 def _frame_cache_key(loaded: _Loaded, index: int) -> tuple | None:

@@ -88,23 +88,24 @@ def _slice_position(view: Dataset) -> float | None:
 # --------------------------------------------------------------------------
 
 
-def inspect_dicom(path: Path, limits: ImageLimits = DEFAULT) -> InstanceInfo:
+def inspect_dicom(path: Path, limits: ImageLimits = DEFAULT, *, decode: bool = True) -> InstanceInfo:
     """Validate an uploaded file as a displayable DICOM image and describe it.
 
     Raises DicomRejected (with ``.reason``) for anything the portal could not
     store and show later. Compressed images get one frame test-decoded so a
     corrupt or unsupported stream is refused at upload, not at review time.
     Declared sizes (frames, pixels, inflated bytes) are checked against ``limits`` and against the
-    data actually in the file; ``number_of_frames`` is the verified count.
+    data actually in the file; ``number_of_frames`` is the verified count. ``decode=False`` (ingest) checks the
+    header and the encapsulated frame table only, leaving the decoding to the pixel check (pixel_check.py).
     """
     with _damaged_file_guard():
-        return _inspect(Path(path), limits)
+        return _inspect(Path(path), limits, decode)
 
 
-def _inspect(path: Path, limits: ImageLimits) -> InstanceInfo:
+def _inspect(path: Path, limits: ImageLimits, decode: bool = True) -> InstanceInfo:
     loaded = _load(path, limits)
     ds = loaded.ds
-    if loaded.transfer_syntax.is_encapsulated or loaded.transfer_syntax.is_deflated:
+    if decode and (loaded.transfer_syntax.is_encapsulated or loaded.transfer_syntax.is_deflated):
         _decode_frame(loaded, 0)
 
     # Without functional groups a frame's attributes are the top-level ones: read them from

@@ -84,6 +84,12 @@ class Instance(Base):
     bits_stored: Mapped[int | None] = mapped_column(Integer)
     pixel_representation: Mapped[int | None] = mapped_column(Integer)
     samples_per_pixel: Mapped[int | None] = mapped_column(Integer)
+    # Set by the pixel check (imaging/pixel_check.py, a background job) once every frame decoded within the
+    # sandbox's limits; until then the viewer renders this file only inside the sandbox.
+    pixels_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The same pixels stored uncompressed, made once by that check for slow-to-decode syntaxes (JPEG 2000); the
+    # viewer renders from it. The original (blob_key) is what DICOMweb and downloads serve.
+    decoded_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     series: Mapped[Series] = relationship(back_populates="instances")
 

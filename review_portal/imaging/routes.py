@@ -17,7 +17,8 @@ from flask_login import current_user
 from review_portal.audit.services import record, record_image_view
 from review_portal.cases.services import get_case_for
 from review_portal.errors import InvalidInput, NotFound
-from review_portal.imaging import identity_services, metadata, reading, rendering, sandboxed, services, viewing
+from review_portal.imaging import (identity_services, metadata, reading, render_cache, rendering, sandboxed, services,
+                                  viewing)
 from review_portal.imaging.limits import stored_frames
 from review_portal.imaging.forms import AddScansForm, KeyImageForm, UnmarkKeyImageForm
 from review_portal.imaging.key_images import anchored_index
@@ -168,6 +169,8 @@ def series_thumbnail(case_id: int, series_id: int):
     if not series.thumbnail_key:
         raise NotFound("No thumbnail for this series.")
     _audit_pixels(case, series.id, "thumbnail")
+    if series.thumbnail_key in request.if_none_match:  # the key is the PNG's sha256: nothing to read to compare
+        return _image_response(b"", series.thumbnail_key, "image/png")
     data = services.thumbnail_png(db(), storage(), series)
     return _image_response(data, series.thumbnail_key, "image/png")
 
@@ -190,7 +193,7 @@ def render_slice(case_id: int, series_id: int, index: int, fmt: str):
     keys = services.slice_keys_of(current_app).get(series, fingerprint)
     if not 0 <= index < len(keys):
         raise NotFound("No such slice.")
-    blob_key, frame = keys[index]
+    blob_key, frame, render_key, checked = keys[index]
     center, width = _float_arg("wc"), _float_arg("ww")
     if (center is None) != (width is None) or (width is not None and width <= 0):
         raise InvalidInput("Give both window centre and a positive width, or neither.")
@@ -199,8 +202,10 @@ def render_slice(case_id: int, series_id: int, index: int, fmt: str):
     if etag in request.if_none_match:
         return _image_response(b"", etag, FORMATS[fmt])
     try:
-        data = sandboxed.render_frame(storage().verified_local_path(blob_key), frame, center=center,
-                                      width=width, fmt="png" if fmt == "png" else "jpeg")
+        data = render_cache.rendered(current_app, storage(), render_cache.cache_key(
+            blob_key, frame, center, width, fmt), lambda: sandboxed.render_frame(
+            storage().verified_local_path(render_key), frame, checked=checked, center=center, width=width,
+            fmt="png" if fmt == "png" else "jpeg"))
     except reading.DicomRejected as exc:
         raise InvalidInput(f"This image cannot be displayed: {exc.reason}")
     return _image_response(data, etag, FORMATS[fmt])
@@ -260,6 +265,8 @@ def key_image_png(case_id: int, key_image_id: int):
         raise NotFound("No such key image.")
     key_image = services.get_key_image_in_case(db(), case.id, key_image_id)
     _audit_pixels(case, key_image.series_id, f"key image {key_image.id}")
+    if key_image.png_key in request.if_none_match:  # the key is the PNG's sha256: nothing to read to compare
+        return _image_response(b"", key_image.png_key, "image/png")
     data = services.key_image_png(db(), storage(), key_image)
     return _image_response(data, key_image.png_key, "image/png")
 

@@ -1,13 +1,15 @@
 """The pixel work on uploaded files, run in the sandbox's limited workers (review_portal.sandbox).
 
-* `inspect_dicom`: the per-file check at ingest (it test-decodes a compressed frame), always in a worker.
+* `inspect_dicom`: the per-file check at ingest (headers and frame table; `decode=True` also test-decodes a
+  compressed frame), always in a worker.
+* `check_pixels`: the pixel check job's decoding of every frame (and JPEG 2000's uncompressed copy), in a worker.
 * `make_thumbnail`: a series thumbnail (a background job), always in a worker.
-* `render_frame`: a slice for the viewer or DICOMweb. The first rendering of a (file, frame) in this process
-  runs in a worker; once that succeeded, the frame has shown it decodes within the limits, and later
-  renderings (the window dragged, the slice scrolled back to) run in-process, using the decoded-frame cache,
-  at full speed. The set of checked frames is per process and bounded: forgetting one only costs a
-  trip through a worker. A per-instance database flag would not do: ingest test-decodes only the first frame
-  of a compressed file, so the other frames and the windowed rendering have passed no check.
+* `render_frame`: a slice for the viewer or DICOMweb. A file that passed the pixel check (`checked`, see
+  pixel_check.renders_in_process: every frame decoded in a worker, and frames small enough that windowing is
+  bounded) renders in-process. Otherwise the first rendering of a (file, frame) in this process runs in a
+  worker; once that succeeded, later renderings (the window dragged, the slice scrolled back to) run
+  in-process, using the decoded-frame cache, at full speed. That set of frames is per process and bounded:
+  forgetting one only costs a trip through a worker.
 
 A limit that stops the work becomes `DicomRejected` with its reason ("needs more than 512 MB to decode"),
 which the callers already turn into a refused file or a 400 answer.
@@ -25,7 +27,7 @@ from review_portal.imaging import inspection, pixels, rendering
 from review_portal.imaging.limits import DEFAULT, ImageLimits
 from review_portal.imaging.reading import DicomRejected
 
-__all__ = ["frame_pixels", "geometries", "inspect_dicom", "make_thumbnail", "measure", "render_frame", "warm_up"]
+__all__ = ["check_pixels", "frame_pixels", "geometries", "inspect_dicom", "make_thumbnail", "measure", "render_frame", "warm_up"]
 
 _CHECKED_MAX = 20000
 _checked: OrderedDict[tuple[str, int], None] = OrderedDict()
@@ -39,9 +41,9 @@ def _run(name: str, *args, **kwargs):
         raise DicomRejected(exc.reason) from exc
 
 
-def inspect_dicom(path: Path, limits: ImageLimits = DEFAULT) -> inspection.InstanceInfo:
+def inspect_dicom(path: Path, limits: ImageLimits = DEFAULT, *, decode: bool = True) -> inspection.InstanceInfo:
     """inspection.inspect_dicom, under the sandbox's limits (and the declared-size limits given)."""
-    fields = _run("_inspect_in_child", str(path), dataclasses.asdict(limits))
+    fields = _run("_inspect_in_child", str(path), dataclasses.asdict(limits), decode)
     if fields.get("study_date"):
         fields["study_date"] = datetime.date.fromisoformat(fields["study_date"])
     return inspection.InstanceInfo(**fields)
@@ -52,14 +54,22 @@ def make_thumbnail(path: Path, size: int = 128) -> bytes:
     return _run("_thumbnail_in_child", str(path), size)
 
 
-def render_frame(path: Path, frame: int = 0, **options) -> bytes:
-    """rendering.render_frame: in a limited worker the first time a frame of a file is shown, in-process after."""
-    return _checked_first(rendering.render_frame, "_render_in_child", path, frame, **options)
+def check_pixels(path: Path, start: int, stop: int, transcode_to: Path | None = None) -> int:
+    """Decode frames [start, stop) of a file in a limited worker (pixel_check.py); with `transcode_to`, decode
+    every frame and write the file there uncompressed instead. Returns the frames decoded."""
+    return _run("_check_in_child", str(path), start, stop, str(transcode_to) if transcode_to else None)
 
 
-def frame_pixels(path: Path, frame: int = 0) -> bytes:
+def render_frame(path: Path, frame: int = 0, *, checked: bool = False, **options) -> bytes:
+    """rendering.render_frame: in a limited worker the first time a frame of a file is shown, in-process after.
+
+    `checked`: the file passed the pixel check (every frame decoded within the limits), so it renders in-process."""
+    return _checked_first(rendering.render_frame, "_render_in_child", path, frame, checked=checked, **options)
+
+
+def frame_pixels(path: Path, frame: int = 0, *, checked: bool = False) -> bytes:
     """pixels.frame_pixels (the stored values for the browser viewer), checked like render_frame."""
-    return _checked_first(pixels.frame_pixels, "_pixels_in_child", path, frame)
+    return _checked_first(pixels.frame_pixels, "_pixels_in_child", path, frame, checked=checked)
 
 
 def geometries(paths: list[Path]) -> list[dict | None]:
@@ -67,9 +77,9 @@ def geometries(paths: list[Path]) -> list[dict | None]:
     return _run("_geometries_in_child", [str(p) for p in paths])
 
 
-def _checked_first(here, child: str, path: Path, frame: int, **options) -> bytes:
-    if not isinstance(frame, int) or isinstance(frame, bool):
-        return here(path, frame, **options)  # refused there, before any decoding
+def _checked_first(here, child: str, path: Path, frame: int, *, checked: bool = False, **options) -> bytes:
+    if not isinstance(frame, int) or isinstance(frame, bool) or checked:
+        return here(path, frame, **options)  # refused there, before any decoding; or the file passed the check
     key = (str(path), frame) if child == "_render_in_child" else (str(path), frame, child)
     with _checked_lock:
         checked = key in _checked
@@ -109,8 +119,8 @@ def warm_up() -> None:
             pass
 
 
-def _inspect_in_child(path: str, limits: dict) -> dict:
-    fields = dataclasses.asdict(inspection.inspect_dicom(Path(path), ImageLimits(**limits)))
+def _inspect_in_child(path: str, limits: dict, decode: bool = True) -> dict:
+    fields = dataclasses.asdict(inspection.inspect_dicom(Path(path), ImageLimits(**limits), decode=decode))
     if fields.get("study_date") is not None:
         fields["study_date"] = fields["study_date"].isoformat()
     return fields
@@ -142,3 +152,9 @@ def _geometries_in_child(paths: list[str]) -> list[dict | None]:
         except DicomRejected:
             out.append(None)
     return out
+
+
+def _check_in_child(path: str, start: int, stop: int, transcode_to: str | None) -> int:
+    from review_portal.imaging import pixel_check
+
+    return pixel_check.check_frames(Path(path), start, stop, Path(transcode_to) if transcode_to else None)

@@ -19,7 +19,8 @@ from review_portal.audit.services import record
 from review_portal.auth.models import User
 from review_portal.cases.models import Case
 from review_portal.errors import InvalidInput, NotFound, PermissionDenied, StoredFileCorrupt
-from review_portal.imaging import archives, identity_services, indexing, inspection, key_images, reading, sandboxed
+from review_portal.imaging import (archives, identity_services, indexing, inspection, key_images, pixel_check, reading,
+                                  sandboxed)
 from review_portal.imaging.limits import ImageLimits, of_session, stored_frames
 from review_portal.imaging.lifecycle import FINISHED_STATUSES
 from review_portal.imaging.lifecycle import set_status as set_ingest_status
@@ -83,7 +84,7 @@ def create_ingest(db: Session, storage: Storage, case, uploads: list[UploadedFil
         raise PermissionDenied("Scans can only be added by the referring physician or a coordinator while the case is open.")
     sources = []
     for upload in uploads:
-        key, _ = storage.put_file(upload.path)
+        key, _ = storage.put_file(upload.path, upload.sha256)
         sources.append({"name": Path(str(upload.filename).replace("\\", "/")).name[:255] or "upload", "key": key})
     job = IngestJob(case_id=case.id, status=IngestStatus.QUEUED.value, total=0, processed=0, sources=sources,
                     report={}, error="", created_by_id=getattr(by, "id", None), created_at=now)
@@ -262,7 +263,7 @@ def process_ingest(
         for position in range(resume_at, len(candidates)):
             name, path, source_key = candidates[position]
             try:
-                info = sandboxed.inspect_dicom(path, limits)
+                info = sandboxed.inspect_dicom(path, limits, decode=False)  # pixels: the pixel check job
                 added, series_id = _index_file(db, storage, index, info, name, path, source_key)
             except reading.DicomRejected as exc:
                 rejected.append((name, exc.reason))
@@ -281,9 +282,6 @@ def process_ingest(
         db.flush()
         from review_portal import jobs
 
-        for series_id in sorted(touched):
-            # Inline in the embedded default; on a worker when a queue is configured.
-            jobs.submit(db, storage, "imaging.series_thumbnail", now=now, case_id=job.case_id, series_id=series_id)
         save_state()
         identity_services.flag_mismatches(db, _case(db, job.case_id), now=now)  # is this the same patient?
         set_ingest_status(job, IngestStatus.DONE)
@@ -294,6 +292,8 @@ def process_ingest(
     record(db, action="scans.ingested", by=uploader, ip="", now=now, case=_case(db, job.case_id), object_type="ingest",
            object_id=job.id, detail=report.summary + "".join(f" | {n}: {r}" for n, r in rejected[:50]))
     db.flush()
+    if touched:  # decoding every frame, then thumbnails: inline in the embedded default, else on a worker
+        jobs.submit(db, storage, "imaging.pixel_check", now=now, case_id=job.case_id, ingest_id=job.id)
     return job
 
 
@@ -372,7 +372,7 @@ def _make_series_thumbnail(storage: Storage, series: Series) -> str | None:
         return "no slices"
     middle = slices[len(slices) // 2].instance
     try:
-        png = sandboxed.make_thumbnail(storage.verified_local_path(middle.blob_key))
+        png = sandboxed.make_thumbnail(storage.verified_local_path(middle.decoded_key or middle.blob_key))
     except reading.DicomRejected as exc:
         return exc.reason
     series.thumbnail_key = storage.put_bytes_repairing(png)
@@ -410,14 +410,15 @@ class SliceKeys:
         self._lock = threading.Lock()
         self._keys: OrderedDict[int, tuple[tuple[int, int | None], list[tuple[str, int]]]] = OrderedDict()
 
-    def get(self, series: Series, fingerprint: tuple[int, int | None]) -> list[tuple[str, int]]:
-        """The series' slices in viewing order as (blob key, frame): `ordered_slices` without the instances."""
+    def get(self, series: Series, fingerprint: tuple) -> list[tuple[str, int, str, bool]]:
+        """The series' slices in viewing order as (blob key, frame, key to render from, pixels checked)."""
         with self._lock:
             hit = self._keys.get(series.id)
             if hit is not None and hit[0] == fingerprint:
                 self._keys.move_to_end(series.id)
                 return hit[1]
-        keys = [(s.instance.blob_key, s.frame) for s in ordered_slices(series)]
+        keys = [(s.instance.blob_key, s.frame, s.instance.decoded_key or s.instance.blob_key,
+                 pixel_check.renders_in_process(s.instance)) for s in ordered_slices(series)]
         with self._lock:
             self._keys[series.id] = (fingerprint, keys)
             self._keys.move_to_end(series.id)
@@ -434,8 +435,10 @@ def series_for_slices(db: Session, case_id: int, series_id: int):
     """(series, fingerprint) for a series in the case, or None; one statement."""
     count = select(func.count(Instance.id)).where(Instance.series_id == Series.id).scalar_subquery()
     newest = select(func.max(Instance.id)).where(Instance.series_id == Series.id).scalar_subquery()
-    row = db.execute(select(Series, count, newest).join(Study).where(Series.id == series_id, Study.case_id == case_id)).first()
-    return None if row is None else (row[0], (row[1], row[2]))
+    checked = select(func.count(Instance.pixels_checked_at)).where(Instance.series_id == Series.id).scalar_subquery()
+    row = db.execute(select(Series, count, newest, checked).join(Study)
+                     .where(Series.id == series_id, Study.case_id == case_id)).first()
+    return None if row is None else (row[0], (row[1], row[2], row[3]))
 
 
 def series_label(series: Series) -> str:
@@ -504,8 +507,10 @@ def mark_key_image(db: Session, storage: Storage, case, series: Series, *, slice
 
 
 def _render_key_image(storage: Storage, chosen: Slice, center: float | None, width: float | None) -> bytes:
-    return sandboxed.render_frame(storage.verified_local_path(chosen.instance.blob_key), chosen.frame, center=center,
-                                  width=width, png_compression=6)
+    inst = chosen.instance
+    return sandboxed.render_frame(storage.verified_local_path(inst.decoded_key or inst.blob_key), chosen.frame,
+                                  checked=pixel_check.renders_in_process(inst), center=center, width=width,
+                                  png_compression=6)
 
 
 # --------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from review_portal.imaging import indexing, pixels, reading, sandboxed
+from review_portal.imaging.pixel_check import renders_in_process
 from review_portal.imaging.models import Instance, Series, Study
 from review_portal.imaging.services import Slice
 from review_portal.storage import Storage
@@ -113,8 +114,11 @@ def frame_pixels(storage: Storage, instance: Instance, frame: int) -> FramePixel
         if hit is not None:
             _cache.move_to_end(key)
             return hit
+    # JPEG 2000 is read from its uncompressed copy once the pixel check made it (the same values); a file that
+    # passed the check decodes in-process, any other the first time in the sandbox.
+    source = instance.decoded_key or instance.blob_key
     dtype, rows, columns, samples, raw = pixels.unpack(
-        sandboxed.frame_pixels(storage.verified_local_path(instance.blob_key), frame))
+        sandboxed.frame_pixels(storage.verified_local_path(source), frame, checked=renders_in_process(instance)))
     found = FramePixels(gzip.compress(raw, compresslevel=1, mtime=0), dtype, rows, columns, samples)
     with _cache_lock:
         if key not in _cache and len(found.gzipped) <= _CACHE_BYTES // 8:

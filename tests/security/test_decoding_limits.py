@@ -121,12 +121,28 @@ def test_a_frame_renders_in_a_worker_once_then_in_process(app, db, make_case, lo
     shutil.copy(testdata("MR_small_RLE.dcm"), rle)
     assert upload(client, case, [rle])["accepted"] == 1
     [series] = series_of_case(db, case.id)
+    [inst] = series.instances
     monkeypatch.setattr(sandbox, "run", counting)
+    # Until its pixel check has passed (here: undone, as while the job is still queued), a frame is rendered in a
+    # worker the first time this process shows it, and in-process after.
+    inst.pixels_checked_at = None
+    db.commit()
+    sandboxed.forget_checked()
     first = client.get(f"/cases/{case.id}/series/{series.id}/slices/0.png?wc=600&ww=1200")
     again = client.get(f"/cases/{case.id}/series/{series.id}/slices/0.png?wc=500&ww=1000")
     assert (first.status_code, again.status_code) == (200, 200)
     assert calls == ["_render_in_child"]  # the second window: the frame was checked, rendered in-process
     assert first.data != again.data
+    # Once the pixel check (every frame decoded in a worker) has passed, no rendering needs a worker.
+    from review_portal.imaging.pixel_check import check_case
+
+    assert check_case(db, app.extensions["storage"], case.id, now=inst.series.study.created_at) == [series.id]
+    db.commit()
+    assert calls[-1] == "_check_in_child"
+    sandboxed.forget_checked()
+    calls.clear()
+    assert client.get(f"/cases/{case.id}/series/{series.id}/slices/0.png?wc=400&ww=900").status_code == 200
+    assert calls == []
 
 
 def test_a_worker_that_died_is_replaced(app, tmp_path):

@@ -119,4 +119,5 @@ def test_a_frame_count_tampered_in_the_database_is_clamped_in_slices_and_the_let
     assert len(slices) == DEFAULT.max_frames + 2
     assert len(services.ordered_instances(series)) == 3
     [key_image] = services.key_images_for_letter(db, case.id)
-    assert key_image["slice_label"].startswith(f"Slice 3 of {DEFAULT.max_frames + 2}")
+    # The key image is anchored to its instance, not to an index: it stays on the third file, now the last slice.
+    assert key_image["slice_label"].startswith(f"Slice {DEFAULT.max_frames + 2} of {DEFAULT.max_frames + 2}")
