@@ -16,27 +16,28 @@ import sys
 from collections import Counter
 
 # (row, pattern on one frame "function (file:line)"). Patterns name functions, and files where names are generic.
+F = r"(?:^|[.>])"  # a frame is "Qualified.name (path/file.py:line)"; match the last name
 WORK = [
-    ("waiting on PostgreSQL (psycopg I/O)", r"\((?:.*/)?psycopg/.*\)$"),
-    ("loading the user (login manager)",
-     r"^(?:_load_user|load_user|_load_user_from_session|user_loader\w*|load_user_from_session) \("),
-    ("resolving the server-side session",
-     r"^(?:open_session|save_session|_load_session|load_session\w*|resolve_session\w*|touch_session\w*) \("),
-    ("the commit at the end of the request",
-     r"^(?:_commit_or_rollback|commit_request|_commit\w*|teardown\w*|_end_request\w*) \(.*review_portal/"),
-    ("sealing the audit chain", r"^seal\w* \(.*review_portal/audit/"),
-    ("writing audit rows", r"^record \(.*review_portal/audit/"),
-    ("the image-view audit", r"^_audit_pixels \("),
-    ("the unread-notification count", r"^\w*unread\w* \(.*review_portal/"),
-    ("rendering templates (Jinja)", r"\((?:.*/)?jinja2/.*\)$"),
-    ("SQLAlchemy ORM (excluding the driver)", r"\((?:.*/)?sqlalchemy/orm/.*\)$"),
-    ("decoding/rendering pixels", r"\(.*review_portal/imaging/(?:rendering|decoding|decoders|sandboxed)\.py"),
-    ("the decode sandbox (waiting on it)", r"\(.*review_portal/sandbox\.py"),
-    ("letters (PDF)", r"\(.*review_portal/letters/"),
-    ("CSRF / forms (WTForms)", r"\((?:.*/)?(?:wtforms|flask_wtf)/.*\)$"),
+    ("waiting on PostgreSQL (psycopg I/O)", r"\((?:.*/)?psycopg/"),
+    ("loading the user (login manager + user_loader)", F + r"(?:_load_user|load_user) \("),
+    ("resolving the server-side session", r"\((?:.*/)?review_portal/auth/sessions\.py"),
+    ("the commit at the end of the request (incl. sealing)", F + r"_commit_or_rollback \("),
+    ("sealing the audit chain", F + r"seal\w* \((?:.*/)?review_portal/audit/"),
+    ("writing audit rows", F + r"record \((?:.*/)?review_portal/audit/"),
+    ("the image-view audit", F + r"_audit_pixels \("),
+    ("the unread-notification count", F + r"\w*unread\w* \((?:.*/)?review_portal/"),
+    ("the access log line", F + r"_log_request \((?:.*/)?review_portal/logs\.py"),
+    ("rendering templates (Jinja)", r"\((?:.*/)?jinja2/"),
+    ("SQLAlchemy ORM", r"\((?:.*/)?sqlalchemy/orm/"),
+    ("decoding/rendering pixels (web process or sandbox)",
+     r"\((?:.*/)?review_portal/imaging/(?:rendering|decoding|decoders|reading)\.py"),
+    ("waiting on the decode sandbox", F + r"render_frame \((?:.*/)?review_portal/imaging/sandboxed\.py"),
+    ("letters (PDF)", r"\((?:.*/)?review_portal/letters/"),
+    ("CSRF / forms (WTForms)", r"\((?:.*/)?(?:wtforms|flask_wtf)/"),
 ]
 FRAME = re.compile(r"^(.*) \((.*?)(?::(\d+))?\)$")
-IN_REQUEST = re.compile(r"^(?:wsgi_app|full_dispatch_request) \(.*flask/app\.py")
+# Request work: a stack through Flask's wsgi_app, or the decode sandbox rendering for a request.
+IN_REQUEST = re.compile(F + r"(?:wsgi_app \((?:.*/)?flask/app\.py|_render_in_child \()")
 
 
 def parse(raw: str):
