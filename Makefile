@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
 TEST_PACKAGES := $(RUN_PACKAGES) chromium poppler-utils postgresql redis-server
 
-.PHONY: run test system-packages test-system-packages venv clean benchmark benchmark-load
+.PHONY: run test system-packages test-system-packages venv clean benchmark benchmark-load benchmark-all
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -50,6 +50,17 @@ benchmark-load: system-packages venv
 	$(PY) benchmarks/load.py
 
 benchmark: venv
+	$(PY) benchmarks/imaging.py
+	$(PY) benchmarks/letters.py
+
+# Every figure of benchmarks/README.md, in its order (about 40 minutes on 2 cores). Orthanc's comparison needs
+# `apt-get install orthanc orthanc-gdcm` (skipped with a note otherwise); the profile needs root for py-spy.
+benchmark-all: system-packages venv
+	$(PY) benchmarks/load.py --seconds 60
+	$(PY) benchmarks/load.py --seconds 60 --hosts 2 --cpu-seconds 0
+	$(PY) benchmarks/load.py --ramp
+	$(PY) benchmarks/load.py --seconds 30 --configs 2x4,3x4,4x4,2x8,4x8
+	PY=$(PY) benchmarks/profile_load.sh
 	$(PY) benchmarks/imaging.py
 	$(PY) benchmarks/letters.py
 

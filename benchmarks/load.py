@@ -373,7 +373,7 @@ def main() -> int:
             else:
                 print(f"\nCapacity: below the first step ({rows[0][0]} users already past p95 {P95_LIMIT_MS} ms)")
         else:
-            r = run_phase(clients, servers, default_users, args.seconds, "mix", profile=args.profile)
+            r = run_phase(clients, servers, default_users, args.seconds, "mix")
             w, t = servers.workers, servers.threads
             pixels_label = "pixels" if r["stats"].get("pixels") else "rendered slice"
             cpu = cpu_phases(clients, servers, specs, args.cpu_seconds, pixels_label) if args.cpu_seconds else None
@@ -381,11 +381,14 @@ def main() -> int:
                          f"referring physicians), {args.seconds:.0f} s, {args.hosts} host(s) x gunicorn {w} workers x "
                          f"{t} threads, {args.slices}-slice CT ({args.syntax}), think {args.think} s; {machine}", cpu)
             status = 1 if sum(r["error_counts"].values()) else 0
-            if r.get("profile"):
+            if args.profile:  # a separate run: py-spy's own CPU would distort the figures above
                 from profile_report import report
 
-                raw = servers.finish_profile(r["profile"], args.profile_out)
-                report(raw)
+                p = run_phase(clients, servers, default_users, args.profile, "mix", profile=args.profile)
+                print(f"\nProfiled run (py-spy --idle at 100 Hz on every worker and sandbox, {args.profile:.0f} s, same "
+                      f"users): {sum(len(v) for k, v in p['stats'].items() if k in ROUTES) / p['seconds']:.1f} req/s")
+                if p.get("profile"):
+                    report(servers.finish_profile(p["profile"], args.profile_out))
         verdict = servers.audit_verify()
         print(f"\naudit-verify after the run: {verdict}")
         return status
