@@ -53,14 +53,16 @@ benchmark: venv
 	$(PY) benchmarks/imaging.py
 	$(PY) benchmarks/letters.py
 
-# Every figure of benchmarks/README.md, in its order (about 40 minutes on 2 cores). Orthanc's comparison needs
-# `apt-get install orthanc orthanc-gdcm` (skipped with a note otherwise); the profile needs root for py-spy.
+# Every figure of benchmarks/README.md, in its order (about 40 minutes on 2 cores). The load runs share one seeded
+# data set (BENCH_SEED, keyed by the code). Orthanc's comparison needs `apt-get install orthanc orthanc-gdcm`
+# (skipped with a note otherwise); the profile needs root (py-spy attaches with ptrace).
+BENCH_SEED ?= /tmp/portal-bench-seed
 benchmark-all: system-packages venv
-	$(PY) benchmarks/load.py --seconds 60
-	$(PY) benchmarks/load.py --seconds 60 --hosts 2 --cpu-seconds 0
-	$(PY) benchmarks/load.py --ramp
-	$(PY) benchmarks/load.py --seconds 30 --configs 2x4,3x4,4x4,2x8,4x8
-	PY=$(PY) benchmarks/profile_load.sh
+	$(PY) benchmarks/load.py --seconds 60 --seed-cache $(BENCH_SEED)
+	$(PY) benchmarks/load.py --seconds 30 --configs 2x4,3x4,4x4,2x8,4x8 --seed-cache $(BENCH_SEED)
+	$(PY) benchmarks/load.py --ramp --seed-cache $(BENCH_SEED)
+	$(PY) benchmarks/load.py --seconds 60 --hosts 2 --cpu-seconds 0 --seed-cache $(BENCH_SEED)
+	PY=$(PY) benchmarks/profile_load.sh profile-raw.txt --seed-cache $(BENCH_SEED)
 	$(PY) benchmarks/imaging.py
 	$(PY) benchmarks/letters.py
 

@@ -124,12 +124,8 @@ class Servers:
         for port, proc in zip(self.ports, self.gunicorns):
             _wait_ready(port, proc)
         if self.workers is None or self.threads is None:  # report what gunicorn.conf.py chose
-            import psutil
-
-            master = psutil.Process(self.gunicorns[0].pid)
-            kids = [c for c in master.children() if "gunicorn" in " ".join(c.cmdline())]
-            self.workers = self.workers or len(kids)
-            self.threads = self.threads or int(os.environ.get("GUNICORN_THREADS", "0")) or _conf_threads()
+            conf = _conf()
+            self.workers, self.threads = self.workers or int(conf["workers"]), self.threads or int(conf["threads"])
         if self.redis is not None and self.rq is None:
             self.rq = subprocess.Popen([str(BIN / "rq"), "worker", "--url", self.env()["REDIS_URL"],
                                         os.environ.get("JOB_QUEUE", "portal")], cwd=ROOT, env=self.env(),
@@ -150,6 +146,37 @@ class Servers:
         except (OSError, ValueError, IndexError):
             return []
         return tree(master)
+
+    # ------------------------------------------------------------------ seed cache
+
+    def save_seed(self, directory: Path, specs: list[dict]) -> None:
+        """Keep the seeded database (pg_dump) and storage, so the next run with the same data skips seeding."""
+        import json
+
+        bindir = _test_servers()._pg_bindir()
+        tmp = directory.with_name(directory.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        subprocess.run([str(bindir / "pg_dump"), "-Fc", "-f", str(tmp / "db.dump"), "-d", self._libpq()], check=True)
+        shutil.copytree(self.store, tmp / "store", symlinks=True)
+        (tmp / "specs.json").write_text(json.dumps(specs))
+        shutil.rmtree(directory, ignore_errors=True)
+        tmp.rename(directory)
+
+    def load_seed(self, directory: Path) -> list[dict] | None:
+        import json
+
+        if not (directory / "specs.json").exists():
+            return None
+        bindir = _test_servers()._pg_bindir()
+        subprocess.run([str(bindir / "pg_restore"), "--no-owner", "-d", self._libpq(), str(directory / "db.dump")],
+                       check=True)
+        shutil.rmtree(self.store, ignore_errors=True)
+        shutil.copytree(directory / "store", self.store, symlinks=True)
+        return json.loads((directory / "specs.json").read_text())
+
+    def _libpq(self) -> str:
+        return f"postgresql://{self.pg.user}@127.0.0.1:{self.pg.port}/portal_load"
 
     # ------------------------------------------------------------------ py-spy
 
@@ -219,7 +246,7 @@ class Servers:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def _conf_threads() -> int:
+def _conf() -> dict:
     import runpy
 
-    return int(runpy.run_path(str(ROOT / "gunicorn.conf.py")).get("threads", 1))
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
