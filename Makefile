@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
 TEST_PACKAGES := $(RUN_PACKAGES) chromium poppler-utils postgresql redis-server
 
-.PHONY: run test system-packages test-system-packages venv clean benchmark benchmark-load
+.PHONY: run test system-packages test-system-packages venv clean benchmark benchmark-load benchmark-all
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -50,6 +50,19 @@ benchmark-load: system-packages venv
 	$(PY) benchmarks/load.py
 
 benchmark: venv
+	$(PY) benchmarks/imaging.py
+	$(PY) benchmarks/letters.py
+
+# Every figure of benchmarks/README.md, in its order (about 40 minutes on 2 cores). The load runs share one seeded
+# data set (BENCH_SEED, keyed by the code). Orthanc's comparison needs `apt-get install orthanc orthanc-gdcm`
+# (skipped with a note otherwise); the profile needs root (py-spy attaches with ptrace).
+BENCH_SEED ?= /tmp/portal-bench-seed
+benchmark-all: system-packages venv
+	$(PY) benchmarks/load.py --seconds 60 --seed-cache $(BENCH_SEED)
+	$(PY) benchmarks/load.py --seconds 30 --configs 2x4,3x4,4x4,2x8,4x8 --seed-cache $(BENCH_SEED)
+	$(PY) benchmarks/load.py --ramp --seed-cache $(BENCH_SEED)
+	$(PY) benchmarks/load.py --seconds 60 --hosts 2 --cpu-seconds 0 --seed-cache $(BENCH_SEED)
+	PY=$(PY) benchmarks/profile_load.sh profile-raw.txt --seed-cache $(BENCH_SEED)
 	$(PY) benchmarks/imaging.py
 	$(PY) benchmarks/letters.py
 

@@ -71,8 +71,9 @@ class Config:
     # "try": the writer also seals right after its commit when nobody else is sealing (never waits); "off": only
     # the periodic sealer seals (the cheapest request).
     AUDIT_SEAL_AFTER_COMMIT = os.environ.get("AUDIT_SEAL_AFTER_COMMIT", "off")
-    # Database pool per process (gunicorn worker); PostgreSQL only.
-    DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", 5))
+    # Database pool per process (gunicorn worker); PostgreSQL only. At least one connection per gunicorn thread
+    # (GUNICORN_THREADS, gunicorn.conf.py), so no request thread waits for a connection another thread holds.
+    DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", max(5, int(os.environ.get("GUNICORN_THREADS", 4)) + 1)))
     DB_MAX_OVERFLOW = int(os.environ.get("DB_MAX_OVERFLOW", 10))
     # One JSON object per log line (for log shippers); plain text in development.
     LOG_JSON = os.environ.get("LOG_JSON", "0") == "1"

@@ -7,9 +7,12 @@ import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# Sync workers: requests are short (renders are cached per slice, letters go to the job queue);
-# threads let a worker overlap storage/database waits without a second process's memory.
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+# One worker per core, 4 threads each: chosen by measurement (benchmarks/README.md, "Serving configuration"):
+# on 2 cores, 2x4 spent the least server CPU per request of 2x4, 3x4, 4x4, 2x8 and 4x8 (57 against 72-113 ms)
+# with the best throughput; more processes than cores only add switches, idle decode sandboxes and
+# connections. Threads let a worker overlap storage/database waits without a second process's memory.
+# The database pool follows the threads (config.DB_POOL_SIZE: threads + 1, at least 5).
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 worker_class = "gthread"
 # Big study uploads stream through; give them time, but kill truly stuck workers.
