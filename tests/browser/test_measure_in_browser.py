@@ -11,7 +11,7 @@ from review_portal.letters.services import letters_for_case
 from review_portal.opinions.services import OpinionDraft, save_draft
 from review_portal.uploads import UploadedFile
 from tests.browser.test_loop_in_browser import login, wait_until
-from tests.conftest import NOW, PASSWORD
+from tests.conftest import NOW, PASSWORD, confirm_test_scans
 from tests.phantom import SPACING, SQUARE, write_phantom
 
 pytestmark = pytest.mark.browser
@@ -24,6 +24,7 @@ def _case_with_phantom(db, storage, make_case, users, tmp_path, **phantom):
     case = make_case("in_review")
     path = write_phantom(tmp_path / "phantom" / "p.dcm", **phantom)
     imaging.ingest_scans(db, storage, case, [UploadedFile("p.dcm", path)], by=users["referring"], ip="", now=NOW)
+    confirm_test_scans(db, case, users["coordinator"])  # the phantom is built from a pydicom sample file
     db.commit()
     return case
 

@@ -10,7 +10,7 @@ from review_portal.imaging.services import create_ingest, process_ingest, series
 from review_portal.uploads import UploadedFile
 from tests.browser.test_accessibility import serious_violations
 from tests.browser.test_loop_in_browser import login, wait_until
-from tests.conftest import NOW, testdata
+from tests.conftest import NOW, confirm_test_scans, testdata
 from tests.imaging_helpers import synth_series
 
 pytestmark = pytest.mark.browser
@@ -28,6 +28,9 @@ CANVAS_RED = """(() => { const c = document.getElementById('slice-image'); const
 def _ingest(db, storage, case, users, paths):
     job = create_ingest(db, storage, case, [UploadedFile(p.name, p) for p in paths], by=users["referring"], ip="", now=NOW)
     process_ingest(db, storage, job.id, now=NOW)
+    # The synthetic series is built from a pydicom sample that names its own patient: confirmed, as the referrer
+    # would, so these tests see the reading layout (an open identity question puts its banner above the viewer).
+    confirm_test_scans(db, case, users["coordinator"])
     db.commit()
     return series_of_case(db, case.id)
 
