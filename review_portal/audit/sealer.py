@@ -66,7 +66,7 @@ class Sealer:
         if self._pid == os.getpid():
             try:  # quietly: logging may already be shut down, and any other process's sealer chains these later
                 seal(self.engine, anchor_store=self.anchor_store)
-            except Exception:  # noqa: S110
+            except Exception:  # noqa: S110  # nosec B110: at exit; another process's sealer chains these rows later
                 pass
 
     def stop(self) -> None:
