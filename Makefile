@@ -38,13 +38,27 @@ run: system-packages venv
 	$(FLASK) seed-demo
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
-# The whole suite on SQLite, then everything that touches a database again on a throw-away PostgreSQL
-# cluster that the tests start themselves (initdb/pg_ctl in a temp dir, free port; as the `postgres` user
-# when run as root). tests/unit needs no database and the browser tests check pages, not the database:
-# they run once. Redis and the S3-compatible store (moto_server) are started by the tests that need them.
+# The whole suite on SQLite and, at the same time, everything database-sensitive again on a throw-away PostgreSQL
+# cluster that the tests start themselves (initdb/pg_ctl in a temp dir, free port; as the `postgres` user when run
+# as root). The two passes run side by side because both spend most of their time waiting (browsers, subprocesses,
+# fsync), not computing. Not repeated on PostgreSQL: tests/unit (no database), the browser tests (pages, not the
+# database), DICOMweb and S3 (DICOM and storage), and the tests that always run on PostgreSQL whatever
+# PORTAL_TEST_DB says (PG_ALWAYS: they already ran on it in the first pass). Redis and the S3-compatible store
+# (moto_server) are started by the tests that need them.
+PG_ALWAYS := tests/deploy/test_two_hosts.py tests/deploy/test_concurrency_postgresql.py \
+	tests/security/test_auth_races_postgresql.py tests/security/test_control_characters_postgresql.py \
+	tests/services/test_audit_seal_timing.py
+PG_SKIP := tests/unit tests/browser tests/dicomweb tests/deploy/test_storage_s3.py $(PG_ALWAYS)
+TEST_TMP ?= $(or $(TMPDIR),/tmp)/portal-tests
 test: test-system-packages venv
-	$(PY) -m pytest -p no:cacheprovider
-	PORTAL_TEST_DB=postgresql $(PY) -m pytest -p no:cacheprovider --ignore=tests/unit --ignore=tests/browser
+	@mkdir -p $(TEST_TMP)
+	@PORTAL_TEST_DB=postgresql $(PY) -m pytest -p no:cacheprovider -q --basetemp=$(TEST_TMP)/postgresql \
+	  $(addprefix --ignore=,$(PG_SKIP)) > $(TEST_TMP)/postgresql.log 2>&1 & pg=$$!; \
+	$(PY) -m pytest -p no:cacheprovider --basetemp=$(TEST_TMP)/sqlite; sqlite=$$?; \
+	wait $$pg; postgresql=$$?; \
+	echo "=== PostgreSQL pass ($(TEST_TMP)/postgresql.log) ==="; tail -n 40 $(TEST_TMP)/postgresql.log; \
+	echo "make test: SQLite pass exit $$sqlite, PostgreSQL pass exit $$postgresql"; \
+	[ $$sqlite -eq 0 ] && [ $$postgresql -eq 0 ]
 
 benchmark-load: system-packages venv
 	$(PY) benchmarks/load.py
