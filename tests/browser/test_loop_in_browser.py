@@ -38,7 +38,8 @@ def wait_until(page, expression, timeout=20.0):
 
 
 # The viewer draws the slice on a canvas from the frame's stored values; its data attributes say what is shown.
-IMAGE_LOADED = "document.getElementById('slice-image').dataset.loaded === '1'"
+# Null-safe: it is polled while the page may still be navigating to the viewer.
+IMAGE_LOADED = "document.getElementById('slice-image')?.dataset.loaded === '1'"
 
 
 def logout(page):
@@ -95,6 +96,7 @@ def test_referral_review_sign_and_acknowledge_in_the_browser(app, live_server, p
     assert thumbs.count() == 2
     wait_until(page, "Array.from(document.querySelectorAll('.series-grid img')).every(i => i.complete && i.naturalWidth > 0)")
     page.locator(".series-grid a").first.click()
+    page.wait_for_url("**/series/*")
     wait_until(page, IMAGE_LOADED)
     assert "Slice 1 / 1" in page.locator("#slice-readout").inner_text()
     page.select_option("#preset", label="Lung (-600/1500)")
