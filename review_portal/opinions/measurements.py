@@ -215,11 +215,14 @@ def measurements_for_page(db: Session, case, user) -> list[dict]:
     return measurement_rows(db, case, review.id) if review is not None else []
 
 
-def measurements_for_letter(db: Session, case) -> list[dict]:
-    """The letter's table of lesions: the lead review's measurements, in the order made. An arrow measures
-    nothing (it shows on its key image), so it has no row."""
-    review = lead_review(case)
-    if review is None:
-        return []
+def lesion_rows(db: Session, case, review_id: int) -> list[dict]:
+    """One review's measurements as the letter prints them, in the order made. An arrow measures nothing (it
+    shows on its key image), so it has no row."""
     return [{"label": r["label"] or "(no label)", "image": r["image"], "kind": r["kind_label"], "value": r["value"]}
-            for r in measurement_rows(db, case, review.id) if r["kind"] != "arrow"]
+            for r in measurement_rows(db, case, review_id) if r["kind"] != "arrow"]
+
+
+def measurements_for_letter(db: Session, case) -> list[dict]:
+    """The letter's table of lesions: the lead review's measurements."""
+    review = lead_review(case)
+    return lesion_rows(db, case, review.id) if review is not None else []

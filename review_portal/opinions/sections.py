@@ -374,13 +374,6 @@ def _stamp(d) -> str:
     return f"{d.day} {d:%B %Y}, {d:%H:%M} UTC" if d else ""
 
 
-def section_measurements(db: Session, case, review_id: int) -> list[dict]:
-    """The viewer's measurements made under this section's review ({"label", "image", "value"} per row); an
-    arrow measures nothing, so it has no row."""
-    return [{"label": r["label"] or "(no label)", "image": r["image"], "kind": r["kind_label"], "value": r["value"]}
-            for r in measurements.measurement_rows(db, case, review_id) if r["kind"] != "arrow"]
-
-
 def board_letter_values(db: Session, case) -> dict:
     """Plain values for the letter: every signed (or recorded) section with its author, discipline and signature
     time; waived sections with the reason; every dissent in its author's words; the section addenda."""
@@ -412,7 +405,7 @@ def board_letter_values(db: Session, case) -> dict:
                       "signed_at": _stamp(s.signed_at),
                       "signed_at_iso": s.signed_at.isoformat().replace("+00:00", "Z") if s.signed_at else "",
                       "recorded_at": _stamp(s.updated_at), "sha256": s.content_sha256 or "",
-                      "fields": fields, "measurements": section_measurements(db, case, s.review_id),
+                      "fields": fields, "measurements": measurements.lesion_rows(db, case, s.review_id),
                       "addenda": [{"number": a.number, "reason": a.reason, "text": a.text,
                                    "signed_by": a.signed_by.display_name if a.signed_by else "",
                                    "signed_at": _stamp(a.signed_at), "sha256": a.content_sha256} for a in s.addenda]})
